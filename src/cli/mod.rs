@@ -1,0 +1,131 @@
+//! Command-line parsing and dispatch. Each subcommand's arguments and entry point live in
+//! their own file; this file only ties them together and maps outcomes to exit codes.
+
+pub mod cluster;
+pub mod devcloud;
+pub mod inventory;
+pub mod play;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, as `ansible-playbook` uses them, so scripts written for Ansible keep working.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// A generic error (bad config, cloud API error).
+    Error = 1,
+    /// One or more hosts failed.
+    HostFailed = 2,
+    /// One or more hosts were unreachable, or a playbook/inventory could not be parsed.
+    Unreachable = 4,
+    /// Invalid or incomplete command-line options.
+    BadOptions = 5,
+    /// Interrupted by Ctrl-C.
+    Interrupted = 99,
+}
+
+impl Exit {
+    /// Ansible's parse errors share code 4 with unreachable hosts.
+    pub const PARSE_ERROR: Exit = Exit::Unreachable;
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spark-openstack",
+    version,
+    about = "Launch, manage and shut down Spark + HDFS clusters on OpenStack",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// More output: -v shows command output, -vv connection details, -vvv everything.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// The cloud to use from clouds.yaml (as `openstack --os-cloud`).
+    #[arg(long, env = "OS_CLOUD", global = true)]
+    pub os_cloud: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a playbook (Ansible syntax) against an inventory.
+    Play(play::PlayArgs),
+    /// Show an inventory as Ansible dynamic-inventory JSON or as a graph.
+    Inventory(inventory::InventoryArgs),
+    /// Run the local OpenStack-compatible cloud for tests and first use.
+    Devcloud(devcloud::DevcloudArgs),
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    #[command(flatten)]
+    Cluster(cluster::ClusterCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => Exit::BadOptions.into(),
+            };
+        }
+    };
+    init_logging(cli.verbose);
+    let exit = match cli.command {
+        Command::Play(args) => play::run(args, cli.verbose),
+        Command::Inventory(args) => inventory::run(args),
+        Command::Devcloud(args) => devcloud::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "spark-openstack",
+                &mut std::io::stdout(),
+            );
+            Exit::Ok
+        }
+        Command::Cluster(c) => cluster::run(c, cli.os_cloud, cli.verbose),
+    };
+    exit.into()
+}
+
+/// Logs go to stderr through tracing; `SPARK_OPENSTACK_LOG` overrides the level filter.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 | 1 => "warn",
+        2 => "info",
+        3 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPARK_OPENSTACK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints one error line in the tool's format and returns the exit code.
+pub fn fail(exit: Exit, msg: impl std::fmt::Display) -> Exit {
+    eprintln!("ERROR! {msg}");
+    exit
+}

@@ -1,0 +1,1 @@
+//! cloud: see the crate documentation for this layer.

@@ -1,0 +1,1 @@
+//! cluster: see the crate documentation for this layer.

@@ -1,0 +1,1 @@
+//! devcloud: see the crate documentation for this layer.

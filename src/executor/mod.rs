@@ -1,0 +1,1 @@
+//! executor: see the crate documentation for this layer.

@@ -1,0 +1,1 @@
+//! facts: see the crate documentation for this layer.

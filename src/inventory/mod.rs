@@ -1,0 +1,1 @@
+//! inventory: see the crate documentation for this layer.

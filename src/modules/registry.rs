@@ -1,0 +1,57 @@
+//! Name → module lookup, with `ansible.builtin.` / `ansible.legacy.` prefixes accepted and
+//! a "did you mean" suggestion for unknown names.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::Module;
+
+pub struct Registry {
+    modules: BTreeMap<&'static str, Arc<dyn Module>>,
+}
+
+impl Registry {
+    /// All built-in modules.
+    pub fn builtin() -> Self {
+        let list: Vec<Arc<dyn Module>> = vec![];
+        let mut modules = BTreeMap::new();
+        for m in list {
+            modules.insert(m.name(), m);
+        }
+        Registry { modules }
+    }
+
+    pub fn register(&mut self, m: Arc<dyn Module>) {
+        self.modules.insert(m.name(), m);
+    }
+
+    /// Strips the collection prefixes Ansible accepts for builtin modules.
+    pub fn canonical(name: &str) -> &str {
+        name.strip_prefix("ansible.builtin.")
+            .or_else(|| name.strip_prefix("ansible.legacy."))
+            .unwrap_or(name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Module>> {
+        self.modules.get(Self::canonical(name)).cloned()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.modules.contains_key(Self::canonical(name))
+    }
+
+    /// The closest known module name, when one is close enough to be a typo.
+    pub fn suggest(&self, name: &str) -> Option<&'static str> {
+        let name = Self::canonical(name);
+        self.modules
+            .keys()
+            .map(|k| (strsim::jaro_winkler(name, k), *k))
+            .filter(|(score, _)| *score > 0.85)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, k)| k)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.modules.keys().copied()
+    }
+}

@@ -1,0 +1,1 @@
+//! output: see the crate documentation for this layer.

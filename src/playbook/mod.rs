@@ -1,0 +1,1 @@
+//! playbook: see the crate documentation for this layer.
