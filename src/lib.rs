@@ -13,6 +13,7 @@
 //! - [`cloud`]: the OpenStack API client (Keystone, Nova, Neutron, Glance, Cinder).
 //! - [`devcloud`]: an OpenStack-compatible server for tests and first use.
 //! - [`cluster`]: the cluster commands (launch, destroy, ...) on top of the engine and cloud.
+//! - [`testbed`]: real sshd "machines" on this host, for tests, benchmarks and devcloud.
 //! - [`cli`]: command-line parsing and dispatch.
 
 pub mod cli;
@@ -27,4 +28,5 @@ pub mod modules;
 pub mod output;
 pub mod playbook;
 pub mod template;
+pub mod testbed;
 pub mod yaml;

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod devcloud;
 pub mod inventory;
 pub mod play;
+pub mod testbed;
 
 use std::process::ExitCode;
 
@@ -65,6 +66,9 @@ pub enum Command {
     Inventory(inventory::InventoryArgs),
     /// Run the local OpenStack-compatible cloud for tests and first use.
     Devcloud(devcloud::DevcloudArgs),
+    /// Start or stop local sshd test hosts (for tests and benchmarks).
+    #[command(hide = true)]
+    Testbed(testbed::TestbedArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -92,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Play(args) => play::run(args, cli.verbose),
         Command::Inventory(args) => inventory::run(args),
         Command::Devcloud(args) => devcloud::run(args),
+        Command::Testbed(args) => testbed::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -51,9 +51,9 @@ impl Connection for LocalConnection {
         });
         let wait = child.wait_with_output();
         let out = match req.timeout {
-            Some(t) => tokio::time::timeout(t, wait).await.map_err(|_| {
-                ConnError::Io(format!("command timed out after {}s", t.as_secs()))
-            })?,
+            Some(t) => tokio::time::timeout(t, wait)
+                .await
+                .map_err(|_| ConnError::Io(format!("command timed out after {}s", t.as_secs())))?,
             None => wait.await,
         }
         .map_err(|e| ConnError::Io(format!("waiting for /bin/sh: {e}")))?;
@@ -145,7 +145,10 @@ mod tests {
         c.put(b"hello\n", dest.to_str().unwrap(), Some(0o640), None)
             .await
             .unwrap();
-        assert_eq!(c.get(dest.to_str().unwrap(), None).await.unwrap(), b"hello\n");
+        assert_eq!(
+            c.get(dest.to_str().unwrap(), None).await.unwrap(),
+            b"hello\n"
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);

@@ -168,8 +168,7 @@ pub trait Connection: Send + Sync {
 /// Quotes a string for POSIX sh (single quotes, `'` escaped).
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-./=:,+@%".contains(&b))
     {
         return s.to_string();
@@ -191,7 +190,11 @@ pub fn wrap_command(req: &ExecRequest) -> String {
     match &req.become_ {
         None => script,
         Some(b) => {
-            let prompt_flag = if b.password.is_some() { "-S -p ''" } else { "-n" };
+            let prompt_flag = if b.password.is_some() {
+                "-S -p ''"
+            } else {
+                "-n"
+            };
             format!(
                 "sudo {prompt_flag} -H -u {} -- /bin/sh -c {}",
                 sh_quote(&b.user),

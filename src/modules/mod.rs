@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::connection::{Become, Connection, ConnError};
+use crate::connection::{Become, ConnError, Connection, ConnectionSpec};
 use crate::template::Templar;
 
 /// What a module sees of the run.
@@ -24,6 +24,8 @@ pub struct ModuleCtx<'a> {
     pub host: &'a str,
     /// The connection the task runs on (the delegate's, with `delegate_to`).
     pub conn: Arc<dyn Connection>,
+    /// How `conn` was opened; `synchronize` builds its OpenSSH command line from it.
+    pub conn_spec: &'a ConnectionSpec,
     pub check_mode: bool,
     pub diff: bool,
     pub become_: Option<Become>,
@@ -156,6 +158,9 @@ pub trait Module: Send + Sync {
         None
     }
 
-    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Map<String, Value>)
-    -> Result<ModuleResult, ModuleError>;
+    async fn run(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        args: &Map<String, Value>,
+    ) -> Result<ModuleResult, ModuleError>;
 }

@@ -221,8 +221,14 @@ mod tests {
         let t = Templar::new();
         let c = ctx(json!({"n": 3, "l": [1, 2]}));
         assert_eq!(t.render_value(&json!("{{ n }}"), &c).unwrap(), json!(3));
-        assert_eq!(t.render_value(&json!("{{ l }}"), &c).unwrap(), json!([1, 2]));
-        assert_eq!(t.render_value(&json!("n={{ n }}"), &c).unwrap(), json!("n=3"));
+        assert_eq!(
+            t.render_value(&json!("{{ l }}"), &c).unwrap(),
+            json!([1, 2])
+        );
+        assert_eq!(
+            t.render_value(&json!("n={{ n }}"), &c).unwrap(),
+            json!("n=3")
+        );
     }
 
     #[test]
@@ -230,7 +236,11 @@ mod tests {
         let t = Templar::new();
         let c = ctx(json!({}));
         assert!(t.render_str("{{ missing }}", &c).is_err());
-        assert_eq!(t.render_str("{{ missing.attr | default('x') }}", &c).unwrap(), "x");
+        assert_eq!(
+            t.render_str("{{ missing.attr | default('x') }}", &c)
+                .unwrap(),
+            "x"
+        );
     }
 
     #[test]

@@ -174,10 +174,18 @@ pub fn load_file(path: &Path) -> Result<Node, YamlError> {
 /// Parses YAML text; `path` names the source in locations and errors.
 pub fn load_str(text: &str, path: &Path) -> Result<Node, YamlError> {
     let file = Arc::new(path.to_path_buf());
-    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---") {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---")
+    {
         return Ok(Node {
             kind: NodeKind::Null,
-            loc: Loc { file, line: 1, col: 1 },
+            loc: Loc {
+                file,
+                line: 1,
+                col: 1,
+            },
         });
     }
     let options = serde_saphyr::options! {
@@ -270,13 +278,19 @@ impl<'de> Visitor<'de> for RawVisitor {
         Ok(RawNode::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<RawNode, E> {
-        Ok(i64::try_from(v).map(RawNode::Int).unwrap_or(RawNode::Float(v as f64)))
+        Ok(i64::try_from(v)
+            .map(RawNode::Int)
+            .unwrap_or(RawNode::Float(v as f64)))
     }
     fn visit_i128<E>(self, v: i128) -> Result<RawNode, E> {
-        Ok(i64::try_from(v).map(RawNode::Int).unwrap_or(RawNode::Float(v as f64)))
+        Ok(i64::try_from(v)
+            .map(RawNode::Int)
+            .unwrap_or(RawNode::Float(v as f64)))
     }
     fn visit_u128<E>(self, v: u128) -> Result<RawNode, E> {
-        Ok(i64::try_from(v).map(RawNode::Int).unwrap_or(RawNode::Float(v as f64)))
+        Ok(i64::try_from(v)
+            .map(RawNode::Int)
+            .unwrap_or(RawNode::Float(v as f64)))
     }
     fn visit_f64<E>(self, v: f64) -> Result<RawNode, E> {
         Ok(RawNode::Float(v))
