@@ -117,7 +117,13 @@ impl Shell {
                 break;
             }
             match self.events.recv().await {
-                Some(Event::Out(d)) => out.push(&d),
+                Some(Event::Out(d)) => {
+                    out.push(&d);
+                    // Known as soon as the command starts, so a timeout can kill it.
+                    if let Some(pid) = out.start_value {
+                        self.pid = Some(pid as u32);
+                    }
+                }
                 Some(Event::Err(d)) => err.push(&d),
                 Some(Event::Closed) | None => {
                     let msg = "the remote shell exited unexpectedly".to_string();
@@ -128,9 +134,6 @@ impl Shell {
                     });
                 }
             }
-        }
-        if let Some(pid) = out.start_value {
-            self.pid = Some(pid as u32);
         }
         Ok(Finished {
             rc: out.end_value.unwrap_or(-1),
