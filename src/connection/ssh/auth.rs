@@ -22,7 +22,8 @@ pub const PASSPHRASE_ENV: &str = "SPARK_OPENSTACK_KEY_PASSPHRASE";
 
 /// Decrypted keys by path and modification time: decrypting a bcrypt-protected key takes
 /// about a second, and a run connects to many hosts with the same key.
-type KeyCache = Mutex<HashMap<(PathBuf, Option<SystemTime>), Arc<PrivateKey>>>;
+type KeyMap = HashMap<(PathBuf, Option<SystemTime>), Arc<PrivateKey>>;
+type KeyCache = Mutex<KeyMap>;
 static KEY_CACHE: std::sync::LazyLock<KeyCache> = std::sync::LazyLock::new(Default::default);
 
 /// Loads the keys to offer, in order, before connecting (so local problems are reported
@@ -87,8 +88,7 @@ fn is_decrypt_error(e: &russh::keys::Error) -> bool {
     s.contains("decrypt") || s.contains("crypto") || s.contains("padding")
 }
 
-fn lock_cache()
--> std::sync::MutexGuard<'static, HashMap<(PathBuf, Option<SystemTime>), Arc<PrivateKey>>> {
+fn lock_cache() -> std::sync::MutexGuard<'static, KeyMap> {
     KEY_CACHE.lock().unwrap_or_else(|p| p.into_inner())
 }
 

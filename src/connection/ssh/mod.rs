@@ -134,7 +134,7 @@ impl SshConnection {
                     Ok(r) => r,
                     Err(_) => {
                         self.kill(sh.pid).await;
-                        sh.close().await;
+                        sh.abandon().await;
                         return Err(ConnError::Io(format!(
                             "command timed out after {}s",
                             t.as_secs_f32()

@@ -142,13 +142,24 @@ impl Shell {
         })
     }
 
-    /// Ends the shell politely (EOF then close) and waits briefly for the server's close.
+    /// Drops a shell whose state is unknown (timed out) without waiting for it.
+    pub async fn abandon(self) {
+        let _ = self.writer.close().await;
+    }
+
+    /// Ends the shell politely: EOF makes `sh` exit, sshd then closes the channel and russh
+    /// answers that close. Only a shell that does not go away gets an explicit close (russh
+    /// ignores the server's reply to a close we sent first, so waiting for it is futile).
     pub async fn close(mut self) {
         let _ = self.writer.eof().await;
-        let _ = self.writer.close().await;
         let drain =
             async { while !matches!(self.events.recv().await, Some(Event::Closed) | None) {} };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+        if tokio::time::timeout(std::time::Duration::from_secs(2), drain)
+            .await
+            .is_err()
+        {
+            let _ = self.writer.close().await;
+        }
     }
 }
 
