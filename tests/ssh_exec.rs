@@ -164,6 +164,16 @@ async fn timeouts_kill_the_command_and_dead_shells_are_replaced() {
     // A command that kills the shell it runs in fails; the next gets a fresh shell.
     assert!(c.exec(ExecRequest::new("kill -9 $$")).await.is_err());
     assert_eq!(run(&c, "echo again").await.stdout_str(), "again\n");
+    // When the whole SSH session dies (sshd's session process killed, as in a reboot), the
+    // running command fails and the next one reconnects.
+    let killed = c
+        .exec(ExecRequest::new("kill -9 $(ps -o ppid= -p $$)"))
+        .await;
+    assert!(killed.is_err(), "{killed:?}");
+    assert_eq!(
+        run(&c, "echo reconnected").await.stdout_str(),
+        "reconnected\n"
+    );
     c.close().await;
 }
 

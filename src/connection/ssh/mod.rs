@@ -52,25 +52,28 @@ pub async fn connect(
     Ok(Arc::new(SshConnection {
         name: spec.name.clone(),
         target: transport::target(spec),
-        handle,
+        spec: spec.clone(),
+        handle: tokio::sync::RwLock::new(Arc::new(handle)),
         idle: std::sync::Mutex::new(Vec::new()),
         shells: Semaphore::new(MAX_SHELLS),
         side: Semaphore::new(MAX_SIDE_CHANNELS),
         closed: AtomicBool::new(false),
-        _jump: jump,
+        jump,
     }))
 }
 
 pub struct SshConnection {
     name: String,
     target: String,
-    handle: Handle<Client>,
+    spec: ConnectionSpec,
+    /// The current session; replaced when the host dropped it (e.g. after a reboot).
+    handle: tokio::sync::RwLock<Arc<Handle<Client>>>,
     idle: std::sync::Mutex<Vec<Shell>>,
     shells: Semaphore,
     side: Semaphore,
     closed: AtomicBool,
-    /// Keeps the jump host's connection alive as long as this one uses its tunnel.
-    _jump: Option<Arc<dyn Connection>>,
+    /// The jump host's connection, kept alive while this one tunnels through it.
+    jump: Option<Arc<dyn Connection>>,
 }
 
 impl SshConnection {
@@ -88,11 +91,43 @@ impl SshConnection {
                 self.name
             )));
         }
-        match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, self.handle.channel_open_session()).await {
-            Ok(Ok(ch)) => Ok(ch),
-            Ok(Err(e)) => Err(self.lost("cannot open a channel", e)),
-            Err(_) => Err(self.lost("cannot open a channel", "timed out")),
+        // A session that died moments ago may only notice it while opening the channel;
+        // the second attempt then reconnects.
+        let mut retried = false;
+        loop {
+            let handle = self.session().await?;
+            let failure =
+                match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, handle.channel_open_session())
+                    .await
+                {
+                    Ok(Ok(ch)) => return Ok(ch),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "timed out".to_string(),
+                };
+            if retried || !handle.is_closed() {
+                return Err(self.lost("cannot open a channel", failure));
+            }
+            retried = true;
         }
+    }
+
+    /// The live session, reconnecting once if the host closed the previous one: a reboot
+    /// or an sshd restart must not make the host unusable for the rest of the run.
+    async fn session(&self) -> Result<Arc<Handle<Client>>, ConnError> {
+        {
+            let h = self.handle.read().await;
+            if !h.is_closed() {
+                return Ok(h.clone());
+            }
+        }
+        let mut h = self.handle.write().await;
+        if h.is_closed() {
+            tracing::info!("{}: connection lost, reconnecting", self.name);
+            // Shells of the old session are dead; dropping them ends their reader tasks.
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            *h = Arc::new(transport::establish(&self.spec, self.jump.as_ref()).await?);
+        }
+        Ok(h.clone())
     }
 
     async fn open_shell(&self) -> Result<Shell, ConnError> {
@@ -345,6 +380,8 @@ impl Connection for SshConnection {
         self.side.close();
         let _ = self
             .handle
+            .read()
+            .await
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
     }
@@ -352,9 +389,8 @@ impl Connection for SshConnection {
     async fn open_tunnel(&self, host: &str, port: u16) -> Result<Box<dyn Tunnel>, ConnError> {
         // A jump host that never answers the open request would hang the handshake
         // forever (russh#329), hence the timeout.
-        let open = self
-            .handle
-            .channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0);
+        let handle = self.session().await?;
+        let open = handle.channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0);
         let to = format!("{host}:{port} through jump host {}", self.name);
         match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, open).await {
             Ok(Ok(ch)) => Ok(Box::new(ch.into_stream())),
