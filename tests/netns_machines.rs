@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use spark_openstack::devcloud::netns::{NetnsConfig, NetnsMachines};
+use spark_openstack::devcloud::netns::{NetnsConfig, NetnsError, NetnsMachines};
 
 /// Tears the setup down on every exit path (a failed assertion included), from the state file
 /// alone, exactly like `devcloud down` in a new process would.
@@ -234,6 +234,84 @@ fn netns_machines_are_isolated_reachable_and_fully_removed() {
         String::from_utf8_lossy(&pgrep.stdout)
     );
     assert!(!state_dir.exists());
+}
+
+/// The message of an error that must happen.
+fn err<T>(r: Result<T, NetnsError>) -> String {
+    match r {
+        Ok(_) => panic!("bad input accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Removes a route on drop, so a failed assertion does not leave it in the host.
+struct RouteGuard(String);
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        let _ = sh("ip", &["route", "del", "blackhole", &self.0]);
+    }
+}
+
+#[test]
+fn netns_bad_input_is_refused_with_the_resource_at_fault() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED netns test: {why}");
+        return;
+    }
+    let pid = std::process::id();
+    let tmp = tempfile::Builder::new()
+        .prefix("netns-errors-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let state_dir = tmp.path().join("state");
+    let octet = 150 + (pid % 50) as u8;
+    let cfg = NetnsConfig::with_range(&format!("e{}", pid % 10000), octet, &state_dir);
+    let _cleanup = Cleanup(state_dir.clone());
+
+    // A state dir every machine would hide behind its private /tmp.
+    let hidden = NetnsConfig {
+        state_dir: std::env::temp_dir().join(format!("netns-hidden-{pid}")),
+        ..cfg.clone()
+    };
+    assert!(err(NetnsMachines::open(hidden.clone())).contains("/tmp"));
+    let _ = std::fs::remove_dir_all(&hidden.state_dir);
+
+    // A range the host already routes somewhere is not fenced off.
+    let taken = format!("10.{octet}.5.0/24");
+    let out = sh("ip", &["route", "add", "blackhole", &taken]);
+    assert!(out.status.success(), "{out:?}");
+    let guard = RouteGuard(taken.clone());
+    let mut m = NetnsMachines::open(cfg.clone()).unwrap();
+    assert!(err(m.ensure_networks()).contains(&taken));
+    drop(guard);
+
+    let ip = |c: u8, d: u8| Ipv4Addr::new(10, octet, c, d);
+    let e = err(m.create("a1", "ok", ip(255, 9), "ssh-ed25519 AAAA x"));
+    assert!(
+        e.contains("not a host address of the tenant network"),
+        "{e}"
+    );
+    let e = err(m.create("a1", "bad host", ip(0, 9), "ssh-ed25519 AAAA x"));
+    assert!(e.contains("hostname `bad host`"), "{e}");
+    assert!(err(m.attach_floating("nope", ip(255, 9))).contains("`nope`"));
+
+    // A state dir set up with other settings is not silently reused.
+    let other = NetnsConfig {
+        sshd: "/bin/false".into(),
+        ..cfg.clone()
+    };
+    let e = err(NetnsMachines::open(other.clone()));
+    assert!(e.contains("other names or ranges"), "{e}");
+    m.teardown_all().unwrap();
+
+    // sshd that does not start: the error says so and nothing of the machine stays behind.
+    let mut broken = NetnsMachines::open(other).unwrap();
+    let e = err(broken.create("b1", "b1", ip(0, 20), "ssh-ed25519 AAAA x"));
+    assert!(e.contains("sshd of machine `b1` did not start"), "{e}");
+    assert!(broken.list().unwrap().is_empty());
+    assert!(!netns_list().contains(&format!("{}-b1", cfg.prefix)));
+    broken.teardown_all().unwrap();
 }
 
 fn netns_list() -> String {
