@@ -296,14 +296,20 @@ fn netns_bad_input_is_refused_with_the_resource_at_fault() {
     assert!(e.contains("hostname `bad host`"), "{e}");
     assert!(err(m.attach_floating("nope", ip(255, 9))).contains("`nope`"));
 
-    // A state dir set up with other settings is not silently reused.
+    // One process at a time; and a state dir set up with other settings is not reused.
+    let e = err(NetnsMachines::open(cfg.clone()));
+    assert!(e.contains("in use by another process"), "{e}");
+    drop(m);
     let other = NetnsConfig {
         sshd: "/bin/false".into(),
         ..cfg.clone()
     };
     let e = err(NetnsMachines::open(other.clone()));
     assert!(e.contains("other names or ranges"), "{e}");
-    m.teardown_all().unwrap();
+    NetnsMachines::open(cfg.clone())
+        .unwrap()
+        .teardown_all()
+        .unwrap();
 
     // sshd that does not start: the error says so and nothing of the machine stays behind.
     let mut broken = NetnsMachines::open(other).unwrap();

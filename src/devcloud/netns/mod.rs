@@ -45,7 +45,7 @@ pub use config::NetnsConfig;
 pub use error::NetnsError;
 use error::Result;
 use files::MachineFiles;
-use state::{MachineRecord, State};
+use state::{MachineRecord, State, StateLock};
 
 /// What devcloud needs to know about one machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +66,7 @@ pub struct MachineInfo {
 #[derive(Debug)]
 pub struct NetnsMachines {
     state: State,
+    _lock: StateLock,
 }
 
 impl NetnsMachines {
@@ -78,6 +79,7 @@ impl NetnsMachines {
         std::fs::create_dir_all(cfg.machines_dir())
             .map_err(|e| NetnsError::io(cfg.machines_dir(), e))?;
         cfg.check_state_dir_visible()?;
+        let lock = StateLock::acquire(&cfg.state_dir)?;
         let state = match State::load(&cfg.state_file())? {
             Some(s) if s.config != cfg => {
                 return Err(NetnsError::Invalid(format!(
@@ -91,7 +93,7 @@ impl NetnsMachines {
             Some(s) => s,
             None => State::new(cfg),
         };
-        Ok(NetnsMachines { state })
+        Ok(NetnsMachines { state, _lock: lock })
     }
 
     /// Opens whatever setup `state_dir` records, with its recorded names and ranges (for
@@ -103,7 +105,11 @@ impl NetnsMachines {
             ..NetnsConfig::default()
         }
         .state_file();
-        Ok(State::load(&file)?.map(|state| NetnsMachines { state }))
+        if !file.exists() {
+            return Ok(None);
+        }
+        let lock = StateLock::acquire(state_dir)?;
+        Ok(State::load(&file)?.map(|state| NetnsMachines { state, _lock: lock }))
     }
 
     pub fn config(&self) -> &NetnsConfig {
@@ -343,6 +349,7 @@ impl NetnsMachines {
             return Err(NetnsError::Teardown(problems));
         }
         let _ = std::fs::remove_file(cfg.state_file());
+        let _ = std::fs::remove_file(cfg.state_dir.join("lock"));
         let _ = std::fs::remove_dir(cfg.machines_dir());
         let _ = std::fs::remove_dir(&cfg.state_dir);
         Ok(())

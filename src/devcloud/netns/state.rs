@@ -11,6 +11,34 @@ use serde::{Deserialize, Serialize};
 use super::config::NetnsConfig;
 use super::error::{NetnsError, Result};
 
+/// An exclusive lock on the state dir, held as long as a [`super::NetnsMachines`] lives, so two
+/// processes (a running devcloud and a `devcloud down`) never edit the same setup at once.
+#[derive(Debug)]
+pub struct StateLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl StateLock {
+    pub fn acquire(state_dir: &Path) -> Result<Self> {
+        use nix::fcntl::{Flock, FlockArg};
+        let path = state_dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| NetnsError::io(&path, e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(StateLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(NetnsError::Invalid(format!(
+                "state dir {} is in use by another process (a running devcloud?); stop it first",
+                state_dir.display()
+            ))),
+            Err((_, errno)) => Err(NetnsError::io(&path, errno.into())),
+        }
+    }
+}
+
 /// One machine as recorded on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineRecord {
