@@ -15,10 +15,13 @@ struct Cleanup(PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Ok(Some(m)) = NetnsMachines::open_existing(&self.0) {
-            if let Err(e) = m.teardown_all() {
-                eprintln!("cleanup: {e}");
-            }
+        let torn_down = match NetnsMachines::open_existing(&self.0) {
+            Ok(Some(m)) => m.teardown_all(),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = torn_down {
+            eprintln!("cleanup of {}: {e}", self.0.display());
         }
     }
 }

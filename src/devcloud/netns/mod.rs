@@ -29,6 +29,21 @@
 //! fresh process. `stop` kills every process of the machine and keeps its files; `start` boots
 //! sshd again with the same host key. Methods are synchronous (they run `ip`, `unshare`, ...);
 //! call them from `spawn_blocking` in async code, one at a time (wrap the value in a mutex).
+//! One process at a time may open a state dir (an exclusive lock file inside it).
+//!
+//! ```no_run
+//! use spark_openstack::devcloud::netns::{NetnsConfig, NetnsMachines};
+//! # fn main() -> Result<(), spark_openstack::devcloud::netns::NetnsError> {
+//! let mut machines = NetnsMachines::open(NetnsConfig::default())?;
+//! let keys = "ssh-ed25519 AAAA... me@laptop";
+//! machines.create("0b9f7c1e-...", "demo-master", "10.213.0.10".parse().unwrap(), keys)?;
+//! machines.attach_floating("0b9f7c1e-...", "10.213.255.10".parse().unwrap())?;
+//! // ssh root@10.213.255.10 now reaches the machine; its console log has the host key.
+//! print!("{}", machines.console_log("0b9f7c1e-...")?);
+//! machines.teardown_all()?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod cmd;
 mod config;
