@@ -146,6 +146,16 @@ fn netns_machines_are_isolated_reachable_and_fully_removed() {
         .unwrap();
     m.attach_floating("master-0001", float_ip).unwrap();
 
+    // The host forwards nothing that arrives on the devcloud bridges.
+    for bridge in [cfg.tenant_bridge(), cfg.ext_bridge()] {
+        let knob = format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding");
+        assert_eq!(
+            std::fs::read_to_string(&knob).unwrap().trim(),
+            "0",
+            "{knob}"
+        );
+    }
+
     // Only the floating IP is reachable from the controller.
     assert_eq!(ssh.ok(None, float_ip, "hostname"), "tc-master");
     let err = TcpStream::connect_timeout(&SocketAddr::from((s1_ip, 22)), Duration::from_secs(5))

@@ -119,6 +119,8 @@ fn add_veth(
 /// first process of the machine's PID namespace.
 pub fn start_sshd(cfg: &NetnsConfig, short: &str, files: &MachineFiles, id: &str) -> Result<()> {
     let ns = cfg.netns_name(short);
+    // sshd refuses to start without its privilege separation directory (shared with the host).
+    std::fs::create_dir_all("/run/sshd").map_err(|e| NetnsError::io("/run/sshd", e))?;
     let pid_file = files.pid_file();
     let _ = std::fs::remove_file(&pid_file);
     let log_path = files.log();

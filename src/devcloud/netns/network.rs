@@ -4,8 +4,8 @@
 //! fails half way no packet for the range can follow the host's default route to a real
 //! network. The tenant bridge gets no host address (the controller cannot reach fixed IPs, as
 //! on a real cloud); the external bridge holds the controller's address, whose connected route
-//! is the only way into the range. Machines get no default route, so even with forwarding on in
-//! the host nothing is routed between the bridges or out of the host.
+//! is the only way into the range. Machines get no default route, and forwarding is off on both
+//! bridges, so nothing is routed between the bridges or out of the host.
 
 use std::net::Ipv4Addr;
 
@@ -37,6 +37,7 @@ pub fn ensure(cfg: &NetnsConfig) -> Result<()> {
             run("ip", &["link", "add", "name", &bridge, "type", "bridge"])?;
         }
         disable_ipv6(&bridge);
+        no_forwarding(&bridge)?;
         run("ip", &["link", "set", &bridge, "up"])?;
     }
     let controller = format!("{}/{}", cfg.controller_ip, cfg.floating.prefix_len());
@@ -72,6 +73,15 @@ pub fn link_exists(name: &str) -> Result<bool> {
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
         .any(|n| n.split('@').next() == Some(name)))
+}
+
+/// Even if a machine added a default route via the controller, the host must not forward what
+/// arrives on our bridges (to its real network, or between tenant and external). IPv4 decides
+/// forwarding per input interface, so this holds even when the host forwards for others (note:
+/// writing the global `net.ipv4.ip_forward` later resets it; `ensure` sets it again).
+fn no_forwarding(link: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv4/conf/{link}/forwarding");
+    std::fs::write(&path, "0").map_err(|e| NetnsError::io(path, e))
 }
 
 /// IPv6 link-local addresses would let machines talk across bridges outside the modelled
