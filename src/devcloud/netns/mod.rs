@@ -282,6 +282,12 @@ impl NetnsMachines {
         files.log_boot(rec, &cfg.netns_name(&rec.short))
     }
 
+    /// Stops and boots the machine again (a hard reboot: nothing is shut down cleanly).
+    pub fn reboot(&mut self, id: &str) -> Result<()> {
+        self.stop(id)?;
+        self.start(id)
+    }
+
     /// Kills every process of the machine (like pulling the plug); keeps its files and network.
     pub fn stop(&mut self, id: &str) -> Result<()> {
         let short = &self.state.machine(id)?.short;
@@ -380,6 +386,31 @@ fn require_root() -> Result<()> {
     }
 }
 
+/// The hostname a server called `name` gets, as cloud-init derives it: lower case, anything
+/// but letters, digits, hyphens and dots turned into `-`, trimmed to 63 characters
+/// (`My Master_1` becomes `my-master-1`). Empty names become `host`.
+pub fn hostname_from_name(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' | '.' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .take(63)
+        .collect();
+    let labels: Vec<&str> = mapped
+        .split('.')
+        .map(|l| l.trim_matches('-'))
+        .filter(|l| !l.is_empty())
+        .collect();
+    if labels.is_empty() {
+        "host".to_string()
+    } else {
+        labels.join(".")
+    }
+}
+
 /// A hostname the kernel and DNS accept: dot-separated labels of letters, digits and inner
 /// hyphens, at most 64 characters (the UTS limit).
 fn check_hostname(name: &str) -> Result<()> {
@@ -410,6 +441,17 @@ mod tests {
         check_hostname("s1.example").unwrap();
         for bad in ["", "-a", "a b", "a..b", "x;rm", &"a".repeat(65)] {
             assert!(check_hostname(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn server_names_become_valid_hostnames() {
+        assert_eq!(hostname_from_name("My Master_1"), "my-master-1");
+        assert_eq!(hostname_from_name("spark-slave-3"), "spark-slave-3");
+        assert_eq!(hostname_from_name("--"), "host");
+        assert_eq!(hostname_from_name("a..b."), "a.b");
+        for name in ["x y z", &"Q".repeat(200), "-a-.-b-", "é"] {
+            check_hostname(&hostname_from_name(name)).unwrap();
         }
     }
 }
