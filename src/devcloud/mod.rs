@@ -1,1 +1,2 @@
 //! devcloud: see the crate documentation for this layer.
+pub mod netns;
