@@ -300,6 +300,8 @@ pub async fn authenticate(cfg: &CloudConfig, http: &Transport) -> Result<Token> 
     let base = identity_v3_url(cfg, http).await?;
     let url = format!("{base}/auth/tokens");
     let mut req = Request::new("identity", Method::POST, &url).json(auth_body(cfg));
+    // Issuing a token twice is harmless, so a failed attempt may be repeated.
+    req.retry_safe = true;
     if cfg.auth_type == AuthType::Token
         && let Some(t) = &cfg.auth.token
         && let Ok(mut v) = reqwest::header::HeaderValue::from_str(t.expose())

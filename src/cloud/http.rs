@@ -108,29 +108,29 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Option<Value>,
+    /// May be re-sent after a 5xx or a dropped connection: true for GET/PUT/DELETE, and
+    /// for POSTs that create nothing (token issue).
+    pub retry_safe: bool,
 }
 
 impl Request {
     pub fn new(service: &str, method: Method, url: impl Into<String>) -> Request {
         Request {
             service: service.to_string(),
-            method,
             url: url.into(),
             headers: Vec::new(),
             body: None,
+            retry_safe: matches!(
+                method,
+                Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+            ),
+            method,
         }
     }
 
     pub fn json(mut self, body: Value) -> Request {
         self.body = Some(body);
         self
-    }
-
-    fn idempotent(&self) -> bool {
-        matches!(
-            self.method,
-            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-        )
     }
 }
 
@@ -266,7 +266,7 @@ impl Transport {
                 Err(e) if e.is_timeout() || e.is_request() || e.is_body() => Outcome::Interrupted,
                 Err(_) => Outcome::Status(0, None),
             };
-            let decision = self.retry.decide(attempt, req.idempotent(), outcome);
+            let decision = self.retry.decide(attempt, req.retry_safe, outcome);
             match (decision, result) {
                 (Some(delay), _) => {
                     tracing::debug!(method = %req.method, url = %req.url, ?delay, "retrying");
