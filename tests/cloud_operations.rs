@@ -195,6 +195,11 @@ async fn server_lifecycle_floating_ips_and_volumes() {
     }
     let listed = cloud.list_servers(&filter).await.unwrap();
     assert_eq!(listed.len(), 3);
+    let by_meta = ServerFilter {
+        metadata: BTreeMap::from([("spark_cluster".to_string(), "other".to_string())]),
+        ..filter.clone()
+    };
+    assert!(cloud.list_servers(&by_meta).await.unwrap().is_empty());
     let tagged = cloud
         .list_servers(&ServerFilter {
             tags: vec!["spark".into()],
@@ -315,7 +320,12 @@ async fn boot_failures_surface_nova_fault_message() {
     };
     let s = cloud.create_server(&spec).await.unwrap();
     let e = cloud
-        .wait_for_servers(std::slice::from_ref(&s.id), "ACTIVE", &ServerFilter::default(), quick())
+        .wait_for_servers(
+            std::slice::from_ref(&s.id),
+            "ACTIVE",
+            &ServerFilter::default(),
+            quick(),
+        )
         .await
         .unwrap_err();
     let msg = e.to_string();

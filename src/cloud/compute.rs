@@ -186,6 +186,9 @@ pub struct ServerFilter {
     pub status: Option<String>,
     /// Servers having all these tags (2.26).
     pub tags: Vec<String>,
+    /// Metadata items every returned server must have. Nova offers no metadata filter to
+    /// non-admins, so this is applied to the listed servers, not sent.
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl ServerFilter {
@@ -353,12 +356,22 @@ impl Cloud {
 
     /// All servers matching `filter`, in one call per page.
     pub async fn list_servers(&self, filter: &ServerFilter) -> Result<Vec<Server>> {
-        self.list_all(
-            Service::Compute,
-            &format!("/servers/detail{}", filter.query()),
-            "servers",
-        )
-        .await
+        let all: Vec<Server> = self
+            .list_all(
+                Service::Compute,
+                &format!("/servers/detail{}", filter.query()),
+                "servers",
+            )
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|s| {
+                filter
+                    .metadata
+                    .iter()
+                    .all(|(k, v)| s.metadata.get(k) == Some(v))
+            })
+            .collect())
     }
 
     pub async fn get_server(&self, id: &str) -> Result<Server> {
@@ -630,6 +643,7 @@ mod tests {
             name: Some("^c1-".into()),
             status: Some("ACTIVE".into()),
             tags: vec!["a".into(), "b".into()],
+            metadata: BTreeMap::from([("k".to_string(), "v".to_string())]),
         };
         assert_eq!(f.query(), "?name=%5Ec1-&status=ACTIVE&tags=a%2Cb");
     }

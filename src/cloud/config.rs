@@ -129,6 +129,12 @@ impl LoadOptions {
     }
 }
 
+/// The cloud the `openstack` CLI would use: standard search path, process environment.
+/// `cloud` is the `--os-cloud` option.
+pub fn load_default(cloud: Option<String>) -> Result<CloudConfig> {
+    load(&LoadOptions::standard(cloud), &process_env())
+}
+
 /// The process environment as a map (the only place that reads it).
 pub fn process_env() -> BTreeMap<String, String> {
     std::env::vars()

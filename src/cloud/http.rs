@@ -99,8 +99,9 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
-/// One request, before the token is attached.
-#[derive(Clone, Debug)]
+/// One request, before the token is attached. Its Debug output leaves out the body and
+/// headers, which may hold passwords or tokens.
+#[derive(Clone)]
 pub struct Request {
     /// Service name for error messages ("compute", "network", ...).
     pub service: String,
@@ -111,6 +112,12 @@ pub struct Request {
     /// May be re-sent after a 5xx or a dropped connection: true for GET/PUT/DELETE, and
     /// for POSTs that create nothing (token issue).
     pub retry_safe: bool,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.url)
+    }
 }
 
 impl Request {
