@@ -103,8 +103,22 @@ async fn a_lost_token_is_renewed_once_transparently() {
     let before = cloud.list_flavors().await.unwrap().len();
     // The server forgets every token (as after a Keystone key rotation) and restarts on
     // the same port; the next call gets 401, re-authenticates and succeeds.
-    dc.restart_with(|state| state["tokens"] = serde_json::json!({}));
+    dc.restart_with(|state| {
+        assert!(
+            state["tokens"].as_object().is_some_and(|t| !t.is_empty()),
+            "devcloud saved no tokens"
+        );
+        state["tokens"] = serde_json::json!({});
+    });
+    let calls = cloud.api_calls();
     assert_eq!(cloud.list_flavors().await.unwrap().len(), before);
+    // At least: 401, version discovery, new token, the retried list (plus a retry when the
+    // pooled connection to the old process is found dead).
+    assert!(
+        cloud.api_calls() - calls >= 4,
+        "{} calls",
+        cloud.api_calls() - calls
+    );
 }
 
 #[tokio::test]

@@ -62,7 +62,11 @@ impl DevCloud {
             .arg("--state-dir")
             .arg(&state)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(
+                std::fs::File::create(self.dir.path().join("devcloud.stderr"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::inherit()),
+            );
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
@@ -75,7 +79,8 @@ impl DevCloud {
                 return;
             }
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("devcloud exited early: {st}");
+                let log = std::fs::read_to_string(self.dir.path().join("devcloud.stderr"));
+                panic!("devcloud exited early ({st}): {}", log.unwrap_or_default());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
