@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cloud_support::DevCloud;
-use spark_openstack::cloud::compute::{ServerCreate, ServerFilter, Wait};
+use spark_openstack::cloud::compute::{ServerCreate, ServerFilter};
 use spark_openstack::cloud::network::SecurityGroupRule;
 use spark_openstack::cloud::volume::VolumeCreate;
+use spark_openstack::cloud::wait::Wait;
 use spark_openstack::cloud::{CloudError, Service};
 
 fn quick() -> Wait {

@@ -1,11 +1,8 @@
 //! Nova: flavors, keypairs, availability zones, servers, actions, limits, volume
 //! attachments.
-//!
-//! Polling is built for clusters: [`Cloud::wait_for_servers`] watches any number of
-//! servers with ONE `GET /servers/detail` per round, not one GET per server.
+//! Waiting for servers lives in [`super::wait`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use reqwest::Method;
@@ -211,22 +208,6 @@ impl ServerFilter {
     }
 }
 
-/// Timeout and poll interval of the wait helpers.
-#[derive(Clone, Copy, Debug)]
-pub struct Wait {
-    pub timeout: Duration,
-    pub interval: Duration,
-}
-
-impl Default for Wait {
-    fn default() -> Self {
-        Wait {
-            timeout: Duration::from_secs(600),
-            interval: Duration::from_secs(3),
-        }
-    }
-}
-
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct VolumeAttachment {
     #[serde(default)]
@@ -272,11 +253,9 @@ impl Cloud {
 
     /// `None` when no keypair has that name.
     pub async fn get_keypair(&self, name: &str) -> Result<Option<Keypair>> {
-        match self
-            .get::<Value>(Service::Compute, &format!("/os-keypairs/{}", q(name)))
-            .await
-        {
-            Ok(v) => Ok(Some(decode(v, "keypair")?)),
+        let path = format!("/os-keypairs/{}", q(name));
+        match self.get_at(Service::Compute, &path, "keypair").await {
+            Ok(k) => Ok(Some(k)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -285,11 +264,9 @@ impl Cloud {
     /// Imports a public key (Nova >= 2.92 no longer generates keys).
     pub async fn create_keypair(&self, name: &str, public_key: &str) -> Result<Keypair> {
         let body = json!({"keypair": {"name": name, "public_key": public_key.trim()}});
-        let v: Value = self
-            .call(Service::Compute, Method::POST, "/os-keypairs", Some(body))
+        self.call(Service::Compute, Method::POST, "/os-keypairs", Some(body))
             .await?
-            .json()?;
-        decode(v, "keypair")
+            .json_at("keypair")
     }
 
     pub async fn delete_keypair(&self, name: &str) -> Result<()> {
@@ -323,11 +300,10 @@ impl Cloud {
     /// [`super::create_idempotently`] with a lookup by name, as [`Cloud::ensure_server`] does.
     pub async fn create_server(&self, spec: &ServerCreate) -> Result<Server> {
         let body = spec.body(self.compute_microversion().await?)?;
-        let v: Value = self
+        let created: Server = self
             .call(Service::Compute, Method::POST, "/servers", Some(body))
             .await?
-            .json()?;
-        let created: Server = decode(v, "server")?;
+            .json_at("server")?;
         Ok(Server {
             name: spec.name.clone(),
             ..created
@@ -375,10 +351,8 @@ impl Cloud {
     }
 
     pub async fn get_server(&self, id: &str) -> Result<Server> {
-        let v: Value = self
-            .get(Service::Compute, &format!("/servers/{id}"))
-            .await?;
-        decode(v, "server")
+        self.get_at(Service::Compute, &format!("/servers/{id}"), "server")
+            .await
     }
 
     /// Deletes; an already deleted server is not an error.
@@ -439,98 +413,6 @@ impl Cloud {
             .to_string())
     }
 
-    /// Waits until every server in `ids` has `status` (e.g. "ACTIVE", "SHUTOFF"), polling
-    /// with ONE list call (narrowed by `filter`) per round. A server in ERROR fails the
-    /// wait with Nova's fault message; one that vanishes fails it too.
-    pub async fn wait_for_servers(
-        &self,
-        ids: &[String],
-        status: &str,
-        filter: &ServerFilter,
-        wait: Wait,
-    ) -> Result<Vec<Server>> {
-        let start = Instant::now();
-        loop {
-            let all: HashMap<String, Server> = self
-                .list_servers(filter)
-                .await?
-                .into_iter()
-                .map(|s| (s.id.clone(), s))
-                .collect();
-            let mut pending = Vec::new();
-            for id in ids {
-                match all.get(id) {
-                    None => {
-                        return Err(CloudError::Failed(format!(
-                            "server {id} disappeared while waiting for {status}"
-                        )));
-                    }
-                    Some(s)
-                        if s.status.eq_ignore_ascii_case("ERROR")
-                            && !status.eq_ignore_ascii_case("ERROR") =>
-                    {
-                        let why = s
-                            .fault
-                            .as_ref()
-                            .map(|f| f.message.as_str())
-                            .filter(|m| !m.is_empty());
-                        return Err(CloudError::Failed(format!(
-                            "server {} ({}) went to ERROR: {}",
-                            s.name,
-                            s.id,
-                            why.unwrap_or("no fault message from Nova")
-                        )));
-                    }
-                    Some(s) if !s.status.eq_ignore_ascii_case(status) => {
-                        pending.push(format!("{} ({})", s.name, s.status))
-                    }
-                    Some(_) => {}
-                }
-            }
-            if pending.is_empty() {
-                return Ok(ids.iter().filter_map(|id| all.get(id).cloned()).collect());
-            }
-            if start.elapsed() >= wait.timeout {
-                return Err(CloudError::Timeout(format!(
-                    "timed out after {}s waiting for servers to be {status}; still waiting for {}",
-                    wait.timeout.as_secs(),
-                    pending.join(", ")
-                )));
-            }
-            tokio::time::sleep(wait.interval).await;
-        }
-    }
-
-    /// Waits until none of `ids` is listed any more (one list call per round).
-    pub async fn wait_for_servers_deleted(
-        &self,
-        ids: &[String],
-        filter: &ServerFilter,
-        wait: Wait,
-    ) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            let left: Vec<String> = self
-                .list_servers(filter)
-                .await?
-                .into_iter()
-                .filter(|s| ids.contains(&s.id) && !s.status.eq_ignore_ascii_case("DELETED"))
-                .map(|s| format!("{} ({})", s.name, s.status))
-                .collect();
-            if left.is_empty() {
-                return Ok(());
-            }
-            if start.elapsed() >= wait.timeout {
-                return Err(CloudError::Timeout(format!(
-                    "timed out after {}s waiting for servers to be deleted: {}",
-                    wait.timeout.as_secs(),
-                    left.join(", ")
-                )));
-            }
-            tokio::time::sleep(wait.interval).await;
-        }
-    }
-
     /// Nova absolute limits (`maxTotalInstances`, `totalCoresUsed`, ...), -1 = unlimited.
     pub async fn compute_limits(&self) -> Result<BTreeMap<String, i64>> {
         let v: Value = self.get(Service::Compute, "/limits").await?;
@@ -556,16 +438,14 @@ impl Cloud {
             a["device"] = json!(d);
         }
         let path = format!("/servers/{server_id}/os-volume_attachments");
-        let v: Value = self
-            .call(
-                Service::Compute,
-                Method::POST,
-                &path,
-                Some(json!({"volumeAttachment": a})),
-            )
-            .await?
-            .json()?;
-        decode(v, "volumeAttachment")
+        self.call(
+            Service::Compute,
+            Method::POST,
+            &path,
+            Some(json!({"volumeAttachment": a})),
+        )
+        .await?
+        .json_at("volumeAttachment")
     }
 
     pub async fn list_volume_attachments(&self, server_id: &str) -> Result<Vec<VolumeAttachment>> {
@@ -580,23 +460,6 @@ impl Cloud {
             .await
             .map(drop)
     }
-}
-
-/// Takes `key` out of a response envelope (`{"server": {...}}`) and decodes it.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(mut v: Value, key: &str) -> Result<T> {
-    let inner = v
-        .get_mut(key)
-        .map(Value::take)
-        .ok_or_else(|| CloudError::Decode {
-            service: "api".into(),
-            url: String::new(),
-            detail: format!("no '{key}' in the response"),
-        })?;
-    serde_json::from_value(inner).map_err(|e| CloudError::Decode {
-        service: "api".into(),
-        url: String::new(),
-        detail: format!("'{key}': {e}"),
-    })
 }
 
 #[cfg(test)]

@@ -173,6 +173,24 @@ impl Response {
         })
     }
 
+    /// Decodes the object under `key` of the JSON body (`{"server": {...}}`) into `T`.
+    pub fn json_at<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
+        let mut v: Value = self.json()?;
+        let inner = v
+            .get_mut(key)
+            .map(Value::take)
+            .ok_or_else(|| CloudError::Decode {
+                service: self.service.clone(),
+                url: self.url.clone(),
+                detail: format!("no '{key}' in the response"),
+            })?;
+        serde_json::from_value(inner).map_err(|e| CloudError::Decode {
+            service: self.service.clone(),
+            url: self.url.clone(),
+            detail: format!("'{key}': {e}"),
+        })
+    }
+
     /// Decodes the JSON body into `T`.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(&self.body).map_err(|e| CloudError::Decode {

@@ -14,7 +14,7 @@
 //!
 //! Layout: [`config`] (clouds.yaml, secure.yaml, OS_*), [`auth`] (tokens, catalog),
 //! [`http`] (concurrency, retries, error mapping), [`error`], and one file per service:
-//! [`compute`], [`network`], [`image`], [`volume`].
+//! [`compute`], [`network`], [`image`], [`volume`], plus [`wait`] helpers.
 
 pub mod auth;
 pub mod compute;
@@ -24,6 +24,7 @@ pub mod http;
 pub mod image;
 pub mod network;
 pub mod volume;
+pub mod wait;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -196,6 +197,18 @@ impl Cloud {
     /// GET and decode.
     pub async fn get<T: DeserializeOwned>(&self, service: Service, path: &str) -> Result<T> {
         self.call(service, Method::GET, path, None).await?.json()
+    }
+
+    /// GET and decode the object under `key` (`{"server": {...}}`).
+    pub async fn get_at<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        path: &str,
+        key: &str,
+    ) -> Result<T> {
+        self.call(service, Method::GET, path, None)
+            .await?
+            .json_at(key)
     }
 
     async fn raw(

@@ -6,7 +6,6 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::compute::decode;
 use super::error::{CloudError, Result};
 use super::{Cloud, Service, pick_one, q};
 
@@ -250,16 +249,14 @@ impl Cloud {
             },
             || async {
                 let body = json!({"security_group": {"name": name, "description": description}});
-                let v: Value = self
-                    .call(
-                        Service::Network,
-                        Method::POST,
-                        "/security-groups",
-                        Some(body),
-                    )
-                    .await?
-                    .json()?;
-                decode(v, "security_group")
+                self.call(
+                    Service::Network,
+                    Method::POST,
+                    "/security-groups",
+                    Some(body),
+                )
+                .await?
+                .json_at("security_group")
             },
         )
         .await
@@ -324,12 +321,9 @@ impl Cloud {
 
     pub async fn create_floating_ip(&self, network_id: &str) -> Result<FloatingIp> {
         let body = json!({"floatingip": {"floating_network_id": network_id}});
-        decode(
-            self.call(Service::Network, Method::POST, "/floatingips", Some(body))
-                .await?
-                .json()?,
-            "floatingip",
-        )
+        self.call(Service::Network, Method::POST, "/floatingips", Some(body))
+            .await?
+            .json_at("floatingip")
     }
 
     /// Points a floating IP at a port (`None` disassociates).
@@ -339,17 +333,14 @@ impl Cloud {
         port_id: Option<&str>,
     ) -> Result<FloatingIp> {
         let body = json!({"floatingip": {"port_id": port_id}});
-        decode(
-            self.call(
-                Service::Network,
-                Method::PUT,
-                &format!("/floatingips/{fip_id}"),
-                Some(body),
-            )
-            .await?
-            .json()?,
-            "floatingip",
+        self.call(
+            Service::Network,
+            Method::PUT,
+            &format!("/floatingips/{fip_id}"),
+            Some(body),
         )
+        .await?
+        .json_at("floatingip")
     }
 
     pub async fn delete_floating_ip(&self, id: &str) -> Result<()> {

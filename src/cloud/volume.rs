@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::compute::{Wait, decode};
 use super::error::{CloudError, Result};
+use super::wait::Wait;
 use super::{Cloud, Service};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -43,24 +43,19 @@ impl Cloud {
         if let Some(t) = &spec.volume_type {
             v["volume_type"] = json!(t);
         }
-        let r: Value = self
-            .call(
-                Service::Volume,
-                Method::POST,
-                "/volumes",
-                Some(json!({"volume": v})),
-            )
-            .await?
-            .json()?;
-        decode(r, "volume")
+        self.call(
+            Service::Volume,
+            Method::POST,
+            "/volumes",
+            Some(json!({"volume": v})),
+        )
+        .await?
+        .json_at("volume")
     }
 
     pub async fn get_volume(&self, id: &str) -> Result<Volume> {
-        decode(
-            self.get::<Value>(Service::Volume, &format!("/volumes/{id}"))
-                .await?,
-            "volume",
-        )
+        self.get_at(Service::Volume, &format!("/volumes/{id}"), "volume")
+            .await
     }
 
     pub async fn list_volumes(&self) -> Result<Vec<Volume>> {
