@@ -199,6 +199,12 @@ async fn identity_v3_url(cfg: &CloudConfig, http: &Transport) -> Result<String> 
 
 fn unreachable_auth(cfg: &CloudConfig, e: CloudError) -> CloudError {
     match e {
+        CloudError::Unreachable { detail, .. } if !super::error::tls_hint(&detail).is_empty() => {
+            CloudError::Auth(format!(
+                "cannot reach the identity service at {} ({detail}); if cloud '{}' uses a private CA, set cacert (OS_CACERT) to its PEM file",
+                cfg.auth.auth_url, cfg.name
+            ))
+        }
         CloudError::Unreachable { detail, .. } => CloudError::Auth(format!(
             "cannot reach the identity service at {} ({detail}); check auth_url/OS_AUTH_URL of cloud '{}'",
             cfg.auth.auth_url, cfg.name

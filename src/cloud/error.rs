@@ -24,7 +24,7 @@ pub enum CloudError {
         request_id: Option<String>,
     },
     /// The endpoint could not be reached at all (DNS, refused, TLS, timeout).
-    #[error("{service}: cannot reach {url}: {detail}")]
+    #[error("{service}: cannot reach {url}: {detail}{}", tls_hint(.detail))]
     Unreachable {
         service: String,
         url: String,
@@ -60,6 +60,15 @@ pub enum CloudError {
     /// A resource entered an error state (server ERROR with its fault message, volume error).
     #[error("{0}")]
     Failed(String),
+}
+
+/// Certificate failures get the fix attached: the CA setting, not the URL.
+pub fn tls_hint(detail: &str) -> &'static str {
+    if detail.contains("certificate") || detail.contains("UnknownIssuer") {
+        "; if the cloud uses a private CA, set cacert (OS_CACERT) to its PEM file"
+    } else {
+        ""
+    }
 }
 
 fn request_id_suffix(id: &Option<String>) -> String {
