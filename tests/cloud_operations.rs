@@ -187,6 +187,13 @@ async fn server_lifecycle_floating_ips_and_volumes() {
         .await
         .unwrap();
     assert_eq!(active.len(), 3);
+    // A poll round over many servers is ONE list call, not one GET per server.
+    let calls = cloud.api_calls();
+    cloud
+        .wait_for_servers(&ids, "ACTIVE", &filter, quick())
+        .await
+        .unwrap();
+    assert_eq!(cloud.api_calls() - calls, 1);
     for s in &active {
         assert_eq!(
             s.metadata.get("spark_cluster").map(String::as_str),
@@ -335,4 +342,36 @@ async fn boot_failures_surface_nova_fault_message() {
         "{msg}"
     );
     assert!(msg.contains("No valid host"), "{msg}");
+}
+
+#[tokio::test]
+async fn ambiguous_names_are_errors_listing_the_ids() {
+    let mut dc = DevCloud::start(None);
+    let mut twin_id = String::new();
+    // Glance names are not unique: give ubuntu-22.04 a twin.
+    dc.restart_with(|state| {
+        let images = state["images"]
+            .as_array_mut()
+            .expect("images in state.json");
+        let mut twin = images
+            .iter()
+            .find(|i| i["name"] == "ubuntu-22.04")
+            .expect("seeded image")
+            .clone();
+        twin_id = uuid::Uuid::new_v4().to_string();
+        twin["id"] = serde_json::json!(twin_id);
+        images.push(twin);
+    });
+    let cloud = dc.connect().await;
+    let e = cloud.find_image("ubuntu-22.04").await.unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("image name 'ubuntu-22.04' is ambiguous: it matches "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&twin_id) && msg.ends_with("; use an id instead"),
+        "{msg}"
+    );
+    assert_eq!(cloud.find_image(&twin_id).await.unwrap().id, twin_id);
 }

@@ -56,7 +56,10 @@ impl DevCloud {
         let state = self.state_dir();
         let endpoint = state.join("endpoint");
         let _ = std::fs::remove_file(&endpoint);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spark-openstack"));
+        // DEVCLOUD_BIN lets a run use another build of the binary (e.g. a devcloud branch).
+        let bin = std::env::var("DEVCLOUD_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_spark-openstack").to_string());
+        let mut cmd = Command::new(bin);
         cmd.args(["devcloud", "serve", "--listen"])
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--state-dir")
