@@ -124,22 +124,30 @@ async fn a_lost_token_is_renewed_once_transparently() {
 #[tokio::test]
 async fn flaky_apis_are_retried_without_duplicate_servers() {
     let dc = DevCloud::start(Some(
-        "boot_time: {min_ms: 100, max_ms: 200}\nfaults:\n  identity: {error_5xx: 0.2}\n  compute: {error_5xx: 0.25, drop_connection: 0.15, rate_limit: 0.1, retry_after_s: 1}\n  image: {error_5xx: 0.3, drop_connection: 0.2}\n  network: {error_5xx: 0.3, drop_connection: 0.2}\n",
+        "boot_time: {min_ms: 100, max_ms: 200}\nfaults:\n  identity: {error_5xx: 0.2}\n  compute: {error_5xx: 0.2, drop_connection: 0.1, rate_limit: 0.1, retry_after_s: 1}\n  image: {error_5xx: 0.3, drop_connection: 0.2}\n  network: {error_5xx: 0.3, drop_connection: 0.2}\n",
     ));
     let cloud = dc.connect().await;
     let image = cloud.find_image("debian-12").await.unwrap();
     let net = cloud.find_network("private").await.unwrap();
-    let names: Vec<String> = (1..=6).map(|i| format!("flaky-{i}")).collect();
-    let mut ids = Vec::new();
-    for name in &names {
-        let spec = ServerCreate {
-            name: name.clone(),
-            image_id: Some(image.id.clone()),
-            flavor_id: "1".into(),
-            network_ids: vec![net.id.clone()],
-            ..Default::default()
-        };
-        ids.push(cloud.ensure_server(&spec).await.unwrap().id);
+    let names: Vec<String> = (1..=8).map(|i| format!("flaky-{i}")).collect();
+    // In parallel, as a launch does: the handle is shared by spawned tasks.
+    let cloud = std::sync::Arc::new(cloud);
+    let tasks: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let spec = ServerCreate {
+                name: name.clone(),
+                image_id: Some(image.id.clone()),
+                flavor_id: "1".into(),
+                network_ids: vec![net.id.clone()],
+                ..Default::default()
+            };
+            let cloud = cloud.clone();
+            tokio::spawn(async move { cloud.ensure_server(&spec).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
     }
     let filter = ServerFilter {
         name: Some("^flaky-".into()),

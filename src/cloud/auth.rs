@@ -448,6 +448,15 @@ mod tests {
     }
 
     #[test]
+    fn tokens_are_renewed_two_minutes_before_expiry() {
+        let mut t = token(json!([]));
+        t.expires_at = Utc::now() + chrono::Duration::seconds(100);
+        assert!(!t.fresh());
+        t.expires_at = Utc::now() + chrono::Duration::seconds(300);
+        assert!(t.fresh());
+    }
+
+    #[test]
     fn catalog_selection_by_type_interface_region_and_alias() {
         let t = token(json!([
             {"type": "compute", "endpoints": [

@@ -167,7 +167,7 @@ impl Drop for DevCloud {
 /// Retries quick enough for tests but with the production shape.
 pub fn fast_retries() -> RetryPolicy {
     RetryPolicy {
-        max_attempts: 8,
+        max_attempts: 12,
         base: Duration::from_millis(20),
         cap: Duration::from_millis(500),
     }
