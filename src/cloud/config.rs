@@ -2,7 +2,8 @@
 //!
 //! Sources, as openstacksdk's `openstack/config/loader.py` defines them:
 //! - `clouds.yaml` (or `.yml`/`.json`): the first file found in `$OS_CLIENT_CONFIG_FILE`,
-//!   `./`, `~/.config/openstack/`, `/etc/openstack/` wins; files are not merged.
+//!   `./`, `~/.config/openstack/`, `/etc/xdg/openstack/`, `/etc/openstack/` wins; files
+//!   are not merged.
 //! - `secure.yaml` from the same directories (`$OS_CLIENT_SECURE_FILE` first) is deep-merged
 //!   over it, so passwords can live apart from the shareable file.
 //! - `clouds-public.yaml` vendor `profile:`s sit underneath a cloud's own settings.
@@ -101,7 +102,8 @@ pub struct CloudConfig {
 pub struct LoadOptions {
     /// `--os-cloud`; wins over `OS_CLOUD`.
     pub cloud: Option<String>,
-    /// Directories searched in order; default: cwd, ~/.config/openstack, /etc/openstack.
+    /// Directories searched in order; default: cwd, ~/.config/openstack,
+    /// /etc/xdg/openstack, /etc/openstack.
     pub search_dirs: Vec<PathBuf>,
 }
 
@@ -121,6 +123,8 @@ impl LoadOptions {
                 dirs.push(p);
             }
         }
+        // platformdirs' site_config_dir on Linux, then the classic location.
+        dirs.push(PathBuf::from("/etc/xdg/openstack"));
         dirs.push(PathBuf::from("/etc/openstack"));
         LoadOptions {
             cloud,

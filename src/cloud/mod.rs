@@ -191,7 +191,23 @@ impl Cloud {
         } else {
             format!("{}{}", self.endpoint(service).await?, path)
         };
-        self.raw(service, method, &url, body).await?.into_result()
+        match self.raw(service, method, &url, body).await {
+            Ok(resp) => resp.into_result(),
+            // A catalog's internal/admin URLs are often unreachable from outside the cloud.
+            Err(CloudError::Unreachable {
+                service,
+                url,
+                detail,
+            }) if self.config().interface != "public" => Err(CloudError::Unreachable {
+                detail: format!(
+                    "{detail} (this is the '{}' endpoint from the service catalog; try interface: public / OS_INTERFACE=public)",
+                    self.config().interface
+                ),
+                service,
+                url,
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// GET and decode.
