@@ -163,18 +163,31 @@ impl Cloud {
                     return Ok(parse_version(pin));
                 }
                 let url = self.endpoint(Service::Compute).await?;
-                let resp = self
-                    .send_authenticated(Request::new("compute", Method::GET, &url))
-                    .await?;
-                let doc: Value = resp.json().unwrap_or(Value::Null);
-                let max = doc
-                    .pointer("/version/version")
-                    .and_then(Value::as_str)
-                    .and_then(parse_version);
+                let mut max = self.compute_max_version(&url).await?;
+                // Old catalogs append the project id ("/v2.1/<project>"); the version
+                // document lives one level up.
+                if max.is_none()
+                    && let Some(project) = self.project_id().await?
+                    && let Some(parent) = url.strip_suffix(&format!("/{project}"))
+                {
+                    max = self.compute_max_version(parent).await?;
+                }
                 Ok(max.map(|m| m.min(COMPUTE_MICROVERSION)))
             })
             .await
             .copied()
+    }
+
+    /// The `version` (maximum microversion) of Nova's version document at `url`.
+    async fn compute_max_version(&self, url: &str) -> Result<Option<(u32, u32)>> {
+        let resp = self
+            .send_authenticated(Request::new("compute", Method::GET, url))
+            .await?;
+        let doc: Value = resp.json().unwrap_or(Value::Null);
+        Ok(doc
+            .pointer("/version/version")
+            .and_then(Value::as_str)
+            .and_then(parse_version))
     }
 
     /// Sends one request to `service`; `path` is relative to its endpoint (or a full URL,
