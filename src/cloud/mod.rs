@@ -12,6 +12,17 @@
 //! tested with explicit environments. reqwest 0.13 is already a dependency; auth, catalog
 //! and clouds.yaml handling are a few hundred lines we control.
 //!
+//! Usage from cluster code:
+//! ```ignore
+//! let cfg = cloud::config::load_default(args.os_cloud.clone())?;   // clouds.yaml + OS_*
+//! let cloud = cloud::Cloud::connect(&cfg).await?;                   // authenticates now
+//! let image = cloud.find_image("ubuntu-22.04").await?;
+//! let server = cloud.ensure_server(&spec).await?;                   // never duplicates
+//! cloud.wait_for_servers(&ids, "ACTIVE", &filter, Wait::default()).await?;
+//! ```
+//! Every error renders as one sentence (`compute: HTTP 403 Quota exceeded ... (request
+//! id req-...)`); `CloudError::status()` lets callers treat 404/409 specially.
+//!
 //! Layout: [`config`] (clouds.yaml, secure.yaml, OS_*), [`auth`] (tokens, catalog),
 //! [`http`] (concurrency, retries, error mapping), [`error`], and one file per service:
 //! [`compute`], [`network`], [`image`], [`volume`], plus [`wait`] helpers.
