@@ -124,3 +124,38 @@ async fn application_credentials_and_tokens_from_openrc_variables() {
         .unwrap();
     assert!(cloud.find_network("private").await.is_ok());
 }
+
+/// Stops a `devcloud up` server even when the test fails.
+struct Down(std::path::PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+            .args(["devcloud", "down", "--state-dir"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn the_clouds_yaml_written_by_devcloud_up_just_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let clouds = dir.path().join("clouds.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+        .args(["devcloud", "up", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(&state)
+        .arg("--clouds-yaml")
+        .arg(&clouds)
+        .output()
+        .unwrap();
+    let _down = Down(state);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = load_config(dir.path(), &[("OS_CLOUD", "devcloud")]);
+    let cloud = Cloud::connect_with(&cfg, 4, fast_retries()).await.unwrap();
+    assert!(cloud.find_flavor("m1.tiny").await.is_ok());
+}
