@@ -477,3 +477,6 @@ pub fn load_sources(specs: &[String]) -> Result<Inventory, InventoryError> {
     }
     Ok(inv)
 }
+
+#[cfg(test)]
+mod tests;
