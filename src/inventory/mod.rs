@@ -408,9 +408,9 @@ fn host_list(spec: &str) -> Result<Inventory, InventoryError> {
     Ok(inv)
 }
 
-/// Extensions Ansible skips in inventory directories (`INVENTORY_IGNORE_EXTS`).
+/// Extensions Ansible skips in inventory directories (`INVENTORY_IGNORE_EXTS`, ansible-core 2.19).
 const IGNORED_EXTS: &[&str] = &[
-    "~", ".orig", ".bak", ".ini", ".cfg", ".retry", ".pyc", ".pyo",
+    ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry",
 ];
 
 fn load_dir(dir: &Path) -> Result<Inventory, InventoryError> {
