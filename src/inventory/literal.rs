@@ -9,6 +9,7 @@ pub fn parse_value(s: &str) -> Value {
     let mut p = Parser {
         s: s.as_bytes(),
         i: 0,
+        depth: 0,
     };
     match p.value() {
         Some(v) if p.skip_ws_at_end() => v,
@@ -19,6 +20,8 @@ pub fn parse_value(s: &str) -> Value {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Nesting depth, bounded so hostile input cannot overflow the stack.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -39,6 +42,16 @@ impl Parser<'_> {
 
     fn value(&mut self) -> Option<Value> {
         self.ws();
+        self.depth += 1;
+        if self.depth > 64 {
+            return None;
+        }
+        let v = self.value_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn value_inner(&mut self) -> Option<Value> {
         match self.peek()? {
             b'[' => self.seq(b']'),
             b'(' => self.seq(b')'),
@@ -202,8 +215,15 @@ mod tests {
             ("{k:[1,2]}", json!("{k:[1,2]}")),
             ("10.0.0.1", json!("10.0.0.1")),
             ("", json!("")),
+            ("[1,", json!("[1,")),
         ] {
             assert_eq!(parse_value(src), want, "{src}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_stays_a_string() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(parse_value(&deep), json!(deep));
     }
 }

@@ -83,6 +83,8 @@ pub struct Inventory {
     pub hosts: IndexMap<String, Host>,
     pub groups: IndexMap<String, Group>,
     pub vars_dirs: VarsDirs,
+    /// group_vars/host_vars files already read.
+    pub vars_cache: vars_dirs::VarsCache,
 }
 
 /// Something that produces an inventory: a static file or directory, a host list,
@@ -318,11 +320,11 @@ impl Inventory {
         }
         let dirs = self.vars_dir_list();
         for dir in &dirs {
-            vars.extend(vars_dirs::load_entity(&dir.join("group_vars"), "all")?);
+            vars.extend(self.dir_vars(dir, "group_vars", "all")?);
         }
         for g in &groups {
             for dir in &dirs {
-                vars.extend(vars_dirs::load_entity(&dir.join("group_vars"), &g.name)?);
+                vars.extend(self.dir_vars(dir, "group_vars", &g.name)?);
             }
         }
         if let Some(h) = self.hosts.get(host) {
@@ -331,9 +333,13 @@ impl Inventory {
             vars.insert("ansible_connection".into(), Value::from("local"));
         }
         for dir in &dirs {
-            vars.extend(vars_dirs::load_entity(&dir.join("host_vars"), host)?);
+            vars.extend(self.dir_vars(dir, "host_vars", host)?);
         }
         Ok(vars)
+    }
+
+    fn dir_vars(&self, dir: &Path, kind: &str, name: &str) -> Result<Vars, InventoryError> {
+        Ok((*self.vars_cache.load(&dir.join(kind), name)?).clone())
     }
 
     fn vars_dir_list(&self) -> Vec<PathBuf> {

@@ -88,6 +88,8 @@ fn host_vars_beat_group_vars_and_vars_dirs_follow_ansible_order() {
     assert_eq!(inv.get_vars("h1").unwrap()["v"], json!("playbook"));
     assert_eq!(inv.get_vars("h2").unwrap()["v"], json!("group"));
     std::fs::write(d.join("group_vars/all.yml"), "- a list\n").unwrap();
+    // Files are read once per inventory: a fresh load sees the change.
+    let inv = load_sources(&[d.join("hosts").display().to_string()]).unwrap();
     let e = inv.get_vars("h1").unwrap_err().to_string();
     assert!(
         e.ends_with("all.yml:1:1: a variables file must be a mapping, found a list"),

@@ -2,9 +2,37 @@
 //! `<dir>/<name>`, `<name>.yml`, `<name>.yaml`, `<name>.json` (all that exist, in that
 //! order), or a directory `<dir>/<name>/` whose files load in lexical order.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use super::{InventoryError, Vars};
+
+/// Files read once per run: `get_vars` is called for every host, and the same
+/// `group_vars/all` would otherwise be parsed a thousand times for a thousand hosts.
+#[derive(Clone, Default)]
+pub struct VarsCache(Arc<RwLock<HashMap<(PathBuf, String), Arc<Vars>>>>);
+
+impl std::fmt::Debug for VarsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VarsCache")
+    }
+}
+
+impl VarsCache {
+    /// [`load_entity`], remembered per (directory, name).
+    pub fn load(&self, dir: &Path, name: &str) -> Result<Arc<Vars>, InventoryError> {
+        let key = (dir.to_path_buf(), name.to_string());
+        if let Some(v) = self.0.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(v);
+        }
+        let vars = Arc::new(load_entity(dir, name)?);
+        if let Ok(mut m) = self.0.write() {
+            m.insert(key, vars.clone());
+        }
+        Ok(vars)
+    }
+}
 
 const EXTENSIONS: &[&str] = &["", ".yml", ".yaml", ".json"];
 
