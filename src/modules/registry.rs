@@ -31,6 +31,11 @@ impl Registry {
             Arc::new(system::service::Service::SERVICE),
             Arc::new(system::service::Service::SYSTEMD),
             Arc::new(system::authorized_key::AuthorizedKey),
+            Arc::new(net::get_url::GetUrl),
+            Arc::new(net::unarchive::Unarchive),
+            Arc::new(net::wait_for::WaitFor),
+            Arc::new(net::wait_for_connection::WaitForConnection),
+            Arc::new(net::synchronize::Synchronize),
         ];
         let mut modules = BTreeMap::new();
         for m in list {
