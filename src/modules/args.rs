@@ -257,9 +257,7 @@ fn apply_symbolic(spec: &str, current: u32, is_dir: bool) -> Option<u32> {
             who_mask = 0o6777;
         }
         let mut chars = rest.chars().peekable();
-        if chars.peek().is_none() {
-            return None;
-        }
+        chars.peek()?;
         while let Some(op) = chars.next() {
             if !matches!(op, '+' | '-' | '=') {
                 return None;

@@ -78,13 +78,13 @@ impl Module for Unarchive {
         // Extra options are split on spaces by the script, as words of one tar/unzip call.
         let extra = a.str_list("extra_opts")?;
         let list = a.bool_or("list_files", false)?;
-        if let Some(c) = a.opt_str("creates")? {
-            if remote::stat_path(ctx, &c, false, None).await?.is_some() {
-                return Ok(ModuleResult::ok()
-                    .with_msg(format!("skipped, since {c} exists"))
-                    .with("dest", dest)
-                    .with("src", src));
-            }
+        if let Some(c) = a.opt_str("creates")?
+            && remote::stat_path(ctx, &c, false, None).await?.is_some()
+        {
+            return Ok(ModuleResult::ok()
+                .with_msg(format!("skipped, since {c} exists"))
+                .with("dest", dest)
+                .with("src", src));
         }
         let (archive_setup, stdin) = if remote_src {
             (format!("a_path={}; ", sh_quote(&src)), None)

@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(update(&once, &[K1.to_string()], true, false), once);
         let with_opts = format!("from=\"10.0.0.1\" {K1}");
         assert_eq!(
-            update(&once, &[with_opts.clone()], true, false),
+            update(&once, std::slice::from_ref(&with_opts), true, false),
             format!("{with_opts}\n")
         );
         let both = update(&once, &[K2.to_string()], true, false);
