@@ -78,3 +78,31 @@ impl Registry {
         self.modules.keys().copied()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_modules_resolve_with_prefixes_and_typos_get_suggestions() {
+        let r = Registry::builtin();
+        for name in [
+            "command",
+            "shell",
+            "copy",
+            "template",
+            "file",
+            "lineinfile",
+            "setup",
+            "synchronize",
+        ] {
+            assert!(r.contains(name), "{name}");
+        }
+        assert_eq!(
+            r.get("ansible.builtin.copy").map(|m| m.name()),
+            Some("copy")
+        );
+        assert_eq!(r.suggest("lineinfle"), Some("lineinfile"));
+        assert_eq!(r.suggest("zzzz"), None);
+    }
+}

@@ -8,4 +8,6 @@ pub mod wait_for;
 pub mod wait_for_connection;
 
 #[cfg(test)]
+mod sshd_tests;
+#[cfg(test)]
 mod tests;

@@ -64,16 +64,14 @@ fn ssh_options(spec: &ConnectionSpec) -> Vec<String> {
         }
     ));
     if !spec.known_hosts_files.is_empty() {
-        // UserKnownHostsFile replaces the default list, so the user's own file comes first.
-        let mut files: Vec<String> = dirs::home_dir()
-            .map(|h| h.join(".ssh/known_hosts").display().to_string())
-            .into_iter()
+        // UserKnownHostsFile replaces the default list and ssh records new keys in the first
+        // file, so the engine's own files come first and the user's file is still consulted.
+        let mut files: Vec<String> = spec
+            .known_hosts_files
+            .iter()
+            .map(|p| p.display().to_string())
             .collect();
-        files.extend(
-            spec.known_hosts_files
-                .iter()
-                .map(|p| p.display().to_string()),
-        );
+        files.extend(dirs::home_dir().map(|h| h.join(".ssh/known_hosts").display().to_string()));
         o.push("-o".into());
         o.push(format!("UserKnownHostsFile={}", files.join(" ")));
     }
@@ -172,10 +170,6 @@ pub fn rsync_args(o: &SyncOpts, spec: &ConnectionSpec) -> Result<Vec<String>, St
 impl Module for Synchronize {
     fn name(&self) -> &'static str {
         "synchronize"
-    }
-
-    fn runs_on_controller(&self) -> bool {
-        false
     }
 
     async fn run(

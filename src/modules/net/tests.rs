@@ -242,7 +242,7 @@ fn synchronize_builds_ssh_from_the_connection_spec() {
     assert!(
         words
             .iter()
-            .any(|w| w.starts_with("UserKnownHostsFile=") && w.ends_with(" /state/known_hosts"))
+            .any(|w| w.starts_with("UserKnownHostsFile=/state/known_hosts "))
     );
     let proxy = words
         .iter()
