@@ -13,7 +13,7 @@ pub struct Registry {
 impl Registry {
     /// All built-in modules.
     pub fn builtin() -> Self {
-        let list: Vec<Arc<dyn Module>> = vec![];
+        let list: Vec<Arc<dyn Module>> = super::control::all();
         let mut modules = BTreeMap::new();
         for m in list {
             modules.insert(m.name(), m);
