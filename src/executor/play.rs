@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::events::Status;
 use super::hosts::{Host, Inventory};
-use super::task::{self, HostOutcome, OMIT};
+use super::task::{self, HostOutcome, Included, OMIT};
 use super::vars::{self, PlayScope, TaskLayers, Vars};
 use super::{RunOptions, Shared, tags};
 use crate::connection::ConnectionSpec;
@@ -357,14 +357,14 @@ impl Batch<'_> {
             || matches!(&task.scope.kw.run_once, Some(Value::String(s)) if crate::template::filters::ansible_bool(&JValue::from(s.as_str())));
         let runners: Vec<usize> = if run_once { vec![targets[0]] } else { targets.clone() };
         let outcomes = join_all(runners.iter().map(|&h| task::run_on_host(self, task, h, self.task_magic(task)))).await;
-        let mut includes: Vec<(String, Vec<TaskItem>, Vec<usize>)> = Vec::new();
+        let mut includes: Vec<(Included, Vec<usize>)> = Vec::new();
         let mut newly_failed = false;
         for (&h, out) in runners.iter().zip(&outcomes) {
             newly_failed |= self.apply(h, task, out, rescuable);
-            for (key, items) in &out.includes {
-                match includes.iter_mut().find(|(k, _, _)| k == key) {
-                    Some(entry) => entry.2.push(h),
-                    None => includes.push((key.clone(), items.clone(), vec![h])),
+            for inc in &out.includes {
+                match includes.iter_mut().find(|(i, _)| i.key == inc.key) {
+                    Some(entry) => entry.1.push(h),
+                    None => includes.push((inc.clone(), vec![h])),
                 }
             }
         }
@@ -372,14 +372,18 @@ impl Batch<'_> {
             self.share_run_once(task, &targets[1..], out, &mut includes);
         }
         self.check_abort(task, newly_failed);
-        for (_, items, hosts) in includes {
-            self.run_items(&items, hosts, rescuable).await;
+        for (inc, hosts) in includes {
+            if let Some(file) = &inc.file {
+                let names: Vec<&str> = hosts.iter().map(|&h| self.hosts[h].name.as_str()).collect();
+                self.shared.output.notice(&format!("included: {file} for {}", names.join(", ")));
+            }
+            self.run_items(&inc.items, hosts, rescuable).await;
         }
     }
 
     /// `run_once`: the first host's result (register, notifications, includes) applies
     /// to every host of the batch.
-    fn share_run_once(&self, task: &Task, others: &[usize], out: &HostOutcome, includes: &mut [(String, Vec<TaskItem>, Vec<usize>)]) {
+    fn share_run_once(&self, task: &Task, others: &[usize], out: &HostOutcome, includes: &mut [(Included, Vec<usize>)]) {
         for &h in others {
             if let Some(reg) = &task.register {
                 self.shared.store.set_fact(&self.hosts[h].name, reg, out.result.clone());
@@ -388,7 +392,7 @@ impl Batch<'_> {
                 self.notify(h, task);
             }
             for entry in includes.iter_mut() {
-                entry.2.push(h);
+                entry.1.push(h);
             }
         }
     }

@@ -22,13 +22,22 @@ pub const OMIT: &str = "__omit_place_holder__spark_openstack";
 const NO_LOG_MSG: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
+/// Tasks an include produced; hosts with the same `key` run them together.
+#[derive(Clone)]
+pub(super) struct Included {
+    pub key: String,
+    /// The included file, for the `included: FILE for HOSTS` line.
+    pub file: Option<String>,
+    pub items: Vec<TaskItem>,
+}
+
 /// A task's end on one host, for the play runner to count and act on.
 pub(super) struct HostOutcome {
     pub status: Status,
     pub ignored: bool,
     pub result: Value,
-    /// Tasks to run next for this host (`include_tasks`/`include_role`), with a grouping key.
-    pub includes: Vec<(String, Vec<TaskItem>)>,
+    /// Tasks to run next for this host (`include_tasks`/`include_role`).
+    pub includes: Vec<Included>,
     /// The delegate that received facts with `delegate_facts`.
     pub unreachable_ignored: bool,
 }
@@ -402,8 +411,11 @@ impl Runner<'_, '_> {
         };
         let rendered = Task { args: args.clone(), ..clone_task(task) };
         let loader = &self.b.shared.loader;
+        let mut shown = None;
         let items = if task.action == "include_tasks" {
             let file = args.get("file").or_else(|| args.get("_raw_params")).and_then(Value::as_str).unwrap_or("");
+            let full = crate::playbook::relative_path(&task.loc, file);
+            shown = Some(std::path::absolute(&full).unwrap_or(full).display().to_string());
             expand_include_tasks(&rendered, file, loader)
         } else {
             expand_include_role(&rendered, loader)
@@ -418,7 +430,7 @@ impl Runner<'_, '_> {
                     items = with_loop_vars(items, self.vars, task);
                 }
                 let mut out = HostOutcome::new(Status::Ok, json!({"changed": false, "include": key}));
-                out.includes.push((key, items));
+                out.includes.push(Included { key, file: shown, items });
                 out
             }
             Err(e) => HostOutcome::new(Status::Failed, json!({"msg": e.msg})),

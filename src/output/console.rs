@@ -125,6 +125,9 @@ impl EventSink for Console {
 
     fn host_result(&self, r: &HostResult) {
         if r.loop_summary {
+            if r.status == Status::Skipped {
+                self.line(&format!("skipping: [{}]", r.host), Some(CYAN));
+            }
             if r.ignored {
                 self.line("...ignoring", Some(CYAN));
             }
@@ -150,6 +153,10 @@ impl EventSink for Console {
                 let mut t = format!("{word}: [{label}]");
                 if let Some(i) = item {
                     t.push_str(&format!(" => (item={i})"));
+                    if status == Status::Skipped {
+                        // Ansible's item-skipped line ends with a space.
+                        t.push(' ');
+                    }
                 }
                 if show && !(status == Status::Skipped && self.verbosity == 0) {
                     t.push_str(&format!(" => {}", self.dump(r)));

@@ -22,7 +22,7 @@ use crate::modules::registry::Registry;
 use crate::yaml::Loc;
 
 pub use keywords::Keywords;
-pub use parse::{Loader, load_playbook};
+pub use parse::{Loader, load_playbook, relative_to as relative_path};
 pub use roles::{RoleInfo, expand_include_role, expand_include_tasks};
 
 /// A parse or load error, already formatted with the `file:line:col` at fault.

@@ -98,7 +98,7 @@ fn load_into(path: &Path, loader: &Loader, plays: &mut Vec<Play>, depth: usize) 
 }
 
 /// `file` relative to the directory of the file `loc` is in.
-pub(super) fn relative_to(loc: &Loc, file: &str) -> PathBuf {
+pub fn relative_to(loc: &Loc, file: &str) -> PathBuf {
     let p = PathBuf::from(file);
     if p.is_absolute() {
         return p;
