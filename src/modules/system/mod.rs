@@ -1,0 +1,1 @@
+//! Modules that manage the system: `service`/`systemd`, `authorized_key` and `setup`.
