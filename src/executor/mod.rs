@@ -113,7 +113,7 @@ pub struct RunOutcome {
 
 /// What every task of the run shares.
 pub(crate) struct Shared {
-    pub templar: Templar,
+    pub templar: Arc<Templar>,
     pub registry: Arc<Registry>,
     pub loader: Loader,
     pub conns: ConnectionManager,
@@ -162,7 +162,7 @@ pub async fn run_playbook(run: PlaybookRun) -> RunOutcome {
         Err(msg) => return RunOutcome { outcome: Outcome::ParseError(msg), stats: Stats::new() },
     };
     let shared = Arc::new(Shared {
-        templar: Templar::new(),
+        templar: Arc::new(Templar::new()),
         registry: run.registry,
         loader,
         conns: ConnectionManager::new(),

@@ -96,6 +96,7 @@ pub(super) async fn run_play(shared: &Arc<Shared>, book: &Playbook, play: &Play)
         magic.insert("ansible_skip_tags".into(), json!(shared.opts.skip_tags));
         magic.insert("omit".into(), Value::String(OMIT.into()));
         let scope = Arc::new(PlayScope {
+            templar: shared.templar.clone(),
             play_vars: play.vars.clone(),
             vars_files: vars_files.clone(),
             extra: shared.extra.clone(),
@@ -372,11 +373,14 @@ impl Batch<'_> {
             self.share_run_once(task, &targets[1..], out, &mut includes);
         }
         self.check_abort(task, newly_failed);
-        for (inc, hosts) in includes {
+        for (inc, hosts) in &includes {
             if let Some(file) = &inc.file {
                 let names: Vec<&str> = hosts.iter().map(|&h| self.hosts[h].name.as_str()).collect();
-                self.shared.output.notice(&format!("included: {file} for {}", names.join(", ")));
+                let item = inc.label.as_ref().map(|l| format!(" => (item={l})")).unwrap_or_default();
+                self.shared.output.notice(&format!("included: {file} for {}{item}", names.join(", ")));
             }
+        }
+        for (inc, hosts) in includes {
             self.run_items(&inc.items, hosts, rescuable).await;
         }
     }
@@ -423,7 +427,11 @@ impl Batch<'_> {
         let name = self.hosts[h].name.clone();
         let stat = |f: &dyn Fn(&mut super::events::HostStats)| self.shared.stat(&name, f);
         match out.status {
-            Status::Ok => stat(&|s| s.ok += 1),
+            // Ansible counts every file an include loop included.
+            Status::Ok => {
+                let n = out.includes.len().max(1) as u32;
+                stat(&|s| s.ok += n)
+            }
             Status::Changed => {
                 stat(&|s| {
                     s.ok += 1;

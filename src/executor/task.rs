@@ -28,6 +28,8 @@ pub(super) struct Included {
     pub key: String,
     /// The included file, for the `included: FILE for HOSTS` line.
     pub file: Option<String>,
+    /// The loop item label, for `included: FILE for HOSTS => (item=x)`.
+    pub label: Option<String>,
     pub items: Vec<TaskItem>,
 }
 
@@ -210,7 +212,9 @@ impl Runner<'_, '_> {
             any_failed |= matches!(out.status, Status::Failed | Status::Unreachable);
             all_skipped &= out.status == Status::Skipped;
             includes.append(&mut out.includes);
-            self.emit(&out, Some(label), false);
+            if !is_include(self.task) || out.status == Status::Failed {
+                self.emit(&out, Some(label), false);
+            }
             results.push(out.result);
         }
         let status = if any_failed {
@@ -306,10 +310,10 @@ impl Runner<'_, '_> {
     }
 
     /// One execution (a task without loop, or one loop item), with `until` retries.
-    async fn run_once_item(&self, vars: &Vars, ctx: &JValue, _label: Option<&str>) -> HostOutcome {
+    async fn run_once_item(&self, vars: &Vars, ctx: &JValue, label: Option<&str>) -> HostOutcome {
         let task = self.task;
         if matches!(task.action.as_str(), "include_tasks" | "include_role") {
-            return self.include(ctx);
+            return self.include(vars, ctx, label);
         }
         let until = !task.until.is_empty();
         let retries = if until { self.number(&task.retries, ctx).unwrap_or(3.0) as u32 } else { 0 };
@@ -402,7 +406,7 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
-    fn include(&self, ctx: &JValue) -> HostOutcome {
+    fn include(&self, vars: &Vars, ctx: &JValue, label: Option<&str>) -> HostOutcome {
         let task = self.task;
         let args = match self.templar().render_value(&Value::Object(task.args.clone()), ctx) {
             Ok(Value::Object(m)) => m,
@@ -422,15 +426,15 @@ impl Runner<'_, '_> {
         };
         match items {
             Ok(items) => {
-                let key = format!("{}{}", Value::Object(args), self.vars.get(
+                let key = format!("{}{}", Value::Object(args), vars.get(
                     task.loop_control.loop_var.as_deref().unwrap_or("item")).map(|v| v.to_string()).unwrap_or_default());
                 // Loop variables must stay visible to the included tasks.
                 let mut items = items;
                 if task.loop_.is_some() {
-                    items = with_loop_vars(items, self.vars, task);
+                    items = with_loop_vars(items, vars, task);
                 }
                 let mut out = HostOutcome::new(Status::Ok, json!({"changed": false, "include": key}));
-                out.includes.push(Included { key, file: shown, items });
+                out.includes.push(Included { key, file: shown, label: label.map(str::to_string), items });
                 out
             }
             Err(e) => HostOutcome::new(Status::Failed, json!({"msg": e.msg})),
@@ -486,6 +490,7 @@ impl Runner<'_, '_> {
             Err(out) => return out,
         };
         let search = self.b.search_paths(task);
+        let vars = &vars::resolved(vars, ctx, self.templar());
         let mctx = ModuleCtx {
             host: self.host,
             conn,
@@ -608,7 +613,7 @@ impl Runner<'_, '_> {
             self.b.shared.store.set_fact(self.host, reg, out.result.clone());
         }
         let is_loop = self.task.loop_.is_some();
-        if !matches!(self.task.action.as_str(), "include_tasks" | "include_role") || out.status == Status::Failed {
+        if !is_include(self.task) || out.status == Status::Failed {
             self.emit(out, None, is_loop);
         }
     }
@@ -633,6 +638,11 @@ impl Runner<'_, '_> {
             loop_summary,
         });
     }
+}
+
+/// Includes report through `included:` lines, not per-host results.
+fn is_include(task: &Task) -> bool {
+    matches!(task.action.as_str(), "include_tasks" | "include_role")
 }
 
 fn is_template_failure(v: &Value) -> bool {

@@ -72,6 +72,7 @@ impl HostStore {
 
 /// Play-wide values shared by every host's context.
 pub struct PlayScope {
+    pub templar: Arc<Templar>,
     pub play_vars: Arc<Vars>,
     pub vars_files: Arc<Vars>,
     pub extra: Arc<Vars>,
@@ -155,26 +156,68 @@ impl PlayScope {
 }
 
 /// The template context: a host's variables plus the lazy `hostvars` and `vars`.
-#[derive(Debug)]
+///
+/// Variables whose values are templates (`out: "{{ dir }}/x"`) are rendered when a
+/// template reads them, against this same context, as Ansible's lazy templating does.
+/// A depth limit stops self-referencing definitions.
 struct Ctx {
-    vars: JValue,
-    hostvars: JValue,
+    vars: Arc<Vars>,
+    scope: Arc<PlayScope>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("vars")
+    }
+}
+
+thread_local! {
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// True when a value holds template syntax anywhere inside.
+pub fn has_template(v: &Value) -> bool {
+    match v {
+        Value::String(s) => Templar::is_template(s),
+        Value::Array(a) => a.iter().any(has_template),
+        Value::Object(m) => m.values().any(has_template),
+        _ => false,
+    }
+}
+
+impl Ctx {
+    fn resolve(self: &Arc<Self>, v: &Value) -> JValue {
+        if !has_template(v) {
+            return JValue::from(minijinja::value::Serde(v));
+        }
+        let depth = DEPTH.with(|d| d.get());
+        if depth > 20 {
+            return JValue::from(minijinja::value::Serde(v));
+        }
+        DEPTH.with(|d| d.set(depth + 1));
+        let me = JValue::from_dyn_object(self.clone());
+        let out = self.scope.templar.render_value(v, &me);
+        DEPTH.with(|d| d.set(depth));
+        match out {
+            Ok(r) => JValue::from(minijinja::value::Serde(&r)),
+            // An undefined inside the definition makes the variable undefined where used.
+            Err(_) => JValue::UNDEFINED,
+        }
+    }
 }
 
 impl Object for Ctx {
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
-        match key.as_str() {
-            Some("hostvars") => Some(self.hostvars.clone()),
-            Some("vars") => Some(self.vars.clone()),
-            _ => self.vars.get_item(key).ok().filter(|v| !v.is_undefined()),
+        let k = key.as_str()?;
+        match k {
+            "hostvars" => Some(JValue::from_object(HostVars { scope: self.scope.clone() })),
+            "vars" => Some(JValue::from_dyn_object(self.clone())),
+            _ => self.vars.get(k).map(|v| self.resolve(v)).filter(|v| !v.is_undefined()),
         }
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        match self.vars.try_iter() {
-            Ok(it) => Enumerator::Values(it.collect()),
-            Err(_) => Enumerator::Empty,
-        }
+        Enumerator::Values(self.vars.keys().map(|k| JValue::from(k.as_str())).collect())
     }
 }
 
@@ -192,7 +235,7 @@ impl std::fmt::Debug for HostVars {
 impl Object for HostVars {
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
         let host = self.scope.hosts.get(key.as_str()?)?;
-        Some(Templar::context(&self.scope.host_vars(host)))
+        Some(JValue::from_object(Ctx { vars: Arc::new(self.scope.host_vars(host)), scope: self.scope.clone() }))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
@@ -204,10 +247,18 @@ impl Object for HostVars {
 
 /// Builds the template context for `vars`.
 pub fn context(vars: &Vars, scope: &Arc<PlayScope>) -> JValue {
-    JValue::from_object(Ctx {
-        vars: Templar::context(vars),
-        hostvars: JValue::from_object(HostVars { scope: scope.clone() }),
-    })
+    JValue::from_object(Ctx { vars: Arc::new(vars.clone()), scope: scope.clone() })
+}
+
+/// `vars` with every templated value rendered (unrenderable ones kept as written), for
+/// modules that read variables directly (`template`, `debug: var=`).
+pub fn resolved(vars: &Vars, ctx: &JValue, templar: &Templar) -> Vars {
+    vars.iter()
+        .map(|(k, v)| {
+            let r = if has_template(v) { templar.render_value(v, ctx).unwrap_or_else(|_| v.clone()) } else { v.clone() };
+            (k.clone(), r)
+        })
+        .collect()
 }
 
 /// Finds which identifier of `src` is undefined in `vars`, so errors can name it
@@ -297,6 +348,7 @@ mod tests {
         let h = host("h1", json!({"x": "inventory", "y": "inventory"}));
         store.set_fact("h1", "x", json!("set_fact"));
         let scope = PlayScope {
+            templar: Arc::new(Templar::new()),
             play_vars: Arc::new(json!({"x": "play", "y": "play", "z": "play"}).as_object().unwrap().clone()),
             vars_files: Arc::new(Vars::new()),
             extra: Arc::new(json!({"z": "extra"}).as_object().unwrap().clone()),
