@@ -92,7 +92,10 @@ pub fn run(args: PlayArgs, verbose: u8) -> Exit {
     if let Some(c) = &args.connection
         && !matches!(c.as_str(), "ssh" | "local" | "smart" | "paramiko")
     {
-        return super::fail(Exit::BadOptions, format!("unknown connection type '{c}' (expected ssh or local)"));
+        return super::fail(
+            Exit::BadOptions,
+            format!("unknown connection type '{c}' (expected ssh or local)"),
+        );
     }
     let inventory = match load_inventory(&args.inventory) {
         Ok(i) => Arc::new(i),
@@ -122,13 +125,25 @@ pub fn run(args: PlayArgs, verbose: u8) -> Exit {
     };
     let registry = Arc::new(Registry::builtin());
     if args.syntax_check || args.list_hosts || args.list_tasks {
-        let loader = Loader { registry: registry.clone(), roles_path: options.roles_path.clone() };
+        let loader = Loader {
+            registry: registry.clone(),
+            roles_path: options.roles_path.clone(),
+        };
         let books = match executor::load_all(&args.playbooks, &loader) {
             Ok(b) => b,
             Err(msg) => return super::fail(Exit::PARSE_ERROR, msg),
         };
         if args.list_hosts || args.list_tasks {
-            print!("{}", executor::list(&books, &inventory, &options, args.list_hosts, args.list_tasks));
+            print!(
+                "{}",
+                executor::list(
+                    &books,
+                    &inventory,
+                    &options,
+                    args.list_hosts,
+                    args.list_tasks
+                )
+            );
         } else {
             for b in &books {
                 println!("\nplaybook: {}", b.path.display());
@@ -141,7 +156,10 @@ pub fn run(args: PlayArgs, verbose: u8) -> Exit {
     } else {
         Arc::new(crate::output::Console::new(verbose))
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return super::fail(Exit::Error, format!("cannot start the async runtime: {e}")),
     };
@@ -176,7 +194,9 @@ fn load_inventory(sources: &[String]) -> Result<Inventory, String> {
                 inv.add_host(&h.name, Map::new(), &["ungrouped"]);
             }
         } else {
-            return Err(format!("inventory file '{s}': inventory files are not supported by this build yet; use a host list like 'a,b,'"));
+            return Err(format!(
+                "inventory file '{s}': inventory files are not supported by this build yet; use a host list like 'a,b,'"
+            ));
         }
     }
     Ok(inv)

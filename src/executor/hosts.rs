@@ -40,12 +40,19 @@ impl Inventory {
     pub fn add_host(&mut self, name: &str, vars: Map<String, Value>, groups: &[&str]) {
         let mut gs: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
         gs.sort();
-        let host = Arc::new(Host { name: name.to_string(), vars: Arc::new(vars), groups: gs.clone() });
+        let host = Arc::new(Host {
+            name: name.to_string(),
+            vars: Arc::new(vars),
+            groups: gs.clone(),
+        });
         match self.hosts.iter_mut().find(|h| h.name == name) {
             Some(h) => *h = host,
             None => {
                 self.hosts.push(host);
-                self.groups.entry("all".into()).or_default().push(name.to_string());
+                self.groups
+                    .entry("all".into())
+                    .or_default()
+                    .push(name.to_string());
             }
         }
         for g in gs {
@@ -64,7 +71,11 @@ impl Inventory {
     pub fn implicit_localhost() -> Arc<Host> {
         let mut vars = Map::new();
         vars.insert("ansible_connection".into(), Value::String("local".into()));
-        Arc::new(Host { name: "localhost".into(), vars: Arc::new(vars), groups: Vec::new() })
+        Arc::new(Host {
+            name: "localhost".into(),
+            vars: Arc::new(vars),
+            groups: Vec::new(),
+        })
     }
 
     /// Hosts matching an Ansible pattern: `all`/`*`, names, groups, globs, `a:b` or `a,b`
@@ -77,7 +88,10 @@ impl Inventory {
             .filter(|p| !p.is_empty())
             .collect();
         // Unions first, then intersections, then exclusions, as Ansible does.
-        for p in parts.iter().filter(|p| !p.starts_with('&') && !p.starts_with('!')) {
+        for p in parts
+            .iter()
+            .filter(|p| !p.starts_with('&') && !p.starts_with('!'))
+        {
             for h in self.match_one(p) {
                 if !chosen.contains(&h) {
                     chosen.push(h);
@@ -92,7 +106,12 @@ impl Inventory {
             let drop = self.match_one(p);
             chosen.retain(|h| !drop.contains(h));
         }
-        let mut out: Vec<Arc<Host>> = self.hosts.iter().filter(|h| chosen.contains(&h.name)).cloned().collect();
+        let mut out: Vec<Arc<Host>> = self
+            .hosts
+            .iter()
+            .filter(|h| chosen.contains(&h.name))
+            .cloned()
+            .collect();
         if chosen.iter().any(|c| c == "localhost") && !out.iter().any(|h| h.name == "localhost") {
             out.push(Self::implicit_localhost());
         }
@@ -109,8 +128,12 @@ impl Inventory {
         if p.contains('*') || p.contains('?') || p.contains('[') {
             if let Ok(glob) = globset::Glob::new(p) {
                 let m = glob.compile_matcher();
-                let mut out: Vec<String> =
-                    self.hosts.iter().filter(|h| m.is_match(&h.name)).map(|h| h.name.clone()).collect();
+                let mut out: Vec<String> = self
+                    .hosts
+                    .iter()
+                    .filter(|h| m.is_match(&h.name))
+                    .map(|h| h.name.clone())
+                    .collect();
                 for (g, members) in &self.groups {
                     if m.is_match(g) {
                         out.extend(members.iter().cloned());
@@ -122,7 +145,12 @@ impl Inventory {
         if let Some(re) = p.strip_prefix('~')
             && let Ok(re) = regex::Regex::new(re)
         {
-            return self.hosts.iter().filter(|h| re.is_match(&h.name)).map(|h| h.name.clone()).collect();
+            return self
+                .hosts
+                .iter()
+                .filter(|h| re.is_match(&h.name))
+                .map(|h| h.name.clone())
+                .collect();
         }
         if p == "localhost" || self.hosts.iter().any(|h| h.name == p) {
             return vec![p.to_string()];
@@ -135,7 +163,12 @@ impl Inventory {
         Value::Object(
             self.groups
                 .iter()
-                .map(|(g, m)| (g.clone(), Value::Array(m.iter().cloned().map(Value::String).collect())))
+                .map(|(g, m)| {
+                    (
+                        g.clone(),
+                        Value::Array(m.iter().cloned().map(Value::String).collect()),
+                    )
+                })
                 .collect(),
         )
     }

@@ -156,10 +156,18 @@ pub fn load_all(paths: &[PathBuf], loader: &Loader) -> Result<Vec<Playbook>, Str
 
 /// Runs playbooks to the end (or to Ctrl-C) and prints the recap.
 pub async fn run_playbook(run: PlaybookRun) -> RunOutcome {
-    let loader = Loader { registry: run.registry.clone(), roles_path: run.options.roles_path.clone() };
+    let loader = Loader {
+        registry: run.registry.clone(),
+        roles_path: run.options.roles_path.clone(),
+    };
     let books = match load_all(&run.playbooks, &loader) {
         Ok(b) => b,
-        Err(msg) => return RunOutcome { outcome: Outcome::ParseError(msg), stats: Stats::new() },
+        Err(msg) => {
+            return RunOutcome {
+                outcome: Outcome::ParseError(msg),
+                stats: Stats::new(),
+            };
+        }
     };
     let shared = Arc::new(Shared {
         templar: Arc::new(Templar::new()),
@@ -203,7 +211,10 @@ pub async fn run_playbook(run: PlaybookRun) -> RunOutcome {
         if !stats.is_empty() {
             shared.output.recap(&stats);
         }
-        return RunOutcome { outcome: Outcome::Error(msg.clone()), stats };
+        return RunOutcome {
+            outcome: Outcome::Error(msg.clone()),
+            stats,
+        };
     }
     shared.output.recap(&stats);
     let outcome = if shared.interrupted.load(Ordering::Relaxed) {
@@ -219,6 +230,12 @@ pub async fn run_playbook(run: PlaybookRun) -> RunOutcome {
 }
 
 /// `--list-hosts` / `--list-tasks`: what would run, Ansible's listing format.
-pub fn list(books: &[Playbook], inventory: &Inventory, opts: &RunOptions, hosts: bool, tasks: bool) -> String {
+pub fn list(
+    books: &[Playbook],
+    inventory: &Inventory,
+    opts: &RunOptions,
+    hosts: bool,
+    tasks: bool,
+) -> String {
     play::listing(books, inventory, opts, hosts, tasks)
 }

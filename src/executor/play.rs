@@ -52,47 +52,84 @@ pub(super) struct Batch<'a> {
 }
 
 /// Runs one play of `book`. An `Err` is a run-stopping error (bad `vars_files`).
-pub(super) async fn run_play(shared: &Arc<Shared>, book: &Playbook, play: &Play) -> Result<(), String> {
+pub(super) async fn run_play(
+    shared: &Arc<Shared>,
+    book: &Playbook,
+    play: &Play,
+) -> Result<(), String> {
     let t = &shared.templar;
     let mut base = (*play.vars).clone();
     base.extend(shared.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     let ctx = Templar::context(&base);
-    let pattern = t.render_str(&play.hosts, &ctx).map_err(|e| format!("{}: hosts: {}", play.loc, e.msg))?;
-    let name = t.render_str(&play.name, &ctx).unwrap_or_else(|_| play.name.clone());
+    let pattern = t
+        .render_str(&play.hosts, &ctx)
+        .map_err(|e| format!("{}: hosts: {}", play.loc, e.msg))?;
+    let name = t
+        .render_str(&play.name, &ctx)
+        .unwrap_or_else(|_| play.name.clone());
     let mut hosts = select(&shared.inventory, &pattern, &shared.opts);
     order_hosts(&mut hosts, play.order);
     let check = match &play.kw.check_mode {
         Some(Value::Bool(b)) => *b,
         _ => shared.opts.check,
     };
-    shared.output.play_start(&name, check);
     if hosts.is_empty() {
-        shared.output.warning(&format!("Could not match supplied host pattern, ignoring: {pattern}"));
+        shared.output.play_start(&name, check);
+        shared.output.warning(&format!(
+            "Could not match supplied host pattern, ignoring: {pattern}"
+        ));
         shared.output.notice("skipping: no hosts matched");
         return Ok(());
     }
     let vars_files = Arc::new(load_vars_files(play, &base, t)?);
-    let all_names: Vec<Value> = hosts.iter().map(|h| Value::String(h.name.clone())).collect();
-    let mut inventory_hosts: HashMap<String, Arc<Host>> =
-        shared.inventory.hosts.iter().map(|h| (h.name.clone(), h.clone())).collect();
+    let all_names: Vec<Value> = hosts
+        .iter()
+        .map(|h| Value::String(h.name.clone()))
+        .collect();
+    let mut inventory_hosts: HashMap<String, Arc<Host>> = shared
+        .inventory
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), h.clone()))
+        .collect();
     for h in &hosts {
-        inventory_hosts.entry(h.name.clone()).or_insert_with(|| h.clone());
+        inventory_hosts
+            .entry(h.name.clone())
+            .or_insert_with(|| h.clone());
     }
     let groups = shared.inventory.groups_value();
     for batch_hosts in batches(&hosts, &play.serial) {
-        let batch_names: Vec<Value> = batch_hosts.iter().map(|h| Value::String(h.name.clone())).collect();
+        // Ansible prints the play banner again for every `serial` batch.
+        shared.output.play_start(&name, check);
+        let batch_names: Vec<Value> = batch_hosts
+            .iter()
+            .map(|h| Value::String(h.name.clone()))
+            .collect();
         let mut magic = Map::new();
         magic.insert("groups".into(), groups.clone());
         magic.insert("play_hosts".into(), Value::Array(batch_names.clone()));
         magic.insert("ansible_play_hosts".into(), Value::Array(all_names.clone()));
-        magic.insert("ansible_play_hosts_all".into(), Value::Array(all_names.clone()));
+        magic.insert(
+            "ansible_play_hosts_all".into(),
+            Value::Array(all_names.clone()),
+        );
         magic.insert("ansible_play_batch".into(), Value::Array(batch_names));
         magic.insert("ansible_play_name".into(), Value::String(name.clone()));
-        magic.insert("playbook_dir".into(), Value::String(abs(book.dir()).display().to_string()));
+        magic.insert(
+            "playbook_dir".into(),
+            Value::String(abs(book.dir()).display().to_string()),
+        );
         magic.insert("ansible_check_mode".into(), Value::Bool(check));
         magic.insert("ansible_diff_mode".into(), Value::Bool(shared.opts.diff));
         magic.insert("ansible_verbosity".into(), json!(shared.opts.verbosity));
-        magic.insert("ansible_run_tags".into(), json!(if shared.opts.tags.is_empty() { vec!["all".to_string()] } else { shared.opts.tags.clone() }));
+        magic.insert(
+            "ansible_run_tags".into(),
+            json!(if shared.opts.tags.is_empty() {
+                vec!["all".to_string()]
+            } else {
+                shared.opts.tags.clone()
+            }),
+        );
         magic.insert("ansible_skip_tags".into(), json!(shared.opts.skip_tags));
         magic.insert("omit".into(), Value::String(OMIT.into()));
         let scope = Arc::new(PlayScope {
@@ -109,7 +146,10 @@ pub(super) async fn run_play(shared: &Arc<Shared>, book: &Playbook, play: &Play)
             play,
             book_dir: abs(book.dir()),
             scope,
-            state: batch_hosts.iter().map(|_| Mutex::new(HostRun::default())).collect(),
+            state: batch_hosts
+                .iter()
+                .map(|_| Mutex::new(HostRun::default()))
+                .collect(),
             hosts: batch_hosts,
             banners: Mutex::new(HashSet::new()),
             end_play: AtomicBool::new(false),
@@ -130,14 +170,22 @@ pub(super) async fn run_play(shared: &Arc<Shared>, book: &Playbook, play: &Play)
 }
 
 fn abs(p: &std::path::Path) -> PathBuf {
-    std::path::absolute(if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p })
-        .unwrap_or_else(|_| p.to_path_buf())
+    std::path::absolute(if p.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        p
+    })
+    .unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn select(inv: &Inventory, pattern: &str, opts: &RunOptions) -> Vec<Arc<Host>> {
     let mut hosts = inv.select(pattern);
     if let Some(limit) = &opts.limit {
-        let keep: HashSet<String> = inv.select(limit).into_iter().map(|h| h.name.clone()).collect();
+        let keep: HashSet<String> = inv
+            .select(limit)
+            .into_iter()
+            .map(|h| h.name.clone())
+            .collect();
         hosts.retain(|h| keep.contains(&h.name));
     }
     hosts
@@ -192,8 +240,14 @@ fn load_vars_files(play: &Play, base: &Vars, t: &Templar) -> Result<Vars, String
         };
         let mut found = None;
         for c in &candidates {
-            let name = t.render_str(&py_str(c), &ctx).map_err(|e| format!("{loc}: vars_files: {}", e.msg))?;
-            let path = play.path.parent().unwrap_or(std::path::Path::new(".")).join(&name);
+            let name = t
+                .render_str(&py_str(c), &ctx)
+                .map_err(|e| format!("{loc}: vars_files: {}", e.msg))?;
+            let path = play
+                .path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(&name);
             if path.is_file() {
                 found = Some(path);
                 break;
@@ -236,7 +290,12 @@ impl Batch<'_> {
         let all: Vec<usize> = (0..self.hosts.len()).collect();
         self.gather_facts(&all).await;
         let play = self.play;
-        let main: Vec<TaskItem> = play.roles.iter().chain(play.tasks.iter()).cloned().collect();
+        let main: Vec<TaskItem> = play
+            .roles
+            .iter()
+            .chain(play.tasks.iter())
+            .cloned()
+            .collect();
         for section in [&play.pre_tasks, &main, &play.post_tasks] {
             if self.halted() {
                 break;
@@ -257,12 +316,22 @@ impl Batch<'_> {
         let wanted = match &self.play.gather_facts {
             None => true,
             Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => crate::template::filters::ansible_bool(&JValue::from(s.as_str())),
+            Some(Value::String(s)) => {
+                crate::template::filters::ansible_bool(&JValue::from(s.as_str()))
+            }
             Some(_) => true,
         };
-        let module = ["setup", "gather_facts", "facts"].into_iter().find(|m| self.shared.registry.contains(m));
-        let (true, Some(module)) = (wanted, module) else { return };
-        let targets: Vec<usize> = all.iter().copied().filter(|&h| !self.shared.store.has_facts(&self.hosts[h].name)).collect();
+        let module = ["setup", "gather_facts", "facts"]
+            .into_iter()
+            .find(|m| self.shared.registry.contains(m));
+        let (true, Some(module)) = (wanted, module) else {
+            return;
+        };
+        let targets: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&h| !self.shared.store.has_facts(&self.hosts[h].name))
+            .collect();
         if targets.is_empty() {
             return;
         }
@@ -270,7 +339,12 @@ impl Batch<'_> {
         self.run_task(&task, &targets, false, false).await;
     }
 
-    pub(super) fn run_items<'s>(&'s self, items: &'s [TaskItem], members: Vec<usize>, rescuable: bool) -> BoxFuture<'s, ()> {
+    pub(super) fn run_items<'s>(
+        &'s self,
+        items: &'s [TaskItem],
+        members: Vec<usize>,
+        rescuable: bool,
+    ) -> BoxFuture<'s, ()> {
         Box::pin(async move {
             for item in items {
                 if self.halted() || self.active(&members).is_empty() {
@@ -281,7 +355,8 @@ impl Batch<'_> {
                     TaskItem::Block(b) => {
                         let entered = self.active(&members);
                         let has_rescue = !b.rescue.is_empty();
-                        self.run_items(&b.block, entered.clone(), rescuable || has_rescue).await;
+                        self.run_items(&b.block, entered.clone(), rescuable || has_rescue)
+                            .await;
                         if has_rescue {
                             let to_rescue: Vec<usize> = entered
                                 .iter()
@@ -334,7 +409,13 @@ impl Batch<'_> {
         if task.action == "meta" {
             return self.meta(task, members).await;
         }
-        if !handler && !tags::should_run(&task.scope.tags, &self.shared.opts.tags, &self.shared.opts.skip_tags) {
+        if !handler
+            && !tags::should_run(
+                &task.scope.tags,
+                &self.shared.opts.tags,
+                &self.shared.opts.skip_tags,
+            )
+        {
             return;
         }
         let force = self.play.force_handlers || self.shared.opts.force_handlers;
@@ -356,8 +437,17 @@ impl Batch<'_> {
         self.banner(task, handler);
         let run_once = matches!(&task.scope.kw.run_once, Some(Value::Bool(true)))
             || matches!(&task.scope.kw.run_once, Some(Value::String(s)) if crate::template::filters::ansible_bool(&JValue::from(s.as_str())));
-        let runners: Vec<usize> = if run_once { vec![targets[0]] } else { targets.clone() };
-        let outcomes = join_all(runners.iter().map(|&h| task::run_on_host(self, task, h, self.task_magic(task)))).await;
+        let runners: Vec<usize> = if run_once {
+            vec![targets[0]]
+        } else {
+            targets.clone()
+        };
+        let outcomes = join_all(
+            runners
+                .iter()
+                .map(|&h| task::run_on_host(self, task, h, self.task_magic(task))),
+        )
+        .await;
         let mut includes: Vec<(Included, Vec<usize>)> = Vec::new();
         let mut newly_failed = false;
         for (&h, out) in runners.iter().zip(&outcomes) {
@@ -376,8 +466,14 @@ impl Batch<'_> {
         for (inc, hosts) in &includes {
             if let Some(file) = &inc.file {
                 let names: Vec<&str> = hosts.iter().map(|&h| self.hosts[h].name.as_str()).collect();
-                let item = inc.label.as_ref().map(|l| format!(" => (item={l})")).unwrap_or_default();
-                self.shared.output.notice(&format!("included: {file} for {}{item}", names.join(", ")));
+                let item = inc
+                    .label
+                    .as_ref()
+                    .map(|l| format!(" => (item={l})"))
+                    .unwrap_or_default();
+                self.shared
+                    .output
+                    .notice(&format!("included: {file} for {}{item}", names.join(", ")));
             }
         }
         for (inc, hosts) in includes {
@@ -387,10 +483,18 @@ impl Batch<'_> {
 
     /// `run_once`: the first host's result (register, notifications, includes) applies
     /// to every host of the batch.
-    fn share_run_once(&self, task: &Task, others: &[usize], out: &HostOutcome, includes: &mut [(Included, Vec<usize>)]) {
+    fn share_run_once(
+        &self,
+        task: &Task,
+        others: &[usize],
+        out: &HostOutcome,
+        includes: &mut [(Included, Vec<usize>)],
+    ) {
         for &h in others {
             if let Some(reg) = &task.register {
-                self.shared.store.set_fact(&self.hosts[h].name, reg, out.result.clone());
+                self.shared
+                    .store
+                    .set_fact(&self.hosts[h].name, reg, out.result.clone());
             }
             if out.status == Status::Changed {
                 self.notify(h, task);
@@ -403,7 +507,8 @@ impl Batch<'_> {
 
     /// `any_errors_fatal` and `max_fail_percentage` (failures must *exceed* it).
     fn check_abort(&self, task: &Task, newly_failed: bool) {
-        let fatal = self.play.any_errors_fatal || matches!(task.scope.kw.any_errors_fatal, Some(Value::Bool(true)));
+        let fatal = self.play.any_errors_fatal
+            || matches!(task.scope.kw.any_errors_fatal, Some(Value::Bool(true)));
         if newly_failed && fatal {
             self.end_play.store(true, Ordering::Relaxed);
             self.shared.aborted.store(true, Ordering::Relaxed);
@@ -411,10 +516,12 @@ impl Batch<'_> {
         }
         if let Some(pct) = self.play.max_fail_percentage {
             let n = self.hosts.len();
-            let failed = (0..n).filter(|&h| {
-                let s = self.lock(h);
-                s.failed || s.unreachable
-            }).count();
+            let failed = (0..n)
+                .filter(|&h| {
+                    let s = self.lock(h);
+                    s.failed || s.unreachable
+                })
+                .count();
             if n > 0 && (failed as f64) * 100.0 / (n as f64) > pct {
                 self.end_play.store(true, Ordering::Relaxed);
                 self.shared.aborted.store(true, Ordering::Relaxed);
@@ -447,9 +554,14 @@ impl Batch<'_> {
             Status::Failed if rescuable => {
                 stat(&|s| s.rescued += 1);
                 self.lock(h).pending_rescue = true;
-                let failed_task = json!({"name": task.name.clone().unwrap_or_default(), "action": task.action});
-                self.shared.store.set_fact(&name, "ansible_failed_task", failed_task);
-                self.shared.store.set_fact(&name, "ansible_failed_result", out.result.clone());
+                let failed_task =
+                    json!({"name": task.name.clone().unwrap_or_default(), "action": task.action});
+                self.shared
+                    .store
+                    .set_fact(&name, "ansible_failed_task", failed_task);
+                self.shared
+                    .store
+                    .set_fact(&name, "ansible_failed_result", out.result.clone());
             }
             Status::Failed => {
                 stat(&|s| s.failed += 1);
@@ -473,7 +585,11 @@ impl Batch<'_> {
                 .handlers
                 .iter()
                 .enumerate()
-                .filter(|(_, hd)| hd.name.as_deref() == Some(n) || hd.display_name() == *n || hd.listen.contains(n))
+                .filter(|(_, hd)| {
+                    hd.name.as_deref() == Some(n)
+                        || hd.display_name() == *n
+                        || hd.listen.contains(n)
+                })
                 .map(|(i, _)| i)
                 .collect();
             if found.is_empty() {
@@ -483,11 +599,18 @@ impl Batch<'_> {
             }
             // A later handler with the same name shadows an earlier one, except listeners.
             let mut s = self.lock(h);
-            let by_name: Vec<usize> = found.iter().copied().filter(|&i| self.play.handlers[i].listen.iter().all(|l| l != n)).collect();
+            let by_name: Vec<usize> = found
+                .iter()
+                .copied()
+                .filter(|&i| self.play.handlers[i].listen.iter().all(|l| l != n))
+                .collect();
             if let Some(last) = by_name.last() {
                 s.notified.insert(*last);
             }
-            for i in found.into_iter().filter(|i| self.play.handlers[*i].listen.contains(n)) {
+            for i in found
+                .into_iter()
+                .filter(|i| self.play.handlers[*i].listen.contains(n))
+            {
                 s.notified.insert(i);
             }
         }
@@ -499,7 +622,11 @@ impl Batch<'_> {
             for _round in 0..8 {
                 let mut ran = false;
                 for (i, handler) in self.play.handlers.iter().enumerate() {
-                    let targets: Vec<usize> = members.iter().copied().filter(|&h| self.lock(h).notified.remove(&i)).collect();
+                    let targets: Vec<usize> = members
+                        .iter()
+                        .copied()
+                        .filter(|&h| self.lock(h).notified.remove(&i))
+                        .collect();
                     if targets.is_empty() || self.halted() {
                         continue;
                     }
@@ -514,9 +641,18 @@ impl Batch<'_> {
     }
 
     async fn meta(&self, task: &Arc<Task>, members: &[usize]) {
-        let what = task.args.get("_raw_params").or_else(|| task.args.get("free_form")).map(py_str).unwrap_or_default();
+        let what = task
+            .args
+            .get("_raw_params")
+            .or_else(|| task.args.get("free_form"))
+            .map(py_str)
+            .unwrap_or_default();
         let active = self.active(members);
-        let chosen: Vec<usize> = active.iter().copied().filter(|&h| self.when_true(task, h)).collect();
+        let chosen: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|&h| self.when_true(task, h))
+            .collect();
         match what.trim() {
             "flush_handlers" => self.run_handlers(&active).await,
             "end_play" if !chosen.is_empty() => {
@@ -542,11 +678,16 @@ impl Batch<'_> {
             }
             "clear_facts" => {
                 for h in chosen {
-                    self.shared.store.update(&self.hosts[h].name, |d| d.facts = Default::default());
+                    self.shared
+                        .store
+                        .update(&self.hosts[h].name, |d| d.facts = Default::default());
                 }
             }
             "noop" | "refresh_inventory" | "reset_connection" | "end_play" | "end_batch" => {}
-            other => self.shared.output.warning(&format!("{}: unknown meta action '{other}' ignored", task.loc)),
+            other => self.shared.output.warning(&format!(
+                "{}: unknown meta action '{other}' ignored",
+                task.loc
+            )),
         }
     }
 
@@ -556,12 +697,21 @@ impl Batch<'_> {
         }
         let vars = self.task_vars(task, &self.hosts[h], Vars::new());
         let ctx = vars::context(&vars, &self.scope);
-        task.scope.when.iter().all(|c| self.shared.templar.eval_condition(&c.expr, &ctx).unwrap_or(false))
+        task.scope.when.iter().all(|c| {
+            self.shared
+                .templar
+                .eval_condition(&c.expr, &ctx)
+                .unwrap_or(false)
+        })
     }
 
     fn banner(&self, task: &Arc<Task>, handler: bool) {
         let key = Arc::as_ptr(task) as usize;
-        let first = self.banners.lock().map(|mut b| b.insert(key)).unwrap_or(true);
+        let first = self
+            .banners
+            .lock()
+            .map(|mut b| b.insert(key))
+            .unwrap_or(true);
         if first || self.play.strategy == Strategy::Linear {
             if self.play.strategy == Strategy::Free && !first {
                 return;
@@ -577,7 +727,10 @@ impl Batch<'_> {
     fn task_magic(&self, task: &Task) -> Vars {
         let mut m = Vars::new();
         if let Some(r) = &task.scope.role {
-            m.insert("role_path".into(), Value::String(r.path.display().to_string()));
+            m.insert(
+                "role_path".into(),
+                Value::String(r.path.display().to_string()),
+            );
             m.insert("role_name".into(), Value::String(r.name.clone()));
         }
         m
@@ -616,7 +769,12 @@ impl Batch<'_> {
             return Ok(task::spec_from_vars("localhost", &local, None, opts));
         }
         let remote_user = match &task.scope.kw.remote_user {
-            Some(v) => Some(self.shared.templar.render_str(&py_str(v), ctx).map_err(|e| e.msg)?),
+            Some(v) => Some(
+                self.shared
+                    .templar
+                    .render_str(&py_str(v), ctx)
+                    .map_err(|e| e.msg)?,
+            ),
             None => None,
         };
         match delegate {
@@ -653,7 +811,11 @@ impl Batch<'_> {
 
 /// A task the engine adds itself (fact gathering).
 fn synthetic_task(action: &str, name: &str, play: &Play) -> Task {
-    let scope = crate::playbook::Scope { kw: play.kw.clone(), tags: vec!["always".into()], ..Default::default() };
+    let scope = crate::playbook::Scope {
+        kw: play.kw.clone(),
+        tags: vec!["always".into()],
+        ..Default::default()
+    };
     Task {
         name: Some(name.into()),
         action: action.into(),
@@ -676,15 +838,31 @@ fn synthetic_task(action: &str, name: &str, play: &Play) -> Task {
 }
 
 /// `--list-hosts` / `--list-tasks` in `ansible-playbook`'s layout.
-pub(super) fn listing(books: &[Playbook], inv: &Inventory, opts: &RunOptions, hosts: bool, tasks: bool) -> String {
+pub(super) fn listing(
+    books: &[Playbook],
+    inv: &Inventory,
+    opts: &RunOptions,
+    hosts: bool,
+    tasks: bool,
+) -> String {
     let mut out = String::new();
     for book in books {
         out.push_str(&format!("\nplaybook: {}\n", book.path.display()));
         for (i, play) in book.plays.iter().enumerate() {
-            out.push_str(&format!("\n  play #{} ({}): {}\tTAGS: [{}]\n", i + 1, play.hosts, play.name, play.tags.join(", ")));
+            out.push_str(&format!(
+                "\n  play #{} ({}): {}\tTAGS: [{}]\n",
+                i + 1,
+                play.hosts,
+                play.name,
+                play.tags.join(", ")
+            ));
             if hosts {
                 let hs = select(inv, &play.hosts, opts);
-                out.push_str(&format!("    pattern: ['{}']\n    hosts ({}):\n", play.hosts, hs.len()));
+                out.push_str(&format!(
+                    "    pattern: ['{}']\n    hosts ({}):\n",
+                    play.hosts,
+                    hs.len()
+                ));
                 for h in hs {
                     out.push_str(&format!("      {}\n", h.name));
                 }
@@ -696,10 +874,16 @@ pub(super) fn listing(books: &[Playbook], inv: &Inventory, opts: &RunOptions, ho
                     flatten(section, &mut list);
                 }
                 for t in list {
-                    if t.action == "meta" || !tags::should_run(&t.scope.tags, &opts.tags, &opts.skip_tags) {
+                    if t.action == "meta"
+                        || !tags::should_run(&t.scope.tags, &opts.tags, &opts.skip_tags)
+                    {
                         continue;
                     }
-                    out.push_str(&format!("      {}\tTAGS: [{}]\n", t.display_name(), t.scope.tags.join(", ")));
+                    out.push_str(&format!(
+                        "      {}\tTAGS: [{}]\n",
+                        t.display_name(),
+                        t.scope.tags.join(", ")
+                    ));
                 }
             }
         }

@@ -46,22 +46,42 @@ pub(super) struct HostOutcome {
 
 impl HostOutcome {
     fn new(status: Status, result: Value) -> Self {
-        HostOutcome { status, ignored: false, result, includes: Vec::new(), unreachable_ignored: false }
+        HostOutcome {
+            status,
+            ignored: false,
+            result,
+            includes: Vec::new(),
+            unreachable_ignored: false,
+        }
     }
 }
 
 /// Runs `task` for host `h` of the batch, reports it, and returns the outcome.
-pub(super) async fn run_on_host(b: &Batch<'_>, task: &Arc<Task>, h: usize, extra_magic: Vars) -> HostOutcome {
+pub(super) async fn run_on_host(
+    b: &Batch<'_>,
+    task: &Arc<Task>,
+    h: usize,
+    extra_magic: Vars,
+) -> HostOutcome {
     let _permit = b.shared.forks.acquire().await;
     let host = b.hosts[h].clone();
     let vars = b.task_vars(task, &host, extra_magic);
     let ctx = vars::context(&vars, &b.scope);
-    let runner = Runner { b, task, host: &host.name, vars: &vars, ctx: &ctx };
+    let runner = Runner {
+        b,
+        task,
+        host: &host.name,
+        vars: &vars,
+        ctx: &ctx,
+    };
     let mut outcome = match &task.loop_ {
         Some(_) => runner.run_loop().await,
         None => match runner.check_when(&vars, &ctx) {
             Err(out) => out,
-            Ok(false) => HostOutcome::new(Status::Skipped, skipped_result(&task.scope.when, &vars, &ctx, b)),
+            Ok(false) => HostOutcome::new(
+                Status::Skipped,
+                skipped_result(&task.scope.when, &vars, &ctx, b),
+            ),
             Ok(true) => runner.run_once_item(&vars, &ctx, None).await,
         },
     };
@@ -72,7 +92,12 @@ pub(super) async fn run_on_host(b: &Batch<'_>, task: &Arc<Task>, h: usize, extra
 fn skipped_result(when: &[Cond], _vars: &Vars, ctx: &JValue, b: &Batch) -> Value {
     let false_cond = when
         .iter()
-        .find(|c| !b.shared.templar.eval_condition(&c.expr, ctx).unwrap_or(false))
+        .find(|c| {
+            !b.shared
+                .templar
+                .eval_condition(&c.expr, ctx)
+                .unwrap_or(false)
+        })
         .map(|c| c.expr.clone())
         .unwrap_or_default();
     json!({"changed": false, "false_condition": false_cond, "skip_reason": "Conditional result was False", "skipped": true})
@@ -96,10 +121,9 @@ impl Runner<'_, '_> {
         match v {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => self
-                .templar()
-                .eval_condition(s, ctx)
-                .unwrap_or_else(|_| matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1")),
+            Some(Value::String(s)) => self.templar().eval_condition(s, ctx).unwrap_or_else(|_| {
+                matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1")
+            }),
             Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0) != 0.0,
             Some(_) => false,
         }
@@ -108,14 +132,21 @@ impl Runner<'_, '_> {
     fn text(&self, v: &Option<Value>, ctx: &JValue) -> Result<Option<String>, HostOutcome> {
         match v {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => self.templar().render_str(s, ctx).map(Some).map_err(|e| self.template_failure(&e, s)),
+            Some(Value::String(s)) => self
+                .templar()
+                .render_str(s, ctx)
+                .map(Some)
+                .map_err(|e| self.template_failure(&e, s)),
             Some(other) => Ok(Some(py_str(other))),
         }
     }
 
     /// The failure for an undefined variable or a template error in the task's options.
     fn template_failure(&self, e: &TemplateError, src: &str) -> HostOutcome {
-        let name = e.undefined.clone().or_else(|| vars::undefined_name(src, self.vars));
+        let name = e
+            .undefined
+            .clone()
+            .or_else(|| vars::undefined_name(src, self.vars));
         let loc = &self.task.loc;
         let detail = match &name {
             Some(n) => format!("'{n}' is undefined. '{n}' is undefined"),
@@ -143,13 +174,21 @@ impl Runner<'_, '_> {
                 Ok(true) => {}
                 Ok(false) => return Ok(false),
                 Err(e) => {
-                    let why = match e.undefined.clone().or_else(|| vars::undefined_name(&c.expr, vars)) {
+                    let why = match e
+                        .undefined
+                        .clone()
+                        .or_else(|| vars::undefined_name(&c.expr, vars))
+                    {
                         Some(n) => format!("'{n}' is undefined"),
                         None => e.msg,
                     };
                     let msg = format!(
                         "The conditional check '{}' failed. The error was: error while evaluating conditional ({}): {why}\n\nThe error appears to be in '{}': line {}, column {}, but may\nbe elsewhere in the file depending on the exact syntax problem.\n",
-                        c.expr, c.expr, c.loc.file().display(), c.loc.line, c.loc.col
+                        c.expr,
+                        c.expr,
+                        c.loc.file().display(),
+                        c.loc.line,
+                        c.loc.col
                     );
                     return Err(HostOutcome::new(Status::Failed, json!({"msg": msg})));
                 }
@@ -192,12 +231,19 @@ impl Runner<'_, '_> {
             }
             let ctx = vars::context(&v, &self.b.scope);
             let label = match &lc.label {
-                Some(l) => self.templar().render_value(l, &ctx).map(|x| py_str(&x)).unwrap_or_else(|_| py_str(item)),
+                Some(l) => self
+                    .templar()
+                    .render_value(l, &ctx)
+                    .map(|x| py_str(&x))
+                    .unwrap_or_else(|_| py_str(item)),
                 None => py_str(item),
             };
             let mut out = match self.check_when(&v, &ctx) {
                 Err(out) => out,
-                Ok(false) => HostOutcome::new(Status::Skipped, skipped_result(&self.task.scope.when, &v, &ctx, self.b)),
+                Ok(false) => HostOutcome::new(
+                    Status::Skipped,
+                    skipped_result(&self.task.scope.when, &v, &ctx, self.b),
+                ),
                 Ok(true) => self.run_once_item(&v, &ctx, Some(&label)).await,
             };
             if let Some(m) = out.result.as_object_mut() {
@@ -272,7 +318,10 @@ impl Runner<'_, '_> {
                 other => Ok(vec![other]),
             },
             LoopKind::Dict => match rendered {
-                Value::Object(m) => Ok(m.into_iter().map(|(k, v)| json!({"key": k, "value": v})).collect()),
+                Value::Object(m) => Ok(m
+                    .into_iter()
+                    .map(|(k, v)| json!({"key": k, "value": v}))
+                    .collect()),
                 other => Err(HostOutcome::new(
                     Status::Failed,
                     json!({"msg": format!("with_dict expects a dict, got {}", py_str(&other))}),
@@ -283,13 +332,26 @@ impl Runner<'_, '_> {
                     Value::Array(a) => a,
                     other => vec![other],
                 };
-                let base = self.task.loc.file().parent().map(|p| p.to_path_buf()).unwrap_or_default();
+                let base = self
+                    .task
+                    .loc
+                    .file()
+                    .parent()
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_default();
                 let mut out = Vec::new();
                 for p in pats {
                     let pat = py_str(&p);
-                    let full = if pat.starts_with('/') { pat } else { base.join("files").join(&pat).display().to_string() };
+                    let full = if pat.starts_with('/') {
+                        pat
+                    } else {
+                        base.join("files").join(&pat).display().to_string()
+                    };
                     let matcher = globset::Glob::new(&full).map(|g| g.compile_matcher());
-                    let dir = std::path::Path::new(&full).parent().map(|d| d.to_path_buf()).unwrap_or_default();
+                    let dir = std::path::Path::new(&full)
+                        .parent()
+                        .map(|d| d.to_path_buf())
+                        .unwrap_or_default();
                     if let (Ok(m), Ok(rd)) = (matcher, std::fs::read_dir(&dir)) {
                         let mut found: Vec<String> = rd
                             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -316,7 +378,11 @@ impl Runner<'_, '_> {
             return self.include(vars, ctx, label);
         }
         let until = !task.until.is_empty();
-        let retries = if until { self.number(&task.retries, ctx).unwrap_or(3.0) as u32 } else { 0 };
+        let retries = if until {
+            self.number(&task.retries, ctx).unwrap_or(3.0) as u32
+        } else {
+            0
+        };
         let delay = self.number(&task.delay, ctx).unwrap_or(5.0);
         let mut attempt = 0;
         loop {
@@ -376,7 +442,12 @@ impl Runner<'_, '_> {
     }
 
     /// `changed_when` / `failed_when`, evaluated with the registered variable set.
-    fn post_conditions(&self, out: &mut HostOutcome, v: &Vars, ctx: &JValue) -> Result<(), HostOutcome> {
+    fn post_conditions(
+        &self,
+        out: &mut HostOutcome,
+        v: &Vars,
+        ctx: &JValue,
+    ) -> Result<(), HostOutcome> {
         let task = self.task;
         if out.status == Status::Skipped {
             return Ok(());
@@ -408,33 +479,61 @@ impl Runner<'_, '_> {
 
     fn include(&self, vars: &Vars, ctx: &JValue, label: Option<&str>) -> HostOutcome {
         let task = self.task;
-        let args = match self.templar().render_value(&Value::Object(task.args.clone()), ctx) {
+        let args = match self
+            .templar()
+            .render_value(&Value::Object(task.args.clone()), ctx)
+        {
             Ok(Value::Object(m)) => m,
             Ok(_) => Map::new(),
-            Err(e) => return self.template_failure(&e, &Value::Object(task.args.clone()).to_string()),
+            Err(e) => {
+                return self.template_failure(&e, &Value::Object(task.args.clone()).to_string());
+            }
         };
-        let rendered = Task { args: args.clone(), ..clone_task(task) };
+        let rendered = Task {
+            args: args.clone(),
+            ..clone_task(task)
+        };
         let loader = &self.b.shared.loader;
         let mut shown = None;
         let items = if task.action == "include_tasks" {
-            let file = args.get("file").or_else(|| args.get("_raw_params")).and_then(Value::as_str).unwrap_or("");
+            let file = args
+                .get("file")
+                .or_else(|| args.get("_raw_params"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let full = crate::playbook::relative_path(&task.loc, file);
-            shown = Some(std::path::absolute(&full).unwrap_or(full).display().to_string());
+            shown = Some(
+                std::path::absolute(&full)
+                    .unwrap_or(full)
+                    .display()
+                    .to_string(),
+            );
             expand_include_tasks(&rendered, file, loader)
         } else {
             expand_include_role(&rendered, loader)
         };
         match items {
             Ok(items) => {
-                let key = format!("{}{}", Value::Object(args), vars.get(
-                    task.loop_control.loop_var.as_deref().unwrap_or("item")).map(|v| v.to_string()).unwrap_or_default());
+                let key = format!(
+                    "{}{}",
+                    Value::Object(args),
+                    vars.get(task.loop_control.loop_var.as_deref().unwrap_or("item"))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                );
                 // Loop variables must stay visible to the included tasks.
                 let mut items = items;
                 if task.loop_.is_some() {
                     items = with_loop_vars(items, vars, task);
                 }
-                let mut out = HostOutcome::new(Status::Ok, json!({"changed": false, "include": key}));
-                out.includes.push(Included { key, file: shown, label: label.map(str::to_string), items });
+                let mut out =
+                    HostOutcome::new(Status::Ok, json!({"changed": false, "include": key}));
+                out.includes.push(Included {
+                    key,
+                    file: shown,
+                    label: label.map(str::to_string),
+                    items,
+                });
                 out
             }
             Err(e) => HostOutcome::new(Status::Failed, json!({"msg": e.msg})),
@@ -452,13 +551,18 @@ impl Runner<'_, '_> {
             }
             return HostOutcome::new(Status::Failed, json!({"msg": msg}));
         };
-        let args = match self.templar().render_value(&Value::Object(task.args.clone()), ctx) {
+        let args = match self
+            .templar()
+            .render_value(&Value::Object(task.args.clone()), ctx)
+        {
             Ok(Value::Object(mut m)) => {
                 strip_omit(&mut m);
                 m
             }
             Ok(_) => Map::new(),
-            Err(e) => return self.template_failure(&e, &Value::Object(task.args.clone()).to_string()),
+            Err(e) => {
+                return self.template_failure(&e, &Value::Object(task.args.clone()).to_string());
+            }
         };
         let kw = &task.scope.kw;
         let check = match &kw.check_mode {
@@ -470,13 +574,23 @@ impl Runner<'_, '_> {
             None => shared.opts.diff,
         };
         if check && !module.supports_check_mode() {
-            return HostOutcome::new(Status::Skipped, json!({"changed": false, "msg": "skipped, running in check mode", "skipped": true}));
+            return HostOutcome::new(
+                Status::Skipped,
+                json!({"changed": false, "msg": "skipped, running in check mode", "skipped": true}),
+            );
         }
         let delegate = match self.text(&kw.delegate_to, ctx) {
             Ok(d) => d,
             Err(out) => return out,
         };
-        let spec = match self.b.connection_spec(self.host, delegate.as_deref(), vars, task, ctx, module.runs_on_controller()) {
+        let spec = match self.b.connection_spec(
+            self.host,
+            delegate.as_deref(),
+            vars,
+            task,
+            ctx,
+            module.runs_on_controller(),
+        ) {
             Ok(s) => s,
             Err(msg) => return HostOutcome::new(Status::Failed, json!({"msg": msg})),
         };
@@ -508,7 +622,10 @@ impl Runner<'_, '_> {
         let res = match timeout {
             Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), run).await {
                 Ok(r) => r,
-                Err(_) => Err(ModuleError::Failed(format!("The {} action failed to execute in the expected time frame ({t}) and was terminated", task.action))),
+                Err(_) => Err(ModuleError::Failed(format!(
+                    "The {} action failed to execute in the expected time frame ({t}) and was terminated",
+                    task.action
+                ))),
             },
             None => run.await,
         };
@@ -536,11 +653,20 @@ impl Runner<'_, '_> {
                 HostOutcome::new(status, result)
             }
             Err(ModuleError::Conn(e)) if e.is_unreachable() => unreachable(&e),
-            Err(e) => HostOutcome::new(Status::Failed, json!({"changed": false, "msg": e.to_string()})),
+            Err(e) => HostOutcome::new(
+                Status::Failed,
+                json!({"changed": false, "msg": e.to_string()}),
+            ),
         }
     }
 
-    fn store_facts(&self, action: &str, facts: Option<&Map<String, Value>>, delegate: Option<&str>, ctx: &JValue) {
+    fn store_facts(
+        &self,
+        action: &str,
+        facts: Option<&Map<String, Value>>,
+        delegate: Option<&str>,
+        ctx: &JValue,
+    ) {
         let Some(facts) = facts else { return };
         let target = match delegate {
             Some(d) if self.flag(&self.task.scope.kw.delegate_facts, ctx) => d,
@@ -579,13 +705,20 @@ impl Runner<'_, '_> {
         let method = var("ansible_become_method")
             .or_else(|| self.text(&kw.become_method, ctx).ok().flatten())
             .unwrap_or_else(|| "sudo".into());
-        Some(Become { user, method, password: var("ansible_become_password").or_else(|| var("ansible_become_pass")) })
+        Some(Become {
+            user,
+            method,
+            password: var("ansible_become_password").or_else(|| var("ansible_become_pass")),
+        })
     }
 
     fn environment(&self, ctx: &JValue) -> Result<Vec<(String, String)>, HostOutcome> {
         let mut env: Vec<(String, String)> = Vec::new();
         for e in &self.task.scope.kw.environment {
-            let rendered = self.templar().render_value(e, ctx).map_err(|err| self.template_failure(&err, &e.to_string()))?;
+            let rendered = self
+                .templar()
+                .render_value(e, ctx)
+                .map_err(|err| self.template_failure(&err, &e.to_string()))?;
             if let Value::Object(m) = rendered {
                 for (k, v) in m {
                     env.retain(|(x, _)| x != &k);
@@ -600,7 +733,10 @@ impl Runner<'_, '_> {
     fn finish(&self, out: &mut HostOutcome) {
         let ctx = self.ctx;
         let kw = &self.task.scope.kw;
-        if out.status == Status::Failed && self.flag(&kw.ignore_errors, ctx) && !is_template_failure(&out.result) {
+        if out.status == Status::Failed
+            && self.flag(&kw.ignore_errors, ctx)
+            && !is_template_failure(&out.result)
+        {
             out.ignored = true;
         }
         if out.status == Status::Unreachable && self.flag(&kw.ignore_unreachable, ctx) {
@@ -610,7 +746,10 @@ impl Runner<'_, '_> {
             out.result = json!({"censored": NO_LOG_MSG, "changed": out.status == Status::Changed});
         }
         if let Some(reg) = &self.task.register {
-            self.b.shared.store.set_fact(self.host, reg, out.result.clone());
+            self.b
+                .shared
+                .store
+                .set_fact(self.host, reg, out.result.clone());
         }
         let is_loop = self.task.loop_.is_some();
         if !is_include(self.task) || out.status == Status::Failed {
@@ -619,7 +758,13 @@ impl Runner<'_, '_> {
     }
 
     fn emit(&self, out: &HostOutcome, item: Option<String>, loop_summary: bool) {
-        let delegate = self.task.scope.kw.delegate_to.as_ref().and_then(|d| self.templar().render_str(&py_str(d), self.ctx).ok());
+        let delegate = self
+            .task
+            .scope
+            .kw
+            .delegate_to
+            .as_ref()
+            .and_then(|d| self.templar().render_str(&py_str(d), self.ctx).ok());
         let result = if self.flag(&self.task.scope.kw.no_log, self.ctx) {
             json!({"censored": NO_LOG_MSG, "changed": out.status == Status::Changed})
         } else {
@@ -652,7 +797,10 @@ fn is_template_failure(v: &Value) -> bool {
 }
 
 fn unreachable(e: &ConnError) -> HostOutcome {
-    HostOutcome::new(Status::Unreachable, json!({"changed": false, "msg": e.to_string(), "unreachable": true}))
+    HostOutcome::new(
+        Status::Unreachable,
+        json!({"changed": false, "msg": e.to_string(), "unreachable": true}),
+    )
 }
 
 /// Drops arguments set to `omit`, at any depth.
@@ -689,7 +837,11 @@ fn clone_task(t: &Task) -> Task {
 
 /// Included tasks of a looped include see the loop variable as an include parameter.
 fn with_loop_vars(items: Vec<TaskItem>, vars: &Vars, task: &Task) -> Vec<TaskItem> {
-    let lv = task.loop_control.loop_var.clone().unwrap_or_else(|| "item".into());
+    let lv = task
+        .loop_control
+        .loop_var
+        .clone()
+        .unwrap_or_else(|| "item".into());
     let mut params = Map::new();
     for k in [lv.as_str(), "ansible_loop_var", "ansible_loop"] {
         if let Some(v) = vars.get(k) {
@@ -715,9 +867,24 @@ fn add_vars(item: TaskItem, params: &Arc<Map<String, Value>>) -> TaskItem {
         TaskItem::Block(b) => TaskItem::Block(Arc::new(crate::playbook::Block {
             name: b.name.clone(),
             loc: b.loc.clone(),
-            block: b.block.iter().cloned().map(|i| add_vars(i, params)).collect(),
-            rescue: b.rescue.iter().cloned().map(|i| add_vars(i, params)).collect(),
-            always: b.always.iter().cloned().map(|i| add_vars(i, params)).collect(),
+            block: b
+                .block
+                .iter()
+                .cloned()
+                .map(|i| add_vars(i, params))
+                .collect(),
+            rescue: b
+                .rescue
+                .iter()
+                .cloned()
+                .map(|i| add_vars(i, params))
+                .collect(),
+            always: b
+                .always
+                .iter()
+                .cloned()
+                .map(|i| add_vars(i, params))
+                .collect(),
         })),
     }
 }
@@ -730,13 +897,19 @@ pub(super) fn spec_from_vars(
     opts: &super::RunOptions,
 ) -> ConnectionSpec {
     let var = |k: &str| vars.get(k).map(py_str).filter(|s| !s.is_empty());
-    let kind = match var("ansible_connection").or_else(|| opts.connection.clone()).as_deref() {
+    let kind = match var("ansible_connection")
+        .or_else(|| opts.connection.clone())
+        .as_deref()
+    {
         Some("local") => crate::connection::ConnectionKind::Local,
-        _ if name == "localhost" && var("ansible_host").is_none() => crate::connection::ConnectionKind::Local,
+        _ if name == "localhost" && var("ansible_host").is_none() => {
+            crate::connection::ConnectionKind::Local
+        }
         _ => crate::connection::ConnectionKind::Ssh,
     };
     let mut identity_files = Vec::new();
-    if let Some(k) = var("ansible_ssh_private_key_file").or_else(|| var("ansible_private_key_file")) {
+    if let Some(k) = var("ansible_ssh_private_key_file").or_else(|| var("ansible_private_key_file"))
+    {
         identity_files.push(std::path::PathBuf::from(k));
     }
     if let Some(k) = &opts.private_key {
@@ -746,7 +919,9 @@ pub(super) fn spec_from_vars(
         name: name.to_string(),
         kind,
         address: var("ansible_host").unwrap_or_else(|| name.to_string()),
-        port: var("ansible_port").and_then(|p| p.parse().ok()).unwrap_or(22),
+        port: var("ansible_port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(22),
         user: var("ansible_user")
             .or(remote_user)
             .or_else(|| opts.user.clone())

@@ -50,7 +50,10 @@ pub struct HostStore {
 
 impl HostStore {
     pub fn get(&self, host: &str) -> HostDyn {
-        self.map.read().map(|m| m.get(host).cloned().unwrap_or_default()).unwrap_or_default()
+        self.map
+            .read()
+            .map(|m| m.get(host).cloned().unwrap_or_default())
+            .unwrap_or_default()
     }
 
     pub fn update(&self, host: &str, f: impl FnOnce(&mut HostDyn)) {
@@ -144,12 +147,27 @@ impl PlayScope {
         if !d.facts.is_empty() {
             v.insert("ansible_facts".into(), Value::Object((*d.facts).clone()));
         }
-        let short = host.name.split('.').next().unwrap_or(&host.name).to_string();
-        v.insert("inventory_hostname".into(), Value::String(host.name.clone()));
+        let short = host
+            .name
+            .split('.')
+            .next()
+            .unwrap_or(&host.name)
+            .to_string();
+        v.insert(
+            "inventory_hostname".into(),
+            Value::String(host.name.clone()),
+        );
         v.insert("inventory_hostname_short".into(), Value::String(short));
         v.insert(
             "group_names".into(),
-            Value::Array(host.groups.iter().filter(|g| *g != "ungrouped").cloned().map(Value::String).collect()),
+            Value::Array(
+                host.groups
+                    .iter()
+                    .filter(|g| *g != "ungrouped")
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
         );
         v
     }
@@ -210,9 +228,15 @@ impl Object for Ctx {
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
         let k = key.as_str()?;
         match k {
-            "hostvars" => Some(JValue::from_object(HostVars { scope: self.scope.clone() })),
+            "hostvars" => Some(JValue::from_object(HostVars {
+                scope: self.scope.clone(),
+            })),
             "vars" => Some(JValue::from_dyn_object(self.clone())),
-            _ => self.vars.get(k).map(|v| self.resolve(v)).filter(|v| !v.is_undefined()),
+            _ => self
+                .vars
+                .get(k)
+                .map(|v| self.resolve(v))
+                .filter(|v| !v.is_undefined()),
         }
     }
 
@@ -235,11 +259,19 @@ impl std::fmt::Debug for HostVars {
 impl Object for HostVars {
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
         let host = self.scope.hosts.get(key.as_str()?)?;
-        Some(JValue::from_object(Ctx { vars: Arc::new(self.scope.host_vars(host)), scope: self.scope.clone() }))
+        Some(JValue::from_object(Ctx {
+            vars: Arc::new(self.scope.host_vars(host)),
+            scope: self.scope.clone(),
+        }))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let mut names: Vec<JValue> = self.scope.hosts.keys().map(|k| JValue::from(k.as_str())).collect();
+        let mut names: Vec<JValue> = self
+            .scope
+            .hosts
+            .keys()
+            .map(|k| JValue::from(k.as_str()))
+            .collect();
         names.sort();
         Enumerator::Values(names)
     }
@@ -247,7 +279,10 @@ impl Object for HostVars {
 
 /// Builds the template context for `vars`.
 pub fn context(vars: &Vars, scope: &Arc<PlayScope>) -> JValue {
-    JValue::from_object(Ctx { vars: Arc::new(vars.clone()), scope: scope.clone() })
+    JValue::from_object(Ctx {
+        vars: Arc::new(vars.clone()),
+        scope: scope.clone(),
+    })
 }
 
 /// `vars` with every templated value rendered (unrenderable ones kept as written), for
@@ -255,7 +290,11 @@ pub fn context(vars: &Vars, scope: &Arc<PlayScope>) -> JValue {
 pub fn resolved(vars: &Vars, ctx: &JValue, templar: &Templar) -> Vars {
     vars.iter()
         .map(|(k, v)| {
-            let r = if has_template(v) { templar.render_value(v, ctx).unwrap_or_else(|_| v.clone()) } else { v.clone() };
+            let r = if has_template(v) {
+                templar.render_value(v, ctx).unwrap_or_else(|_| v.clone())
+            } else {
+                v.clone()
+            };
             (k.clone(), r)
         })
         .collect()
@@ -265,11 +304,39 @@ pub fn resolved(vars: &Vars, ctx: &JValue, templar: &Templar) -> Vars {
 /// (minijinja's undefined error does not).
 pub fn undefined_name(src: &str, vars: &Vars) -> Option<String> {
     const WORDS: &[&str] = &[
-        "and", "or", "not", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "true",
-        "false", "none", "True", "False", "None", "defined", "undefined", "set", "endset", "loop",
-        "hostvars", "vars", "range", "lookup", "query", "omit", "dict", "namespace",
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "if",
+        "else",
+        "elif",
+        "endif",
+        "for",
+        "endfor",
+        "true",
+        "false",
+        "none",
+        "True",
+        "False",
+        "None",
+        "defined",
+        "undefined",
+        "set",
+        "endset",
+        "loop",
+        "hostvars",
+        "vars",
+        "range",
+        "lookup",
+        "query",
+        "omit",
+        "dict",
+        "namespace",
     ];
-    let re = regex::Regex::new(r#"'[^']*'|"[^"]*"|([.|]\s*)?\b([A-Za-z_][A-Za-z0-9_]*)\b(\s*\()?"#).ok()?;
+    let re = regex::Regex::new(r#"'[^']*'|"[^"]*"|([.|]\s*)?\b([A-Za-z_][A-Za-z0-9_]*)\b(\s*\()?"#)
+        .ok()?;
     for cap in re.captures_iter(src) {
         let Some(name) = cap.get(2) else { continue };
         if cap.get(1).is_some() || cap.get(3).is_some() {
@@ -295,7 +362,8 @@ pub fn parse_extra_vars(arg: &str) -> Result<Vars, String> {
     }
     let t = arg.trim();
     if t.starts_with('{') {
-        let node = crate::yaml::load_str(t, Path::new("<extra vars>")).map_err(|e| e.to_string())?;
+        let node =
+            crate::yaml::load_str(t, Path::new("<extra vars>")).map_err(|e| e.to_string())?;
         return match node.to_json() {
             Value::Object(m) => Ok(m),
             _ => Err(format!("extra vars '{arg}' must be a mapping")),
@@ -304,9 +372,9 @@ pub fn parse_extra_vars(arg: &str) -> Result<Vars, String> {
     let mut out = Vars::new();
     let words = shell_words::split(t).map_err(|e| format!("extra vars '{arg}': {e}"))?;
     for w in words {
-        let (k, v) = w
-            .split_once('=')
-            .ok_or_else(|| format!("extra vars '{arg}': expected key=value, JSON, YAML or @file"))?;
+        let (k, v) = w.split_once('=').ok_or_else(|| {
+            format!("extra vars '{arg}': expected key=value, JSON, YAML or @file")
+        })?;
         out.insert(k.to_string(), Value::String(v.to_string()));
     }
     Ok(out)
@@ -315,7 +383,16 @@ pub fn parse_extra_vars(arg: &str) -> Result<Vars, String> {
 /// True for variable names whose values must never be printed.
 pub fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "private_key", "_pass"].iter().any(|w| n.contains(w))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "private_key",
+        "_pass",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 #[cfg(test)]
@@ -325,7 +402,10 @@ mod tests {
 
     #[test]
     fn extra_vars_forms() {
-        assert_eq!(parse_extra_vars("a=1 b='x y'").unwrap(), json!({"a": "1", "b": "x y"}).as_object().unwrap().clone());
+        assert_eq!(
+            parse_extra_vars("a=1 b='x y'").unwrap(),
+            json!({"a": "1", "b": "x y"}).as_object().unwrap().clone()
+        );
         assert_eq!(parse_extra_vars(r#"{"n": 2}"#).unwrap()["n"], json!(2));
         assert!(parse_extra_vars("novalue").is_err());
     }
@@ -333,13 +413,20 @@ mod tests {
     #[test]
     fn names_the_undefined_variable() {
         let vars = json!({"a": 1}).as_object().unwrap().clone();
-        assert_eq!(undefined_name("{{ a + missing }}", &vars).as_deref(), Some("missing"));
+        assert_eq!(
+            undefined_name("{{ a + missing }}", &vars).as_deref(),
+            Some("missing")
+        );
         assert_eq!(undefined_name("{{ a.b | default('x') }}", &vars), None);
         assert_eq!(undefined_name("'lit' in a", &vars), None);
     }
 
     fn host(name: &str, vars: Value) -> Host {
-        Host { name: name.into(), vars: Arc::new(vars.as_object().unwrap().clone()), groups: vec![] }
+        Host {
+            name: name.into(),
+            vars: Arc::new(vars.as_object().unwrap().clone()),
+            groups: vec![],
+        }
     }
 
     #[test]
@@ -349,14 +436,22 @@ mod tests {
         store.set_fact("h1", "x", json!("set_fact"));
         let scope = PlayScope {
             templar: Arc::new(Templar::new()),
-            play_vars: Arc::new(json!({"x": "play", "y": "play", "z": "play"}).as_object().unwrap().clone()),
+            play_vars: Arc::new(
+                json!({"x": "play", "y": "play", "z": "play"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
             vars_files: Arc::new(Vars::new()),
             extra: Arc::new(json!({"z": "extra"}).as_object().unwrap().clone()),
             magic: Vars::new(),
             hosts: HashMap::new(),
             store,
         };
-        let defaults = json!({"d": "default", "y": "default"}).as_object().unwrap().clone();
+        let defaults = json!({"d": "default", "y": "default"})
+            .as_object()
+            .unwrap()
+            .clone();
         let task = json!({"y": "task"}).as_object().unwrap().clone();
         let v = scope.task_vars(
             &h,

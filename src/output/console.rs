@@ -30,7 +30,11 @@ impl Console {
     pub fn new(verbosity: u8) -> Self {
         let tty = std::io::stdout().is_terminal();
         let color = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        let width = if tty { terminal_width().unwrap_or(80) } else { 80 };
+        let width = if tty {
+            terminal_width().unwrap_or(80)
+        } else {
+            80
+        };
         Console {
             verbosity,
             color,
@@ -70,7 +74,12 @@ impl Console {
             }
             if r.action == "debug" {
                 if m.contains_key("msg") {
-                    m.retain(|k, _| matches!(k.as_str(), "msg" | "exception" | "warnings" | "deprecations"));
+                    m.retain(|k, _| {
+                        matches!(
+                            k.as_str(),
+                            "msg" | "exception" | "warnings" | "deprecations"
+                        )
+                    });
                 } else {
                     for k in ["changed", "failed", "skipped", "invocation", "skip_reason"] {
                         m.remove(k);
@@ -111,7 +120,11 @@ fn terminal_width() -> Option<usize> {
 
 impl EventSink for Console {
     fn play_start(&self, name: &str, check_mode: bool) {
-        let mut msg = if name.trim().is_empty() { "PLAY".to_string() } else { format!("PLAY [{name}]") };
+        let mut msg = if name.trim().is_empty() {
+            "PLAY".to_string()
+        } else {
+            format!("PLAY [{name}]")
+        };
         if check_mode {
             msg.push_str(" [CHECK MODE]");
         }
@@ -136,13 +149,23 @@ impl EventSink for Console {
         let label = Self::host_label(r);
         let show = r.verbose_always || self.verbosity > 0;
         let (text, color) = match (r.status, &r.item) {
-            (Status::Failed, None) => (format!("fatal: [{label}]: FAILED! => {}", self.dump(r)), RED),
-            (Status::Failed, Some(item)) => {
-                (format!("failed: [{label}] (item={item}) => {}", self.dump(r)), RED)
-            }
+            (Status::Failed, None) => (
+                format!("fatal: [{label}]: FAILED! => {}", self.dump(r)),
+                RED,
+            ),
+            (Status::Failed, Some(item)) => (
+                format!("failed: [{label}] (item={item}) => {}", self.dump(r)),
+                RED,
+            ),
             (Status::Unreachable, item) => {
-                let item = item.as_ref().map(|i| format!(" (item={i})")).unwrap_or_default();
-                (format!("fatal: [{label}]: UNREACHABLE!{item} => {}", self.dump(r)), BRIGHT_RED)
+                let item = item
+                    .as_ref()
+                    .map(|i| format!(" (item={i})"))
+                    .unwrap_or_default();
+                (
+                    format!("fatal: [{label}]: UNREACHABLE!{item} => {}", self.dump(r)),
+                    BRIGHT_RED,
+                )
             }
             (status, item) => {
                 let (word, color) = match status {
@@ -202,7 +225,11 @@ impl Console {
     fn recap_line(&self, host: &str, s: &HostStats) -> String {
         let field = |name: &str, n: u32, color: &str| {
             let text = format!("{name}={n:<4}");
-            if n > 0 { self.paint(&text, Some(color)) } else { text }
+            if n > 0 {
+                self.paint(&text, Some(color))
+            } else {
+                text
+            }
         };
         let host_color = if s.failed > 0 || s.unreachable > 0 {
             RED
@@ -235,8 +262,17 @@ mod tests {
 
     #[test]
     fn recap_line_matches_ansible() {
-        let c = Console { verbosity: 0, color: false, columns: 79, lock: Mutex::new(()) };
-        let s = HostStats { ok: 2, changed: 1, ..Default::default() };
+        let c = Console {
+            verbosity: 0,
+            color: false,
+            columns: 79,
+            lock: Mutex::new(()),
+        };
+        let s = HostStats {
+            ok: 2,
+            changed: 1,
+            ..Default::default()
+        };
         assert_eq!(
             c.recap_line("web1", &s),
             "web1                       : ok=2    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0   "

@@ -32,7 +32,9 @@ impl JsonLines {
 
 impl EventSink for JsonLines {
     fn play_start(&self, name: &str, check_mode: bool) {
-        self.emit(serde_json::json!({"event": "play_start", "name": name, "check_mode": check_mode}));
+        self.emit(
+            serde_json::json!({"event": "play_start", "name": name, "check_mode": check_mode}),
+        );
     }
     fn task_start(&self, name: &str, handler: bool) {
         self.emit(serde_json::json!({"event": "task_start", "name": name, "handler": handler}));

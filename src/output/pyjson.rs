@@ -108,7 +108,10 @@ mod tests {
     #[test]
     fn compact_and_indented_like_python() {
         let v = json!({"msg": "x", "changed": false, "l": [1, 2]});
-        assert_eq!(dumps(&v, None), r#"{"changed": false, "l": [1, 2], "msg": "x"}"#);
+        assert_eq!(
+            dumps(&v, None),
+            r#"{"changed": false, "l": [1, 2], "msg": "x"}"#
+        );
         assert_eq!(
             dumps(&json!({"msg": "hi"}), Some(4)),
             "{\n    \"msg\": \"hi\"\n}"

@@ -58,7 +58,10 @@ impl Keywords {
                 if !matches!(v, Value::Object(_) | Value::String(_) | Value::Null) {
                     return Err(ParseError::at(
                         &node.loc,
-                        format!("'environment' must be a mapping, found {}", node.type_name()),
+                        format!(
+                            "'environment' must be a mapping, found {}",
+                            node.type_name()
+                        ),
                     ));
                 }
                 if !v.is_null() {

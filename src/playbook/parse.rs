@@ -76,17 +76,23 @@ fn load_into(path: &Path, loader: &Loader, plays: &mut Vec<Play>, depth: usize) 
             .get("import_playbook")
             .or_else(|| node.get("ansible.builtin.import_playbook"))
         {
-            let file = target
-                .as_str()
-                .ok_or_else(|| ParseError::at(&target.loc, "'import_playbook' needs a file name"))?;
+            let file = target.as_str().ok_or_else(|| {
+                ParseError::at(&target.loc, "'import_playbook' needs a file name")
+            })?;
             let full = relative_to(&node.loc, file);
             if depth > 20 {
-                return Err(ParseError::at(&node.loc, "import_playbook nests too deeply"));
+                return Err(ParseError::at(
+                    &node.loc,
+                    "import_playbook nests too deeply",
+                ));
             }
             if !full.exists() {
                 return Err(ParseError::at(
                     &target.loc,
-                    format!("cannot import playbook '{}': file not found", full.display()),
+                    format!(
+                        "cannot import playbook '{}': file not found",
+                        full.display()
+                    ),
                 ));
             }
             load_into(&full, loader, plays, depth + 1)?;
@@ -138,15 +144,29 @@ fn parse_play(node: &Node, path: &Path, loader: &Loader) -> Result<Play> {
         ));
     }
     let hosts = match node.get("hosts") {
-        None => return Err(ParseError::at(&node.loc, "the field 'hosts' is required but was not set")),
+        None => {
+            return Err(ParseError::at(
+                &node.loc,
+                "the field 'hosts' is required but was not set",
+            ));
+        }
         Some(h) => match h.to_json() {
             Value::String(s) => s,
             Value::Array(items) => items
                 .iter()
-                .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| i.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(","),
-            _ => return Err(ParseError::at(&h.loc, "'hosts' must be a pattern or a list")),
+            _ => {
+                return Err(ParseError::at(
+                    &h.loc,
+                    "'hosts' must be a pattern or a list",
+                ));
+            }
         },
     };
     let name = node
@@ -219,7 +239,10 @@ fn parse_play(node: &Node, path: &Path, loader: &Loader) -> Result<Play> {
             None | Some("linear") => Strategy::Linear,
             Some("free") | Some("host_pinned") => Strategy::Free,
             Some(other) => {
-                let loc = &node.get("strategy").map(|n| n.loc.clone()).unwrap_or(node.loc.clone());
+                let loc = &node
+                    .get("strategy")
+                    .map(|n| n.loc.clone())
+                    .unwrap_or(node.loc.clone());
                 return Err(ParseError::at(
                     loc,
                     format!("unknown strategy '{other}' (expected linear or free)"),
@@ -245,7 +268,10 @@ fn parse_play(node: &Node, path: &Path, loader: &Loader) -> Result<Play> {
             Some("reverse_sorted") => HostOrder::ReverseSorted,
             Some("shuffle") => HostOrder::Shuffle,
             Some(other) => {
-                return Err(ParseError::at(&node.loc, format!("unknown host order '{other}'")));
+                return Err(ParseError::at(
+                    &node.loc,
+                    format!("unknown host order '{other}'"),
+                ));
             }
         },
         kw,
@@ -270,9 +296,11 @@ fn number(n: &Node, key: &str) -> Result<f64> {
     match &n.kind {
         NodeKind::Int(i) => Ok(*i as f64),
         NodeKind::Float(f) => Ok(*f),
-        NodeKind::Str(s) => s.trim().trim_end_matches('%').parse().map_err(|_| {
-            ParseError::at(&n.loc, format!("'{key}' must be a number, found '{s}'"))
-        }),
+        NodeKind::Str(s) => {
+            s.trim().trim_end_matches('%').parse().map_err(|_| {
+                ParseError::at(&n.loc, format!("'{key}' must be a number, found '{s}'"))
+            })
+        }
         _ => Err(ParseError::at(
             &n.loc,
             format!("'{key}' must be a number, found {}", n.type_name()),
@@ -288,11 +316,17 @@ fn parse_serial(n: &Node) -> Result<Vec<SerialStep>> {
                 Ok(SerialStep::Percent(number(n, "serial")?))
             }
             NodeKind::Str(s) => s.trim().parse().map(SerialStep::Count).map_err(|_| {
-                ParseError::at(&n.loc, format!("'serial' must be a count or a percentage, found '{s}'"))
+                ParseError::at(
+                    &n.loc,
+                    format!("'serial' must be a count or a percentage, found '{s}'"),
+                )
             }),
             _ => Err(ParseError::at(
                 &n.loc,
-                format!("'serial' must be a count or a percentage, found {}", n.type_name()),
+                format!(
+                    "'serial' must be a count or a percentage, found {}",
+                    n.type_name()
+                ),
             )),
         }
     };
@@ -386,7 +420,8 @@ impl PlayCtx<'_> {
                 // Loaded now so a missing role is a parse error, as in Ansible; its
                 // handlers join the play's.
                 let r = RoleRef::from_task(&task)?;
-                self.roles.load(&r, self.loader, &mut self.handlers, scope)?;
+                self.roles
+                    .load(&r, self.loader, &mut self.handlers, scope)?;
                 out.push(TaskItem::Task(Arc::new(task)));
             }
             _ => out.push(TaskItem::Task(Arc::new(task))),
@@ -528,9 +563,10 @@ pub(super) fn parse_task(
             "loop" => set_loop(&mut loop_, LoopKind::Loop, v)?,
             "loop_control" => t.loop_control = loop_control(v)?,
             "register" => {
-                t.register = Some(v.as_str().map(str::to_string).ok_or_else(|| {
-                    ParseError::at(&v.loc, "'register' must be a variable name")
-                })?)
+                t.register =
+                    Some(v.as_str().map(str::to_string).ok_or_else(|| {
+                        ParseError::at(&v.loc, "'register' must be a variable name")
+                    })?)
             }
             "notify" => t.notify = string_list(v, "notify")?,
             "listen" => t.listen = string_list(v, "listen")?,
@@ -695,7 +731,10 @@ fn action_form(v: &Node) -> Result<(String, Map<String, Value>)> {
                 .ok_or_else(|| ParseError::at(&v.loc, "'action' needs a 'module' key"))?;
             Ok((Registry::canonical(&name).to_string(), m))
         }
-        _ => Err(ParseError::at(&v.loc, "'action' must be a string or a mapping")),
+        _ => Err(ParseError::at(
+            &v.loc,
+            "'action' must be a string or a mapping",
+        )),
     }
 }
 
@@ -715,7 +754,10 @@ fn module_args(registry: &Registry, name: &str, v: &Node) -> Result<Map<String, 
         }
         _ => Err(ParseError::at(
             &v.loc,
-            format!("the arguments of '{name}' must be a mapping or a string, found {}", v.type_name()),
+            format!(
+                "the arguments of '{name}' must be a mapping or a string, found {}",
+                v.type_name()
+            ),
         )),
     }
 }
@@ -729,7 +771,8 @@ const COMMAND_OPTIONS: &[&str] = &["chdir", "creates", "removes", "executable", 
 pub(super) fn parse_kv(name: &str, s: &str, free_form: Option<&str>) -> Map<String, Value> {
     let mut out = Map::new();
     let raw_key = free_form.unwrap_or("_raw_params");
-    let words = shell_words::split(s).unwrap_or_else(|_| s.split_whitespace().map(str::to_string).collect());
+    let words = shell_words::split(s)
+        .unwrap_or_else(|_| s.split_whitespace().map(str::to_string).collect());
     let command_like = COMMAND_LIKE.contains(&name);
     if command_like {
         for w in &words {

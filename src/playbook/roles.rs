@@ -47,7 +47,13 @@ impl RoleRef {
             return Ok(RoleRef::named(name, &node.loc));
         }
         let entries = node.as_map().ok_or_else(|| {
-            ParseError::at(&node.loc, format!("a role must be a name or a mapping, found {}", node.type_name()))
+            ParseError::at(
+                &node.loc,
+                format!(
+                    "a role must be a name or a mapping, found {}",
+                    node.type_name()
+                ),
+            )
         })?;
         let name = node
             .get("role")
@@ -62,9 +68,15 @@ impl RoleRef {
                     r.own.when = match v.to_json() {
                         Value::Array(items) => items
                             .iter()
-                            .map(|i| Cond { expr: value_text(i), loc: v.loc.clone() })
+                            .map(|i| Cond {
+                                expr: value_text(i),
+                                loc: v.loc.clone(),
+                            })
                             .collect(),
-                        other => vec![Cond { expr: value_text(&other), loc: v.loc.clone() }],
+                        other => vec![Cond {
+                            expr: value_text(&other),
+                            loc: v.loc.clone(),
+                        }],
                     }
                 }
                 "tags" => r.own.tags = string_list(v, "tags")?,
@@ -98,7 +110,9 @@ impl RoleRef {
             .get("name")
             .or_else(|| task.args.get("role"))
             .and_then(Value::as_str)
-            .ok_or_else(|| ParseError::at(&task.loc, format!("'{}' needs 'name: ROLE'", task.action)))?;
+            .ok_or_else(|| {
+                ParseError::at(&task.loc, format!("'{}' needs 'name: ROLE'", task.action))
+            })?;
         let mut r = RoleRef::named(name, &task.loc);
         let get = |k: &str| task.args.get(k).and_then(Value::as_str).map(str::to_string);
         r.tasks_from = get("tasks_from").unwrap_or_else(|| "main".into());
@@ -110,7 +124,12 @@ impl RoleRef {
 
     /// Identity for "run once per play": the name and the parameters.
     fn key(&self) -> String {
-        format!("{}\u{0}{}\u{0}{}", self.name, self.tasks_from, Value::Object(self.params.clone()))
+        format!(
+            "{}\u{0}{}\u{0}{}",
+            self.name,
+            self.tasks_from,
+            Value::Object(self.params.clone())
+        )
     }
 }
 
@@ -162,7 +181,11 @@ impl RoleSet {
                 ..Default::default()
             };
             let node = yaml::load_file(&file)?;
-            let mut sub = PlayCtx { loader, roles: RoleSet::default(), handlers: Vec::new() };
+            let mut sub = PlayCtx {
+                loader,
+                roles: RoleSet::default(),
+                handlers: Vec::new(),
+            };
             let items = sub.items(&node, &hscope)?;
             collect(&items, handlers);
         }
@@ -187,13 +210,24 @@ fn collect(items: &[TaskItem], out: &mut Vec<Arc<Task>>) {
 impl PlayCtx<'_> {
     /// A role's tasks, after its dependencies' tasks. Empty when the role already ran in
     /// this play with the same parameters (and does not allow duplicates).
-    pub(super) fn role_items(&mut self, r: &RoleRef, scope: &Scope, _static_: bool) -> Result<Vec<TaskItem>> {
+    pub(super) fn role_items(
+        &mut self,
+        r: &RoleRef,
+        scope: &Scope,
+        _static_: bool,
+    ) -> Result<Vec<TaskItem>> {
         let path = find_role(&r.name, &r.loc, self.loader)?;
         let meta = match main_file(&path.join("meta"), "main") {
             Some(f) => yaml::load_file(&f)?,
-            None => Node { kind: crate::yaml::NodeKind::Null, loc: r.loc.clone() },
+            None => Node {
+                kind: crate::yaml::NodeKind::Null,
+                loc: r.loc.clone(),
+            },
         };
-        let allow_dup = matches!(meta.get("allow_duplicates").map(|n| &n.kind), Some(crate::yaml::NodeKind::Bool(true)));
+        let allow_dup = matches!(
+            meta.get("allow_duplicates").map(|n| &n.kind),
+            Some(crate::yaml::NodeKind::Bool(true))
+        );
         if !self.roles.ran.insert(r.key()) && !allow_dup {
             return Ok(Vec::new());
         }
@@ -205,14 +239,22 @@ impl PlayCtx<'_> {
             }
         }
         let info = self.roles.load(r, self.loader, &mut self.handlers, scope)?;
-        let own = Scope { role: Some(info.clone()), ..r.own.clone() };
+        let own = Scope {
+            role: Some(info.clone()),
+            ..r.own.clone()
+        };
         let inner = merge_scope(scope, &own);
         if let Some(file) = main_file(&path.join("tasks"), &r.tasks_from) {
             out.extend(self.task_file(&file, &inner, &r.loc)?);
         } else if r.tasks_from != "main" {
             return Err(ParseError::at(
                 &r.loc,
-                format!("role '{}' has no tasks file '{}' in {}", r.name, r.tasks_from, path.join("tasks").display()),
+                format!(
+                    "role '{}' has no tasks file '{}' in {}",
+                    r.name,
+                    r.tasks_from,
+                    path.join("tasks").display()
+                ),
             ));
         }
         Ok(out)
@@ -221,10 +263,14 @@ impl PlayCtx<'_> {
 
 /// `dir/name.yml`, `dir/name.yaml` or `dir/name`.
 fn main_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    [format!("{name}.yml"), format!("{name}.yaml"), name.to_string()]
-        .into_iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file())
+    [
+        format!("{name}.yml"),
+        format!("{name}.yaml"),
+        name.to_string(),
+    ]
+    .into_iter()
+    .map(|f| dir.join(f))
+    .find(|p| p.is_file())
 }
 
 /// `defaults/` or `vars/`: the main file, or every YAML file of a `main/` directory in
@@ -235,9 +281,16 @@ fn load_vars_dir(dir: &Path, name: &str) -> Result<Map<String, Value>> {
         merge_file(&f, &mut out)?;
     } else if dir.join(name).is_dir() {
         let mut files: Vec<_> = std::fs::read_dir(dir.join(name))
-            .map_err(|e| ParseError { msg: format!("{}: {e}", dir.display()) })?
+            .map_err(|e| ParseError {
+                msg: format!("{}: {e}", dir.display()),
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml" | "json")))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yml" | "yaml" | "json")
+                )
+            })
             .collect();
         files.sort();
         for f in files {
@@ -299,7 +352,11 @@ pub fn expand_include_tasks(task: &Task, file: &str, loader: &Loader) -> Result<
         scope.vars.push(Arc::new(params));
     }
     apply_keywords(task, &mut scope)?;
-    let mut ctx = PlayCtx { loader, roles: RoleSet::default(), handlers: Vec::new() };
+    let mut ctx = PlayCtx {
+        loader,
+        roles: RoleSet::default(),
+        handlers: Vec::new(),
+    };
     ctx.task_file(&path, &scope, &task.loc)
 }
 
@@ -308,7 +365,11 @@ pub fn expand_include_role(task: &Task, loader: &Loader) -> Result<Vec<TaskItem>
     let r = RoleRef::from_task(task)?;
     let mut scope = (*task.parent_scope).clone();
     apply_keywords(task, &mut scope)?;
-    let mut ctx = PlayCtx { loader, roles: RoleSet::default(), handlers: Vec::new() };
+    let mut ctx = PlayCtx {
+        loader,
+        roles: RoleSet::default(),
+        handlers: Vec::new(),
+    };
     ctx.role_items(&r, &scope, false)
 }
 
@@ -324,7 +385,10 @@ fn apply_keywords(task: &Task, scope: &mut Scope) -> Result<()> {
         if k == "tags" {
             own.tags = string_list(v, "tags")?;
         } else if !own.kw.set(k, v)? {
-            return Err(ParseError::at(&task.loc, format!("'{k}' cannot be used in 'apply'")));
+            return Err(ParseError::at(
+                &task.loc,
+                format!("'{k}' cannot be used in 'apply'"),
+            ));
         }
     }
     *scope = merge_scope(scope, &own);

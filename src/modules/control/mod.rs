@@ -17,7 +17,14 @@ pub use vars::{IncludeVars, SetFact};
 
 /// The control modules, for `Registry::builtin()`.
 pub fn all() -> Vec<Arc<dyn Module>> {
-    vec![Arc::new(Debug), Arc::new(SetFact), Arc::new(Assert), Arc::new(Fail), Arc::new(Pause), Arc::new(IncludeVars)]
+    vec![
+        Arc::new(Debug),
+        Arc::new(SetFact),
+        Arc::new(Assert),
+        Arc::new(Fail),
+        Arc::new(Pause),
+        Arc::new(IncludeVars),
+    ]
 }
 
 fn text(v: &Value) -> String {
@@ -38,7 +45,11 @@ impl Module for Debug {
     fn runs_on_controller(&self) -> bool {
         true
     }
-    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<ModuleResult, ModuleError> {
+    async fn run(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        args: &Map<String, Value>,
+    ) -> Result<ModuleResult, ModuleError> {
         if let Some(var) = args.get("var") {
             let name = text(var);
             let value = if crate::executor::vars::is_secret_name(&name) {
@@ -52,7 +63,10 @@ impl Module for Debug {
             };
             return Ok(ModuleResult::ok().with(&name, value));
         }
-        let msg = args.get("msg").cloned().unwrap_or_else(|| Value::String("Hello world!".into()));
+        let msg = args
+            .get("msg")
+            .cloned()
+            .unwrap_or_else(|| Value::String("Hello world!".into()));
         let mut r = ModuleResult::ok();
         // `msg` may be a list or mapping; keep its type in the result.
         r.data.insert("msg".into(), msg);
@@ -71,7 +85,11 @@ impl Module for Assert {
     fn runs_on_controller(&self) -> bool {
         true
     }
-    async fn run(&self, ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<ModuleResult, ModuleError> {
+    async fn run(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        args: &Map<String, Value>,
+    ) -> Result<ModuleResult, ModuleError> {
         let that: Vec<Value> = match args.get("that") {
             Some(Value::Array(a)) => a.clone(),
             Some(other) => vec![other.clone()],
@@ -80,25 +98,38 @@ impl Module for Assert {
         let jctx = Templar::context(ctx.vars);
         for cond in &that {
             let expr = match cond {
-                Value::Bool(b) => if *b { "True".to_string() } else { "False".to_string() },
+                Value::Bool(b) => {
+                    if *b {
+                        "True".to_string()
+                    } else {
+                        "False".to_string()
+                    }
+                }
                 other => text(other),
             };
-            let ok = ctx
-                .templar
-                .eval_condition(&expr, &jctx)
-                .map_err(|e| ModuleError::Failed(format!("The conditional check '{expr}' failed. The error was: {}", e.msg)))?;
+            let ok = ctx.templar.eval_condition(&expr, &jctx).map_err(|e| {
+                ModuleError::Failed(format!(
+                    "The conditional check '{expr}' failed. The error was: {}",
+                    e.msg
+                ))
+            })?;
             if !ok {
                 let msg = args
                     .get("fail_msg")
                     .or_else(|| args.get("msg"))
                     .map(text)
                     .unwrap_or_else(|| "Assertion failed".into());
-                let mut r = ModuleResult::failed(msg).with("assertion", expr).with("evaluated_to", false);
+                let mut r = ModuleResult::failed(msg)
+                    .with("assertion", expr)
+                    .with("evaluated_to", false);
                 r.changed = false;
                 return Ok(r);
             }
         }
-        let msg = args.get("success_msg").map(text).unwrap_or_else(|| "All assertions passed".into());
+        let msg = args
+            .get("success_msg")
+            .map(text)
+            .unwrap_or_else(|| "All assertions passed".into());
         Ok(ModuleResult::ok().with_msg(msg))
     }
 }
@@ -114,8 +145,15 @@ impl Module for Fail {
     fn runs_on_controller(&self) -> bool {
         true
     }
-    async fn run(&self, _ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<ModuleResult, ModuleError> {
-        let msg = args.get("msg").map(text).unwrap_or_else(|| "Failed as requested from task".into());
+    async fn run(
+        &self,
+        _ctx: &ModuleCtx<'_>,
+        args: &Map<String, Value>,
+    ) -> Result<ModuleResult, ModuleError> {
+        let msg = args
+            .get("msg")
+            .map(text)
+            .unwrap_or_else(|| "Failed as requested from task".into());
         Ok(ModuleResult::failed(msg))
     }
 }
@@ -131,18 +169,30 @@ impl Module for Pause {
     fn runs_on_controller(&self) -> bool {
         true
     }
-    async fn run(&self, _ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<ModuleResult, ModuleError> {
+    async fn run(
+        &self,
+        _ctx: &ModuleCtx<'_>,
+        args: &Map<String, Value>,
+    ) -> Result<ModuleResult, ModuleError> {
         let num = |k: &str| -> Result<Option<f64>, ModuleError> {
             match args.get(k) {
                 None => Ok(None),
-                Some(v) => text(v).trim().parse().map(Some).map_err(|_| ModuleError::Args(format!("'{k}' must be a number"))),
+                Some(v) => text(v)
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| ModuleError::Args(format!("'{k}' must be a number"))),
             }
         };
         let secs = num("seconds")?.unwrap_or(0.0) + num("minutes")?.unwrap_or(0.0) * 60.0;
         if secs <= 0.0 && args.contains_key("prompt") {
-            return Err(ModuleError::Args("interactive pause prompts are not supported; give 'seconds'".into()));
+            return Err(ModuleError::Args(
+                "interactive pause prompts are not supported; give 'seconds'".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
-        Ok(ModuleResult::ok().with("delta", secs as i64).with("stdout", format!("Paused for {secs} seconds")))
+        Ok(ModuleResult::ok()
+            .with("delta", secs as i64)
+            .with("stdout", format!("Paused for {secs} seconds")))
     }
 }

@@ -1,0 +1,251 @@
+//! Runs the real binary on fixture playbooks against several `local` hosts (each writing
+//! into its own files under a temp dir) and checks recaps, exit codes, files written and
+//! error messages. Expected recaps were checked against ansible-playbook 2.19.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/playbooks")
+        .join(name)
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn play(book: &str, hosts: &str, dir: &Path, extra: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+        .args(["play", "-i", hosts, "-c", "local", "-e"])
+        .arg(format!("dir={}", dir.display()))
+        .args(extra)
+        .arg(fixture(book))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn recap(
+    host: &str,
+    ok: u32,
+    changed: u32,
+    unreachable: u32,
+    failed: u32,
+    skipped: u32,
+    rescued: u32,
+    ignored: u32,
+) -> String {
+    format!(
+        "{host:<26} : ok={ok:<4} changed={changed:<4} unreachable={unreachable:<4} failed={failed:<4} skipped={skipped:<4} rescued={rescued:<4} ignored={ignored:<4}"
+    )
+}
+
+fn read(p: PathBuf) -> String {
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn loops_register_blocks_handlers_and_until() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("engine.yml", "a,b,", dir.path(), &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&recap("a", 8, 6, 0, 0, 1, 0, 0)),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&recap("b", 8, 6, 0, 0, 0, 1, 0)),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("skipping: [a] => (item=two) \n"));
+    assert!(
+        r.stdout
+            .contains("FAILED - RETRYING: [a]: retry until the third attempt (5 retries left).")
+    );
+    assert_eq!(read(dir.path().join("a/items")), "one\nthree\n");
+    assert_eq!(read(dir.path().join("b/rescued")), "fail on b only\n");
+    assert!(dir.path().join("a/not-rescued").exists());
+    assert!(!dir.path().join("b/not-rescued").exists());
+    for h in ["a", "b"] {
+        assert!(dir.path().join(h).join("always").exists());
+        assert!(dir.path().join(h).join("handler").exists());
+        assert_eq!(read(dir.path().join(h).join("tries")).lines().count(), 3);
+    }
+}
+
+#[test]
+fn handlers_run_once_in_definition_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("handlers.yml", "a,b,", dir.path(), &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        read(dir.path().join("a")),
+        "first\nsecond\nlistener\ntask\nfirst\n"
+    );
+    assert!(r.stdout.contains("RUNNING HANDLER [listener] ****"));
+}
+
+#[test]
+fn roles_dependencies_params_and_looped_includes() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("roles.yml", "a,b,c,", dir.path(), &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        read(dir.path().join("c")),
+        "base\nweb 8080 play\nincluded xx\nincluded yy\nrestart\n"
+    );
+    assert!(r.stdout.contains("TASK [web : configure] ****"));
+    assert!(r.stdout.contains("RUNNING HANDLER [web : restart] ****"));
+    assert!(r.stdout.contains("include_me.yml for a, b, c => (item=xx)"));
+    assert!(
+        r.stdout.contains(&recap("a", 7, 5, 0, 0, 0, 0, 0)),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn serial_run_once_delegation_and_failed_host_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("serial.yml", "a,b,c,", dir.path(), &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(read(dir.path().join("batches")), "a,b\nc\n");
+    assert_eq!(r.stdout.matches("PLAY [all] ***").count(), 2);
+    let mut delegated: Vec<String> = read(dir.path().join("delegated"))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    delegated.sort();
+    assert_eq!(delegated, ["a", "b", "c"]);
+    assert!(r.stdout.contains("changed: [a -> localhost]"));
+    assert!(dir.path().join("a-after").exists());
+    assert!(
+        !dir.path().join("c-after").exists(),
+        "a failed host leaves the play"
+    );
+    assert!(
+        r.stdout.contains(&recap("c", 2, 2, 0, 1, 0, 0, 0)),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn tags_select_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("tags.yml", "a,", dir.path(), &["--tags", "b,blk"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let mut made: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    assert_eq!(made, ["always", "b", "block"]);
+    let dir2 = tempfile::tempdir().unwrap();
+    let r = play(
+        "tags.yml",
+        "a,",
+        dir2.path(),
+        &["--tags", "debug", "--skip-tags", "always"],
+    );
+    assert_eq!(r.code, 0);
+    let made: Vec<_> = std::fs::read_dir(dir2.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(made, ["never"]);
+}
+
+#[test]
+fn check_mode_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("check_mode.yml", "a,b,", dir.path(), &["--check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("PLAY [all] [CHECK MODE] ***"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn undefined_variable_fails_the_host_with_ansible_wording() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("errors_undefined.yml", "a,", dir.path(), &[]);
+    assert_eq!(r.code, 2);
+    let f = fixture("errors_undefined.yml");
+    assert!(
+        r.stdout.contains(&format!(
+            "The task includes an option with an undefined variable. The error was: 'not_defined_anywhere' is undefined. 'not_defined_anywhere' is undefined\\n\\nThe error appears to be in '{}': line 4, column 7",
+            f.display()
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("never reached"));
+    assert!(r.stdout.contains(&recap("a", 0, 0, 0, 1, 0, 0, 0)));
+}
+
+#[test]
+fn unknown_module_suggests_a_name_and_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("errors_module.yml", "a,", dir.path(), &[]);
+    assert_eq!(r.code, 4);
+    let f = fixture("errors_module.yml");
+    assert!(
+        r.stderr.contains(&format!(
+            "{}:4:7: couldn't resolve module/action 'shel'",
+            f.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Did you mean 'shell'?"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "nothing runs: {}", r.stdout);
+}
+
+#[test]
+fn bad_attribute_and_malformed_yaml_name_the_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("errors_attr.yml", "a,", dir.path(), &[]);
+    assert_eq!(r.code, 4);
+    assert!(
+        r.stderr
+            .contains("errors_attr.yml:6:13: 'wehn' is not a valid attribute for a Task"),
+        "{}",
+        r.stderr
+    );
+    let r = play("errors_yaml.yml", "a,", dir.path(), &[]);
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("errors_yaml.yml:4:"), "{}", r.stderr);
+    let r = play("errors_yaml.yml", "a,", dir.path(), &["--syntax-check"]);
+    assert_eq!(r.code, 4);
+}
+
+#[test]
+fn json_output_is_one_event_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("handlers.yml", "a,", dir.path(), &["--json"]);
+    assert_eq!(r.code, 0);
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(events[0]["event"], "play_start");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "recap");
+    assert_eq!(last["hosts"]["a"]["changed"], 8);
+}
