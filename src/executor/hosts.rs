@@ -125,8 +125,10 @@ impl Inventory {
         if let Some(members) = self.groups.get(p) {
             return members.clone();
         }
-        if p.contains('*') || p.contains('?') || p.contains('[') {
-            if let Ok(glob) = globset::Glob::new(p) {
+        if (p.contains('*') || p.contains('?') || p.contains('['))
+            && let Ok(glob) = globset::Glob::new(p)
+        {
+            {
                 let m = glob.compile_matcher();
                 let mut out: Vec<String> = self
                     .hosts

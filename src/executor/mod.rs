@@ -12,7 +12,10 @@
 //! - `tags.rs`: `--tags`/`--skip-tags`;
 //! - `events.rs`: what is reported, and the recap counters.
 
+mod batch;
 pub mod events;
+mod handlers;
+mod hostctx;
 pub mod hosts;
 mod play;
 mod tags;

@@ -7,17 +7,11 @@ pub fn should_run(tags: &[String], only: &[String], skip: &[String]) -> bool {
     let all = ["all".to_string()];
     let only = if only.is_empty() { &all[..] } else { only };
     let in_only = |t: &str| only.iter().any(|x| x == t);
-    let run = if has("always") {
-        true
-    } else if in_only("all") && !has("never") {
-        true
-    } else if tags.iter().any(|t| in_only(t)) {
-        true
-    } else if in_only("tagged") && !tags.is_empty() && !has("never") {
-        true
-    } else {
-        in_only("untagged") && tags.is_empty()
-    };
+    let run = has("always")
+        || (in_only("all") && !has("never"))
+        || tags.iter().any(|t| in_only(t))
+        || (in_only("tagged") && !tags.is_empty() && !has("never"))
+        || (in_only("untagged") && tags.is_empty());
     if !run || skip.is_empty() {
         return run;
     }

@@ -12,6 +12,7 @@
 mod keywords;
 mod parse;
 mod roles;
+mod task;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
