@@ -249,3 +249,58 @@ fn json_output_is_one_event_per_line() {
     assert_eq!(last["event"], "recap");
     assert_eq!(last["hosts"]["a"]["changed"], 8);
 }
+
+#[test]
+fn any_errors_fatal_stops_the_play_and_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("fatal.yml", "a,b,c,", dir.path(), &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{}", r.stdout);
+    assert!(r.stdout.contains(&recap("a", 0, 0, 0, 0, 1, 0, 0)), "{}", r.stdout);
+    assert!(r.stdout.contains(&recap("b", 0, 0, 0, 1, 0, 0, 0)), "{}", r.stdout);
+}
+
+#[test]
+fn max_fail_percentage_must_be_exceeded() {
+    // 1 of 2 hosts = 50% > 49: the play stops.
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("maxfail.yml", "a,b,", dir.path(), &[]);
+    assert_eq!(r.code, 2);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{}", r.stdout);
+    // 1 of 3 hosts = 33%: the others go on.
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("maxfail.yml", "a,b,c,", dir.path(), &[]);
+    assert_eq!(r.code, 2);
+    assert!(dir.path().join("b-after").exists() && dir.path().join("c-after").exists());
+}
+
+#[test]
+fn free_strategy_no_log_and_secret_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("free_nolog.yml", "a,b,c,", dir.path(), &["-vvv"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("hunter2"), "a secret leaked: {}", r.stdout);
+    assert!(r.stdout.contains("the output has been hidden due to the fact that 'no_log: true' was specified for this result"));
+    for h in ["a", "b", "c"] {
+        assert!(dir.path().join(h).exists());
+    }
+}
+
+#[test]
+fn unreachable_hosts_exit_4_and_ignore_unreachable_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+        .args(["play", "-i", "a.invalid,b.invalid,", "-e"])
+        .arg(format!("dir={}", dir.path().display()))
+        .arg(fixture("unreachable.yml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("fatal: [a.invalid]: UNREACHABLE! =>"), "{stdout}");
+    assert!(stdout.contains("...ignoring"));
+    assert!(dir.path().join("a.invalid-delegated").exists());
+    assert!(!dir.path().join("a.invalid-never").exists());
+    assert!(stdout.contains(&recap("a.invalid", 2, 1, 1, 0, 0, 0, 1)), "{stdout}");
+}

@@ -356,7 +356,10 @@ impl Batch<'_> {
                 self.lock(h).failed = true;
                 return true;
             }
-            Status::Unreachable if out.unreachable_ignored => stat(&|s| s.skipped += 1),
+            Status::Unreachable if out.unreachable_ignored => stat(&|s| {
+                s.ok += 1;
+                s.ignored += 1
+            }),
             Status::Unreachable => {
                 stat(&|s| s.unreachable += 1);
                 self.lock(h).unreachable = true;

@@ -29,11 +29,16 @@ impl Batch<'_> {
             if self.play.strategy == Strategy::Free && !first {
                 return;
             }
-            let ctx = Templar::context(&self.scope.play_vars);
-            let name = task.display_name();
-            let name = self.shared.templar.render_str(&name, &ctx).unwrap_or(name);
+            let name = self.banner_name(task);
             self.shared.output.task_start(&name, handler);
         }
+    }
+
+    /// The task's name as banners and results show it (templated with play vars).
+    pub(super) fn banner_name(&self, task: &Task) -> String {
+        let ctx = Templar::context(&self.scope.play_vars);
+        let name = task.display_name();
+        self.shared.templar.render_str(&name, &ctx).unwrap_or(name)
     }
 
     /// Per-task magic (`role_path`, `role_name`).

@@ -22,6 +22,9 @@ pub struct Console {
     color: bool,
     columns: usize,
     lock: Mutex<()>,
+    /// The last task banner printed (name, handler), so a result of another task (free
+    /// strategy) re-prints its banner first, as Ansible's `_last_task_banner` does.
+    last_banner: Mutex<Option<(String, bool)>>,
 }
 
 impl Console {
@@ -40,6 +43,7 @@ impl Console {
             color,
             columns: width.saturating_sub(1).max(79),
             lock: Mutex::new(()),
+            last_banner: Mutex::new(None),
         }
     }
 
@@ -132,11 +136,23 @@ impl EventSink for Console {
     }
 
     fn task_start(&self, name: &str, handler: bool) {
+        if let Ok(mut last) = self.last_banner.lock() {
+            *last = Some((name.to_string(), handler));
+        }
         let kind = if handler { "RUNNING HANDLER" } else { "TASK" };
         self.banner(&format!("{kind} [{name}]"));
     }
 
     fn host_result(&self, r: &HostResult) {
+        let stale = self
+            .last_banner
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .filter(|(name, _)| name != &r.task);
+        if let Some((_, handler)) = stale {
+            self.task_start(&r.task, handler);
+        }
         if r.loop_summary {
             if r.status == Status::Skipped {
                 self.line(&format!("skipping: [{}]", r.host), Some(CYAN));
@@ -267,6 +283,7 @@ mod tests {
             color: false,
             columns: 79,
             lock: Mutex::new(()),
+            last_banner: Mutex::new(None),
         };
         let s = HostStats {
             ok: 2,

@@ -8,7 +8,10 @@ use serde_json::json;
 use super::*;
 
 fn loader() -> Loader {
-    Loader { registry: Arc::new(Registry::builtin()), roles_path: Vec::new() }
+    Loader {
+        registry: Arc::new(Registry::builtin()),
+        roles_path: Vec::new(),
+    }
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
@@ -43,7 +46,10 @@ fn free_form_args_and_fully_qualified_names() {
     let shell = task(&tasks[0]);
     assert_eq!(shell.action, "shell");
     assert_eq!(shell.args.get("chdir"), Some(&json!("/tmp")));
-    assert_eq!(shell.args.get("cmd").or(shell.args.get("_raw_params")), Some(&json!("echo hi")));
+    assert_eq!(
+        shell.args.get("cmd").or(shell.args.get("_raw_params")),
+        Some(&json!("echo hi"))
+    );
     assert_eq!(task(&tasks[1]).args.get("msg"), Some(&json!("hello")));
     assert_eq!(task(&tasks[2]).action, "fail");
 }
@@ -54,7 +60,9 @@ fn block_keywords_are_inherited_by_tasks() {
         "- hosts: all\n  become: true\n  tags: [p]\n  tasks:\n    - block:\n        - debug: msg=a\n          when: y_\n          tags: t\n      when: x_\n      vars: {v: 1}\n      ignore_errors: true\n      tags: b\n",
     )
     .unwrap();
-    let TaskItem::Block(b) = &book.plays[0].tasks[0] else { panic!("block") };
+    let TaskItem::Block(b) = &book.plays[0].tasks[0] else {
+        panic!("block")
+    };
     let t = task(&b.block[0]);
     let whens: Vec<&str> = t.scope.when.iter().map(|c| c.expr.as_str()).collect();
     assert_eq!(whens, ["x_", "y_"]);
@@ -67,24 +75,45 @@ fn block_keywords_are_inherited_by_tasks() {
 #[test]
 fn unknown_module_names_location_and_suggestion() {
     let err = parse("- hosts: all\n  tasks:\n    - name: x\n      debgu: msg=hi\n").unwrap_err();
-    assert!(err.msg.contains("site.yml:3:7: couldn't resolve module/action 'debgu'"), "{}", err.msg);
+    assert!(
+        err.msg
+            .contains("site.yml:3:7: couldn't resolve module/action 'debgu'"),
+        "{}",
+        err.msg
+    );
     assert!(err.msg.contains("Did you mean 'debug'?"), "{}", err.msg);
 }
 
 #[test]
 fn unknown_attribute_next_to_a_module() {
-    let err = parse("- hosts: all\n  tasks:\n    - debug: msg=hi\n      registr: out\n").unwrap_err();
-    assert!(err.msg.contains("site.yml:4:16: 'registr' is not a valid attribute for a Task"), "{}", err.msg);
+    let err =
+        parse("- hosts: all\n  tasks:\n    - debug: msg=hi\n      registr: out\n").unwrap_err();
+    assert!(
+        err.msg
+            .contains("site.yml:4:16: 'registr' is not a valid attribute for a Task"),
+        "{}",
+        err.msg
+    );
 }
 
 #[test]
 fn type_errors_point_at_the_node() {
-    let err = parse("- hosts: all\n  tasks:\n    - debug: msg=hi\n      loop_control: [1]\n").unwrap_err();
+    let err = parse("- hosts: all\n  tasks:\n    - debug: msg=hi\n      loop_control: [1]\n")
+        .unwrap_err();
     assert!(err.msg.contains(":4:21:"), "{}", err.msg);
     let err = parse("- hosts: all\n  serial: many\n  tasks: []\n").unwrap_err();
-    assert!(err.msg.contains(":2:11: 'serial' must be a count or a percentage"), "{}", err.msg);
+    assert!(
+        err.msg
+            .contains(":2:11: 'serial' must be a count or a percentage"),
+        "{}",
+        err.msg
+    );
     let err = parse("- tasks: []\n").unwrap_err();
-    assert!(err.msg.contains("the field 'hosts' is required"), "{}", err.msg);
+    assert!(
+        err.msg.contains("the field 'hosts' is required"),
+        "{}",
+        err.msg
+    );
 }
 
 #[test]
@@ -101,12 +130,32 @@ fn with_items_and_loop_control() {
 #[test]
 fn roles_run_dependencies_first_and_once() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "roles/common/tasks/main.yml", "- debug: msg=common\n");
-    write(dir.path(), "roles/app/meta/main.yml", "dependencies: [common]\n");
-    write(dir.path(), "roles/app/tasks/main.yml", "- name: app task\n  debug: msg=app\n");
-    write(dir.path(), "roles/app/handlers/main.yml", "- name: restart\n  debug: msg=r\n");
+    write(
+        dir.path(),
+        "roles/common/tasks/main.yml",
+        "- debug: msg=common\n",
+    );
+    write(
+        dir.path(),
+        "roles/app/meta/main.yml",
+        "dependencies: [common]\n",
+    );
+    write(
+        dir.path(),
+        "roles/app/tasks/main.yml",
+        "- name: app task\n  debug: msg=app\n",
+    );
+    write(
+        dir.path(),
+        "roles/app/handlers/main.yml",
+        "- name: restart\n  debug: msg=r\n",
+    );
     write(dir.path(), "roles/app/defaults/main.yml", "level: 1\n");
-    let p = write(dir.path(), "site.yml", "- hosts: all\n  roles: [app, common]\n");
+    let p = write(
+        dir.path(),
+        "site.yml",
+        "- hosts: all\n  roles: [app, common]\n",
+    );
     let book = load_playbook(&p, &loader()).unwrap();
     let play = &book.plays[0];
     let names: Vec<String> = play.roles.iter().map(|i| task(i).display_name()).collect();
@@ -119,7 +168,12 @@ fn roles_run_dependencies_first_and_once() {
 #[test]
 fn missing_role_says_where_it_looked() {
     let err = parse("- hosts: all\n  roles:\n    - nosuchrole\n").unwrap_err();
-    assert!(err.msg.contains(":3:7: the role 'nosuchrole' was not found in:"), "{}", err.msg);
+    assert!(
+        err.msg
+            .contains(":3:7: the role 'nosuchrole' was not found in:"),
+        "{}",
+        err.msg
+    );
     assert!(err.msg.contains("roles/nosuchrole"), "{}", err.msg);
 }
 
@@ -127,7 +181,11 @@ fn missing_role_says_where_it_looked() {
 fn import_tasks_inherits_when_and_tags() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "more.yml", "- debug: msg=inner\n");
-    let p = write(dir.path(), "site.yml", "- hosts: all\n  tasks:\n    - import_tasks: more.yml\n      when: flag\n      tags: imp\n");
+    let p = write(
+        dir.path(),
+        "site.yml",
+        "- hosts: all\n  tasks:\n    - import_tasks: more.yml\n      when: flag\n      tags: imp\n",
+    );
     let book = load_playbook(&p, &loader()).unwrap();
     let t = task(&book.plays[0].tasks[0]);
     assert_eq!(t.action, "debug");

@@ -350,11 +350,11 @@ impl Runner<'_, '_> {
         self.b.shared.output.host_result(&HostResult {
             host: self.host.to_string(),
             delegate,
-            task: self.task.display_name(),
+            task: self.b.banner_name(self.task),
             action: self.task.action.clone(),
             status: out.status,
             result,
-            ignored: out.ignored && item.is_none(),
+            ignored: (out.ignored || out.unreachable_ignored) && item.is_none(),
             item,
             verbose_always: self.task.action == "debug",
             loop_summary,
