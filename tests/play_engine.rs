@@ -255,9 +255,22 @@ fn any_errors_fatal_stops_the_play_and_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let r = play("fatal.yml", "a,b,c,", dir.path(), &[]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{}", r.stdout);
-    assert!(r.stdout.contains(&recap("a", 0, 0, 0, 0, 1, 0, 0)), "{}", r.stdout);
-    assert!(r.stdout.contains(&recap("b", 0, 0, 0, 1, 0, 0, 0)), "{}", r.stdout);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&recap("a", 0, 0, 0, 0, 1, 0, 0)),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&recap("b", 0, 0, 0, 1, 0, 0, 0)),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -266,7 +279,12 @@ fn max_fail_percentage_must_be_exceeded() {
     let dir = tempfile::tempdir().unwrap();
     let r = play("maxfail.yml", "a,b,", dir.path(), &[]);
     assert_eq!(r.code, 2);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{}", r.stdout);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "{}",
+        r.stdout
+    );
     // 1 of 3 hosts = 33%: the others go on.
     let dir = tempfile::tempdir().unwrap();
     let r = play("maxfail.yml", "a,b,c,", dir.path(), &[]);
@@ -279,7 +297,11 @@ fn free_strategy_no_log_and_secret_names() {
     let dir = tempfile::tempdir().unwrap();
     let r = play("free_nolog.yml", "a,b,c,", dir.path(), &["-vvv"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(!r.stdout.contains("hunter2"), "a secret leaked: {}", r.stdout);
+    assert!(
+        !r.stdout.contains("hunter2"),
+        "a secret leaked: {}",
+        r.stdout
+    );
     assert!(r.stdout.contains("the output has been hidden due to the fact that 'no_log: true' was specified for this result"));
     for h in ["a", "b", "c"] {
         assert!(dir.path().join(h).exists());
@@ -298,9 +320,26 @@ fn unreachable_hosts_exit_4_and_ignore_unreachable_goes_on() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{stdout}");
-    assert!(stdout.contains("fatal: [a.invalid]: UNREACHABLE! =>"), "{stdout}");
+    assert!(
+        stdout.contains("fatal: [a.invalid]: UNREACHABLE! =>"),
+        "{stdout}"
+    );
     assert!(stdout.contains("...ignoring"));
     assert!(dir.path().join("a.invalid-delegated").exists());
     assert!(!dir.path().join("a.invalid-never").exists());
-    assert!(stdout.contains(&recap("a.invalid", 2, 1, 1, 0, 0, 0, 1)), "{stdout}");
+    assert!(
+        stdout.contains(&recap("a.invalid", 2, 1, 1, 0, 0, 0, 1)),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_and_diff_show_the_change_without_making_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "line one\nold\n").unwrap();
+    let r = play("diff.yml", "a,", dir.path(), &["--check", "--diff"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("-old\n+line two\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("changed: [a]"));
+    assert_eq!(read(dir.path().join("a.txt")), "line one\nold\n");
 }

@@ -75,6 +75,7 @@ impl Console {
             m.retain(|k, _| !k.starts_with("_ansible") && k != "failed" && k != "skipped");
             if self.verbosity < 3 {
                 m.remove("invocation");
+                m.remove("diff");
             }
             if r.action == "debug" {
                 if m.contains_key("msg") {
@@ -162,6 +163,9 @@ impl EventSink for Console {
             }
             return;
         }
+        if let Some(d) = r.result.get("diff") {
+            self.print_diff(d);
+        }
         let label = Self::host_label(r);
         let show = r.verbose_always || self.verbosity > 0;
         let (text, color) = match (r.status, &r.item) {
@@ -238,6 +242,37 @@ impl EventSink for Console {
 }
 
 impl Console {
+    /// `--diff`: a unified diff of the before/after text, as Ansible's `_get_diff`.
+    fn print_diff(&self, d: &Value) {
+        let text = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (before, after) = (text("before"), text("after"));
+        if before == after {
+            return;
+        }
+        let diff = similar::TextDiff::from_lines(&before, &after);
+        let body = diff
+            .unified_diff()
+            .context_radius(3)
+            .header(
+                &format!("before: {}", text("before_header")),
+                &format!("after: {}", text("after_header")),
+            )
+            .to_string();
+        for line in body.lines() {
+            let color = if line.starts_with('+') && !line.starts_with("+++") {
+                Some(GREEN)
+            } else if line.starts_with('-') && !line.starts_with("---") {
+                Some(RED)
+            } else if line.starts_with("@@") {
+                Some(CYAN)
+            } else {
+                None
+            };
+            self.line(line, color);
+        }
+        self.line("", None);
+    }
+
     fn recap_line(&self, host: &str, s: &HostStats) -> String {
         let field = |name: &str, n: u32, color: &str| {
             let text = format!("{name}={n:<4}");

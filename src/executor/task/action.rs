@@ -175,6 +175,13 @@ impl Runner<'_, '_> {
                 {
                     m.remove("ansible_facts");
                 }
+                if let (Some(d), true, Some(m)) = (&r.diff, diff, result.as_object_mut()) {
+                    m.insert(
+                        "diff".into(),
+                        json!({"before": d.before, "after": d.after,
+                               "before_header": d.before_header, "after_header": d.after_header}),
+                    );
+                }
                 let status = if r.failed {
                     Status::Failed
                 } else if r.skipped {
