@@ -343,3 +343,32 @@ fn check_and_diff_show_the_change_without_making_it() {
     assert!(r.stdout.contains("changed: [a]"));
     assert_eq!(read(dir.path().join("a.txt")), "line one\nold\n");
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_with_a_recap_and_exit_99() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+        .args(["play", "-i", "a,b,", "-c", "local"])
+        .arg(fixture("slow.yml"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    // Wait until the slow task has started, then interrupt.
+    while !seen.contains("TASK [wait]") {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    out.read_to_string(&mut seen).unwrap();
+    assert_eq!(status.code(), Some(99), "{seen}");
+    assert!(seen.contains("PLAY RECAP"), "{seen}");
+    assert!(seen.contains(&recap("a", 1, 1, 0, 0, 0, 0, 0)), "{seen}");
+    assert!(!seen.contains("TASK [never]"));
+}
