@@ -230,12 +230,7 @@ impl Batch<'_> {
         } else {
             targets.clone()
         };
-        let outcomes = join_all(
-            runners
-                .iter()
-                .map(|&h| task::run_on_host(self, task, h, self.task_magic(task))),
-        )
-        .await;
+        let outcomes = self.run_with_progress(task, &runners).await;
         let mut includes: Vec<(Included, Vec<usize>)> = Vec::new();
         let mut newly_failed = false;
         for (&h, out) in runners.iter().zip(&outcomes) {
@@ -267,6 +262,43 @@ impl Batch<'_> {
         for (inc, hosts) in includes {
             self.run_items(&inc.items, hosts, rescuable).await;
         }
+    }
+
+    /// Runs the task on `runners` concurrently; while some hosts are slow, tells the
+    /// output which ones it is waiting for (the console shows a progress line on a TTY).
+    async fn run_with_progress(&self, task: &Arc<Task>, runners: &[usize]) -> Vec<HostOutcome> {
+        let pending: Mutex<Vec<usize>> = Mutex::new(runners.to_vec());
+        let all = join_all(runners.iter().map(|&h| {
+            let pending = &pending;
+            async move {
+                let out = task::run_on_host(self, task, h, self.task_magic(task)).await;
+                if let Ok(mut p) = pending.lock() {
+                    p.retain(|&x| x != h);
+                }
+                out
+            }
+        }));
+        tokio::pin!(all);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        tick.tick().await;
+        let mut shown = false;
+        let outcomes = loop {
+            tokio::select! {
+                out = &mut all => break out,
+                _ = tick.tick() => {
+                    let names: Vec<String> = pending
+                        .lock()
+                        .map(|p| p.iter().map(|&h| self.hosts[h].name.clone()).collect())
+                        .unwrap_or_default();
+                    self.shared.output.waiting(&names);
+                    shown = true;
+                }
+            }
+        };
+        if shown {
+            self.shared.output.waiting(&[]);
+        }
+        outcomes
     }
 
     /// `run_once`: the first host's result (register, notifications, includes) applies

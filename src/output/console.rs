@@ -25,6 +25,8 @@ pub struct Console {
     /// The last task banner printed (name, handler), so a result of another task (free
     /// strategy) re-prints its banner first, as Ansible's `_last_task_banner` does.
     last_banner: Mutex<Option<(String, bool)>>,
+    /// The live "waiting for hosts" line on stderr (TTY only).
+    progress: Mutex<Option<indicatif::ProgressBar>>,
 }
 
 impl Console {
@@ -44,6 +46,7 @@ impl Console {
             columns: width.saturating_sub(1).max(79),
             lock: Mutex::new(()),
             last_banner: Mutex::new(None),
+            progress: Mutex::new(None),
         }
     }
 
@@ -56,8 +59,20 @@ impl Console {
 
     fn line(&self, text: &str, color: Option<&str>) {
         let _g = self.lock.lock();
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", self.paint(text, color));
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", self.paint(text, color));
+        };
+        match self
+            .progress
+            .lock()
+            .ok()
+            .as_deref()
+            .and_then(|p| p.as_ref().cloned())
+        {
+            Some(pb) => pb.suspend(write),
+            None => write(),
+        }
     }
 
     fn banner(&self, msg: &str) {
@@ -232,6 +247,37 @@ impl EventSink for Console {
         eprintln!("{text}");
     }
 
+    fn waiting(&self, pending: &[String]) {
+        if !std::io::stderr().is_terminal() {
+            return;
+        }
+        let Ok(mut slot) = self.progress.lock() else {
+            return;
+        };
+        if pending.is_empty() {
+            if let Some(pb) = slot.take() {
+                pb.finish_and_clear();
+            }
+            return;
+        }
+        let pb = slot.get_or_insert_with(|| {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            pb.enable_steady_tick(std::time::Duration::from_millis(120));
+            pb
+        });
+        let mut names = pending
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if pending.len() > 5 {
+            names.push_str(&format!(" and {} more", pending.len() - 5));
+        }
+        pb.set_message(format!("waiting for {} host(s): {names}", pending.len()));
+    }
+
     fn recap(&self, stats: &Stats) {
         self.banner("PLAY RECAP");
         for (host, s) in stats {
@@ -319,6 +365,7 @@ mod tests {
             columns: 79,
             lock: Mutex::new(()),
             last_banner: Mutex::new(None),
+            progress: Mutex::new(None),
         };
         let s = HostStats {
             ok: 2,
