@@ -372,3 +372,47 @@ fn ctrl_c_stops_cleanly_with_a_recap_and_exit_99() {
     assert!(seen.contains(&recap("a", 1, 1, 0, 0, 0, 0, 0)), "{seen}");
     assert!(!seen.contains("TASK [never]"));
 }
+
+#[test]
+fn variable_precedence_magic_vars_environment_and_include_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play(
+        "variables.yml",
+        "a,b,",
+        dir.path(),
+        &["-e", r#"{"cli_wins": "extra"}"#],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        read(dir.path().join("a")),
+        "vars_files file-value extra fact-b a,b 2 env-a True task\nbase\nextra 9090\n"
+    );
+    assert_eq!(
+        read(dir.path().join("b")),
+        "vars_files file-value extra fact-b a,b 2 env-b True task\n"
+    );
+    assert!(r.stdout.contains("included: web for a\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&recap("a", 5, 3, 0, 0, 1, 0, 0)),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&recap("b", 2, 1, 0, 0, 2, 0, 0)),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn start_at_task_skips_earlier_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("tags.yml", "a,", dir.path(), &["--start-at-task", "always"]);
+    assert_eq!(r.code, 0);
+    let mut made: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    assert_eq!(made, ["always", "block"]);
+}

@@ -76,6 +76,9 @@ pub struct PlayArgs {
     /// Extra directories to search for roles.
     #[arg(long, env = "SPARK_OPENSTACK_ROLES_PATH", value_delimiter = ':')]
     pub roles_path: Vec<PathBuf>,
+    /// Start the run at the task with this name.
+    #[arg(long)]
+    pub start_at_task: Option<String>,
     /// Print one JSON event per line instead of Ansible's console output.
     #[arg(long)]
     pub json: bool,
@@ -121,6 +124,7 @@ pub fn run(args: PlayArgs, verbose: u8) -> Exit {
         connection: args.connection.clone().filter(|c| c != "smart"),
         roles_path: args.roles_path.clone(),
         verbosity: verbose,
+        start_at_task: args.start_at_task.clone(),
         ..Default::default()
     };
     let registry = Arc::new(Registry::builtin());

@@ -197,6 +197,9 @@ impl Batch<'_> {
         if task.action == "meta" {
             return self.meta(task, members).await;
         }
+        if !handler && !self.reached_start(task) {
+            return;
+        }
         if !handler
             && !tags::should_run(
                 &task.scope.tags,
@@ -264,13 +267,36 @@ impl Batch<'_> {
         }
     }
 
+    /// `--start-at-task`: tasks before the named one are skipped silently.
+    fn reached_start(&self, task: &Task) -> bool {
+        if self.shared.started.load(Ordering::Relaxed) {
+            return true;
+        }
+        let wanted = self.shared.opts.start_at_task.as_deref().unwrap_or("");
+        let name = task.name.as_deref().unwrap_or("");
+        if name == wanted || task.display_name() == wanted {
+            self.shared.started.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
     /// Runs the task on `runners` concurrently; while some hosts are slow, tells the
     /// output which ones it is waiting for (the console shows a progress line on a TTY).
     async fn run_with_progress(&self, task: &Arc<Task>, runners: &[usize]) -> Vec<HostOutcome> {
         let pending: Mutex<Vec<usize>> = Mutex::new(runners.to_vec());
+        // `throttle` only lowers the parallelism that `--forks` allows.
+        let throttle = match &task.scope.kw.throttle {
+            Some(Value::Number(n)) => n.as_u64().filter(|n| *n > 0).map(|n| n as usize),
+            Some(Value::String(s)) => s.trim().parse().ok().filter(|n| *n > 0),
+            _ => None,
+        };
+        let limit = tokio::sync::Semaphore::new(throttle.unwrap_or(runners.len().max(1)));
         let all = join_all(runners.iter().map(|&h| {
             let pending = &pending;
+            let limit = &limit;
             async move {
+                let _slot = limit.acquire().await;
                 let out = task::run_on_host(self, task, h, self.task_magic(task)).await;
                 if let Ok(mut p) = pending.lock() {
                     p.retain(|&x| x != h);

@@ -47,6 +47,7 @@ impl Runner<'_, '_> {
             );
             expand_include_tasks(&rendered, file, loader)
         } else {
+            shown = args.get("name").or_else(|| args.get("role")).map(py_str);
             expand_include_role(&rendered, loader)
         };
         match items {
