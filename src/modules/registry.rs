@@ -27,6 +27,10 @@ impl Registry {
             Arc::new(files::stat::Stat),
             Arc::new(files::slurp::Slurp),
             Arc::new(files::fetch::Fetch),
+            Arc::new(system::setup::Setup),
+            Arc::new(system::service::Service::SERVICE),
+            Arc::new(system::service::Service::SYSTEMD),
+            Arc::new(system::authorized_key::AuthorizedKey),
         ];
         let list = list.into_iter().chain(super::control::all());
         let mut modules = BTreeMap::new();
