@@ -312,7 +312,15 @@ fn free_strategy_no_log_and_secret_names() {
 fn unreachable_hosts_exit_4_and_ignore_unreachable_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
-        .args(["play", "-i", "a.invalid,b.invalid,", "-e"])
+        // Port 1 on loopback refuses connections: unreachable without waiting.
+        .args([
+            "play",
+            "-i",
+            "a.invalid,b.invalid,",
+            "-e",
+            "ansible_host=127.0.0.1 ansible_port=1",
+            "-e",
+        ])
         .arg(format!("dir={}", dir.path().display()))
         .arg(fixture("unreachable.yml"))
         .env("NO_COLOR", "1")

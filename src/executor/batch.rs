@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::events::Status;
 use super::hosts::Host;
-use super::play::synthetic_task;
+use super::play::{GATHERING_FACTS, synthetic_task};
 use super::task::{self, HostOutcome, Included};
 use super::vars::PlayScope;
 use super::{Shared, tags};
@@ -109,16 +109,9 @@ impl Batch<'_> {
         let (true, Some(module)) = (wanted, module) else {
             return;
         };
-        let targets: Vec<usize> = all
-            .iter()
-            .copied()
-            .filter(|&h| !self.shared.store.has_facts(&self.hosts[h].name))
-            .collect();
-        if targets.is_empty() {
-            return;
-        }
-        let task = Arc::new(synthetic_task(module, "Gathering Facts", self.play));
-        self.run_task(&task, &targets, false, false).await;
+        // Shown every play as Ansible does; the module runs once per host per run.
+        let task = Arc::new(synthetic_task(module, GATHERING_FACTS, self.play));
+        self.run_task(&task, all, false, false).await;
     }
 
     pub(super) fn run_items<'s>(

@@ -234,6 +234,9 @@ fn load_vars_files(play: &Play, base: &Vars, t: &Templar) -> Result<Vars, String
     Ok(out)
 }
 
+/// The name of the implicit fact-gathering task.
+pub(crate) const GATHERING_FACTS: &str = "Gathering Facts";
+
 /// A task the engine adds itself (fact gathering).
 pub(super) fn synthetic_task(action: &str, name: &str, play: &Play) -> Task {
     let scope = crate::playbook::Scope {

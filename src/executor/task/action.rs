@@ -4,6 +4,7 @@
 use super::{HostOutcome, Included, OMIT, Runner, unreachable};
 use crate::connection::{Become, ConnectionSpec};
 use crate::executor::events::Status;
+use crate::executor::play::GATHERING_FACTS;
 use crate::executor::vars::{self, Vars};
 use crate::modules::{ModuleCtx, ModuleError};
 use crate::output::pyjson::py_str;
@@ -31,7 +32,7 @@ impl Runner<'_, '_> {
             ..clone_task(task)
         };
         let loader = &self.b.shared.loader;
-        let mut shown = None;
+        let shown;
         let items = if task.action == "include_tasks" {
             let file = args
                 .get("file")
@@ -82,6 +83,10 @@ impl Runner<'_, '_> {
     pub(super) async fn execute(&self, vars: &Vars, ctx: &JValue) -> HostOutcome {
         let task = self.task;
         let shared = &self.b.shared;
+        if task.name.as_deref() == Some(GATHERING_FACTS) && shared.store.has_facts(self.host) {
+            // Facts are gathered once per run; later plays reuse them.
+            return HostOutcome::new(Status::Ok, json!({"changed": false}));
+        }
         let Some(module) = shared.registry.get(&task.action) else {
             let mut msg = format!("couldn't resolve module/action '{}'", task.action);
             if let Some(s) = shared.registry.suggest(&task.action) {
