@@ -33,18 +33,11 @@ fn play(book: &str, hosts: &str, dir: &Path, extra: &[&str]) -> Run {
     }
 }
 
-fn recap(
-    host: &str,
-    ok: u32,
-    changed: u32,
-    unreachable: u32,
-    failed: u32,
-    skipped: u32,
-    rescued: u32,
-    ignored: u32,
-) -> String {
+/// A recap line; `n` is ok, changed, unreachable, failed, skipped, rescued, ignored.
+fn recap(host: &str, n: [u32; 7]) -> String {
     format!(
-        "{host:<26} : ok={ok:<4} changed={changed:<4} unreachable={unreachable:<4} failed={failed:<4} skipped={skipped:<4} rescued={rescued:<4} ignored={ignored:<4}"
+        "{host:<26} : ok={:<4} changed={:<4} unreachable={:<4} failed={:<4} skipped={:<4} rescued={:<4} ignored={:<4}",
+        n[0], n[1], n[2], n[3], n[4], n[5], n[6]
     )
 }
 
@@ -58,12 +51,12 @@ fn loops_register_blocks_handlers_and_until() {
     let r = play("engine.yml", "a,b,", dir.path(), &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stdout.contains(&recap("a", 8, 6, 0, 0, 1, 0, 0)),
+        r.stdout.contains(&recap("a", [8, 6, 0, 0, 1, 0, 0])),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains(&recap("b", 8, 6, 0, 0, 0, 1, 0)),
+        r.stdout.contains(&recap("b", [8, 6, 0, 0, 0, 1, 0])),
         "{}",
         r.stdout
     );
@@ -108,7 +101,7 @@ fn roles_dependencies_params_and_looped_includes() {
     assert!(r.stdout.contains("RUNNING HANDLER [web : restart] ****"));
     assert!(r.stdout.contains("include_me.yml for a, b, c => (item=xx)"));
     assert!(
-        r.stdout.contains(&recap("a", 7, 5, 0, 0, 0, 0, 0)),
+        r.stdout.contains(&recap("a", [7, 5, 0, 0, 0, 0, 0])),
         "{}",
         r.stdout
     );
@@ -134,7 +127,7 @@ fn serial_run_once_delegation_and_failed_host_exit_2() {
         "a failed host leaves the play"
     );
     assert!(
-        r.stdout.contains(&recap("c", 2, 2, 0, 1, 0, 0, 0)),
+        r.stdout.contains(&recap("c", [2, 2, 0, 1, 0, 0, 0])),
         "{}",
         r.stdout
     );
@@ -195,7 +188,7 @@ fn undefined_variable_fails_the_host_with_ansible_wording() {
         r.stdout
     );
     assert!(!r.stdout.contains("never reached"));
-    assert!(r.stdout.contains(&recap("a", 0, 0, 0, 1, 0, 0, 0)));
+    assert!(r.stdout.contains(&recap("a", [0, 0, 0, 1, 0, 0, 0])));
 }
 
 #[test]
@@ -262,12 +255,12 @@ fn any_errors_fatal_stops_the_play_and_the_run() {
         r.stdout
     );
     assert!(
-        r.stdout.contains(&recap("a", 0, 0, 0, 0, 1, 0, 0)),
+        r.stdout.contains(&recap("a", [0, 0, 0, 0, 1, 0, 0])),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains(&recap("b", 0, 0, 0, 1, 0, 0, 0)),
+        r.stdout.contains(&recap("b", [0, 0, 0, 1, 0, 0, 0])),
         "{}",
         r.stdout
     );
@@ -336,7 +329,7 @@ fn unreachable_hosts_exit_4_and_ignore_unreachable_goes_on() {
     assert!(dir.path().join("a.invalid-delegated").exists());
     assert!(!dir.path().join("a.invalid-never").exists());
     assert!(
-        stdout.contains(&recap("a.invalid", 2, 1, 1, 0, 0, 0, 1)),
+        stdout.contains(&recap("a.invalid", [2, 1, 1, 0, 0, 0, 1])),
         "{stdout}"
     );
 }
@@ -377,7 +370,7 @@ fn ctrl_c_stops_cleanly_with_a_recap_and_exit_99() {
     out.read_to_string(&mut seen).unwrap();
     assert_eq!(status.code(), Some(99), "{seen}");
     assert!(seen.contains("PLAY RECAP"), "{seen}");
-    assert!(seen.contains(&recap("a", 1, 1, 0, 0, 0, 0, 0)), "{seen}");
+    assert!(seen.contains(&recap("a", [1, 1, 0, 0, 0, 0, 0])), "{seen}");
     assert!(!seen.contains("TASK [never]"));
 }
 
@@ -401,12 +394,12 @@ fn variable_precedence_magic_vars_environment_and_include_role() {
     );
     assert!(r.stdout.contains("included: web for a\n"), "{}", r.stdout);
     assert!(
-        r.stdout.contains(&recap("a", 5, 3, 0, 0, 1, 0, 0)),
+        r.stdout.contains(&recap("a", [5, 3, 0, 0, 1, 0, 0])),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains(&recap("b", 2, 1, 0, 0, 2, 0, 0)),
+        r.stdout.contains(&recap("b", [2, 1, 0, 0, 2, 0, 0])),
         "{}",
         r.stdout
     );
