@@ -131,7 +131,7 @@ impl Batch<'_> {
             return true;
         }
         let vars = self.task_vars(task, &self.hosts[h], Vars::new());
-        let ctx = vars::context(&vars, &self.scope);
+        let ctx = vars::context(Arc::new(vars), &self.scope);
         task.scope.when.iter().all(|c| {
             self.shared
                 .templar

@@ -278,9 +278,9 @@ impl Object for HostVars {
 }
 
 /// Builds the template context for `vars`.
-pub fn context(vars: &Vars, scope: &Arc<PlayScope>) -> JValue {
+pub fn context(vars: Arc<Vars>, scope: &Arc<PlayScope>) -> JValue {
     JValue::from_object(Ctx {
-        vars: Arc::new(vars.clone()),
+        vars,
         scope: scope.clone(),
     })
 }

@@ -1,8 +1,10 @@
 //! Loops: building the item list (`loop`, `with_*`) and running a task once per item.
 
+use std::sync::Arc;
+
 use super::{HostOutcome, Runner, is_include, skipped_result};
 use crate::executor::events::Status;
-use crate::executor::vars::{self};
+use crate::executor::vars;
 use crate::output::pyjson::py_str;
 use crate::playbook::LoopKind;
 use serde_json::{Value, json};
@@ -41,7 +43,8 @@ impl Runner<'_, '_> {
                            "nextitem": items.get(i + 1).cloned().unwrap_or(Value::Null)}),
                 );
             }
-            let ctx = vars::context(&v, &self.b.scope);
+            let v = Arc::new(v);
+            let ctx = vars::context(v.clone(), &self.b.scope);
             let label = match &lc.label {
                 Some(l) => self
                     .templar()

@@ -68,8 +68,9 @@ pub(super) async fn run_on_host(
 ) -> HostOutcome {
     let _permit = b.shared.forks.acquire().await;
     let host = b.hosts[h].clone();
-    let vars = b.task_vars(task, &host, extra_magic);
-    let ctx = vars::context(&vars, &b.scope);
+    // Shared by the template context and the module, not copied.
+    let vars = Arc::new(b.task_vars(task, &host, extra_magic));
+    let ctx = vars::context(vars.clone(), &b.scope);
     let runner = Runner {
         b,
         task,
@@ -220,12 +221,16 @@ impl Runner<'_, '_> {
             if out.status == Status::Unreachable {
                 return out;
             }
+            if task.changed_when.is_empty() && task.failed_when.is_empty() && !until {
+                return out;
+            }
+            // The conditions see the result through the registered name.
             let mut v = vars.clone();
             if let Some(reg) = &task.register {
                 v.insert(reg.clone(), out.result.clone());
             }
-            // Conditions also see the result's keys through the registered name only.
-            let rctx = vars::context(&v, &self.b.scope);
+            let v = Arc::new(v);
+            let rctx = vars::context(v.clone(), &self.b.scope);
             if let Err(e) = self.post_conditions(&mut out, &v, &rctx) {
                 return e;
             }
