@@ -307,11 +307,11 @@ pub(super) fn listing(
                     {
                         continue;
                     }
-                    out.push_str(&format!(
-                        "      {}\tTAGS: [{}]\n",
-                        t.display_name(),
-                        t.scope.tags.join(", ")
-                    ));
+                    out.push_str(&format!("      {}\tTAGS: [{}]\n", t.display_name(), {
+                        let mut tags = t.scope.tags.clone();
+                        tags.sort();
+                        tags.join(", ")
+                    }));
                 }
             }
         }
