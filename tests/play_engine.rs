@@ -417,3 +417,19 @@ fn start_at_task_skips_earlier_tasks() {
     made.sort();
     assert_eq!(made, ["always", "block"]);
 }
+
+#[test]
+fn failed_hosts_leave_later_plays_and_a_fully_failed_batch_ends_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("twoplays.yml", "a,b,", dir.path(), &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(dir.path().join("a").exists());
+    assert!(!dir.path().join("b").exists(), "{}", r.stdout);
+    assert!(!dir.path().join("third").exists(), "{}", r.stdout);
+    assert!(!r.stdout.contains("third play"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&recap("a", [1, 1, 0, 1, 1, 0, 0])),
+        "{}",
+        r.stdout
+    );
+}

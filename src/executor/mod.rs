@@ -130,6 +130,8 @@ pub(crate) struct Shared {
     pub interrupted: AtomicBool,
     /// `any_errors_fatal`/`max_fail_percentage` stopped everything.
     pub aborted: AtomicBool,
+    /// Hosts that failed or became unreachable; later plays skip them.
+    pub dead_hosts: std::sync::Mutex<std::collections::HashSet<String>>,
     /// False until `--start-at-task` names the current task.
     pub started: AtomicBool,
 }
@@ -182,6 +184,7 @@ pub async fn run_playbook(run: PlaybookRun) -> RunOutcome {
         inventory: run.inventory,
         output: run.output,
         forks: tokio::sync::Semaphore::new(run.options.forks.max(1)),
+        dead_hosts: Default::default(),
         started: AtomicBool::new(run.options.start_at_task.is_none()),
         opts: run.options,
         extra: Arc::new(run.extra_vars),

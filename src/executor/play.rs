@@ -36,6 +36,9 @@ pub(super) async fn run_play(
         .render_str(&play.name, &ctx)
         .unwrap_or_else(|_| play.name.clone());
     let mut hosts = select(&shared.inventory, &pattern, &shared.opts);
+    if let Ok(dead) = shared.dead_hosts.lock() {
+        hosts.retain(|h| !dead.contains(&h.name));
+    }
     order_hosts(&mut hosts, play.order);
     let check = match &play.kw.check_mode {
         Some(Value::Bool(b)) => *b,
@@ -126,11 +129,21 @@ pub(super) async fn run_play(
         if batch.end_play.load(Ordering::Relaxed) || shared.stopped() {
             break;
         }
-        let all_failed = (0..batch.hosts.len()).all(|h| {
+        let mut all_failed = true;
+        for (h, host) in batch.hosts.iter().enumerate() {
             let s = batch.lock(h);
-            s.failed || s.unreachable
-        });
+            if s.failed || s.unreachable {
+                // Failed hosts take no part in later plays.
+                if let Ok(mut dead) = shared.dead_hosts.lock() {
+                    dead.insert(host.name.clone());
+                }
+            } else {
+                all_failed = false;
+            }
+        }
         if all_failed {
+            // A batch where every host failed ends the whole run, as in Ansible.
+            shared.aborted.store(true, Ordering::Relaxed);
             break;
         }
     }
