@@ -295,6 +295,7 @@ fn free_strategy_no_log_and_secret_names() {
         "a secret leaked: {}",
         r.stdout
     );
+    assert!(r.stdout.contains("********"), "{}", r.stdout);
     assert!(r.stdout.contains("the output has been hidden due to the fact that 'no_log: true' was specified for this result"));
     for h in ["a", "b", "c"] {
         assert!(dir.path().join(h).exists());

@@ -17,7 +17,7 @@ use super::vars::{self, Vars};
 use crate::connection::ConnError;
 use crate::output::pyjson::py_str;
 use crate::playbook::{Cond, Task, TaskItem};
-use crate::template::TemplateError;
+use crate::template::{Templar, TemplateError};
 
 /// The placeholder `omit` renders to; arguments equal to it are dropped.
 pub const OMIT: &str = "__omit_place_holder__spark_openstack";
@@ -347,11 +347,21 @@ impl Runner<'_, '_> {
             .delegate_to
             .as_ref()
             .and_then(|d| self.templar().render_str(&py_str(d), self.ctx).ok());
-        let result = if self.flag(&self.task.scope.kw.no_log, self.ctx) {
+        let mut result = if self.flag(&self.task.scope.kw.no_log, self.ctx) {
             json!({"censored": NO_LOG_MSG, "changed": out.status == Status::Changed})
         } else {
             out.result.clone()
         };
+        let secrets = secret_values(self.vars);
+        if !secrets.is_empty() {
+            redact(&mut result, &secrets);
+        }
+        let item = item.map(|mut i| {
+            for s in &secrets {
+                i = i.replace(s.as_str(), "********");
+            }
+            i
+        });
         self.b.shared.output.host_result(&HostResult {
             host: self.host.to_string(),
             delegate,
@@ -364,6 +374,32 @@ impl Runner<'_, '_> {
             verbose_always: self.task.action == "debug",
             loop_summary,
         });
+    }
+}
+
+/// Values of variables named like secrets (`*password*`, `*token*`, ...), which are
+/// masked wherever they would appear in output, whatever the verbosity.
+fn secret_values(vars: &Vars) -> Vec<String> {
+    vars.iter()
+        .filter(|(k, _)| vars::is_secret_name(k))
+        .filter_map(|(_, v)| v.as_str())
+        .filter(|v| v.len() >= 4 && !Templar::is_template(v))
+        .map(str::to_string)
+        .collect()
+}
+
+fn redact(v: &mut Value, secrets: &[String]) {
+    match v {
+        Value::String(s) => {
+            for secret in secrets {
+                if s.contains(secret.as_str()) {
+                    *s = s.replace(secret.as_str(), "********");
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| redact(i, secrets)),
+        Value::Object(m) => m.values_mut().for_each(|i| redact(i, secrets)),
+        _ => {}
     }
 }
 
