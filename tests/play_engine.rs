@@ -434,3 +434,28 @@ fn failed_hosts_leave_later_plays_and_a_fully_failed_batch_ends_the_run() {
         r.stdout
     );
 }
+
+#[test]
+fn failed_hosts_skip_handlers_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("force_handlers.yml", "a,b,", dir.path(), &[]);
+    assert_eq!(r.code, 2);
+    assert!(
+        dir.path().join("a").exists() && !dir.path().join("b").exists(),
+        "{}",
+        r.stdout
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = play(
+        "force_handlers.yml",
+        "a,b,",
+        dir.path(),
+        &["--force-handlers"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        dir.path().join("a").exists() && dir.path().join("b").exists(),
+        "{}",
+        r.stdout
+    );
+}
