@@ -459,3 +459,27 @@ fn failed_hosts_skip_handlers_unless_forced() {
         r.stdout
     );
 }
+
+#[test]
+fn yaml_inventory_groups_group_vars_and_patterns() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+        .args(["play", "-i"])
+        .arg(fixture("inv/hosts.yml"))
+        .arg("-e")
+        .arg(format!("dir={}", dir.path().display()))
+        .arg(fixture("groups.yml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read(dir.path().join("web1")), "web-level none web db1\n");
+    assert_eq!(read(dir.path().join("web2")), "web-level 8081 web db1\n");
+    assert_eq!(read(dir.path().join("db1")), "all-level\n");
+}
