@@ -387,20 +387,20 @@ fn variable_precedence_magic_vars_environment_and_include_role() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(
         read(dir.path().join("a")),
-        "vars_files file-value extra fact-b a,b 2 env-a True task\nbase\nextra 9090\n"
+        "vars_files file-value extra fact-b a,b 2 env-a True task file-value\nbase\nextra 9090\n"
     );
     assert_eq!(
         read(dir.path().join("b")),
-        "vars_files file-value extra fact-b a,b 2 env-b True task\n"
+        "vars_files file-value extra fact-b a,b 2 env-b True task file-value\n"
     );
     assert!(r.stdout.contains("included: web for a\n"), "{}", r.stdout);
     assert!(
-        r.stdout.contains(&recap("a", [5, 3, 0, 0, 1, 0, 0])),
+        r.stdout.contains(&recap("a", [7, 3, 0, 0, 1, 0, 0])),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains(&recap("b", [2, 1, 0, 0, 2, 0, 0])),
+        r.stdout.contains(&recap("b", [4, 1, 0, 0, 2, 0, 0])),
         "{}",
         r.stdout
     );
