@@ -37,6 +37,7 @@ impl Registry {
             Arc::new(net::wait_for_connection::WaitForConnection),
             Arc::new(net::synchronize::Synchronize),
         ];
+        let list = list.into_iter().chain(super::control::all());
         let mut modules = BTreeMap::new();
         for m in list {
             modules.insert(m.name(), m);
