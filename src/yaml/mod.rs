@@ -193,7 +193,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Node, YamlError> {
     };
     let raw: Spanned<RawNode> =
         serde_saphyr::from_str_with_options(text, options).map_err(|e| syntax_error(&file, &e))?;
-    Ok(convert(raw, &file))
+    Ok(convert(raw, &file, text))
 }
 
 fn syntax_error(file: &Arc<PathBuf>, err: &serde_saphyr::Error) -> YamlError {
@@ -214,7 +214,7 @@ fn syntax_error(file: &Arc<PathBuf>, err: &serde_saphyr::Error) -> YamlError {
     }
 }
 
-fn convert(raw: Spanned<RawNode>, file: &Arc<PathBuf>) -> Node {
+fn convert(raw: Spanned<RawNode>, file: &Arc<PathBuf>, text: &str) -> Node {
     let loc = Loc {
         file: file.clone(),
         line: raw.referenced.line() as u32,
@@ -222,19 +222,48 @@ fn convert(raw: Spanned<RawNode>, file: &Arc<PathBuf>) -> Node {
     };
     let kind = match raw.value {
         RawNode::Null => NodeKind::Null,
-        RawNode::Bool(b) => NodeKind::Bool(b),
+        RawNode::Bool(b) => match yaml11_short_bool(&raw.referenced, text) {
+            Some(word) => NodeKind::Str(word.to_string()),
+            None => NodeKind::Bool(b),
+        },
         RawNode::Int(i) => NodeKind::Int(i),
         RawNode::Float(f) => NodeKind::Float(f),
         RawNode::Str(s) => NodeKind::Str(s),
-        RawNode::Seq(items) => NodeKind::Seq(items.into_iter().map(|n| convert(n, file)).collect()),
+        RawNode::Seq(items) => {
+            NodeKind::Seq(items.into_iter().map(|n| convert(n, file, text)).collect())
+        }
         RawNode::Map(entries) => NodeKind::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| (k, convert(v, file)))
+                .map(|(k, v)| (key_string(convert(k, file, text)), convert(v, file, text)))
                 .collect(),
         ),
     };
     Node { kind, loc }
+}
+
+/// serde-saphyr follows the YAML 1.1 spec, where `y` and `n` are booleans; PyYAML (and so
+/// Ansible) reads them as strings, and playbooks use them as names (`loop: [x, y]`,
+/// `set_fact: {n: 3}`). The scalar's source text tells the two apart.
+fn yaml11_short_bool<'t>(at: &serde_saphyr::Location, text: &'t str) -> Option<&'t str> {
+    let span = at.span();
+    let start = span.byte_offset()? as usize;
+    let len = span.byte_len()? as usize;
+    let word = text.get(start..start + len)?.trim();
+    matches!(word, "y" | "Y" | "n" | "N").then_some(word)
+}
+
+/// A mapping key as Ansible sees it: scalars by their text form.
+fn key_string(key: Node) -> String {
+    match key.kind {
+        NodeKind::Null => "null".to_string(),
+        NodeKind::Bool(b) => if b { "True" } else { "False" }.to_string(),
+        NodeKind::Int(i) => i.to_string(),
+        NodeKind::Float(f) => f.to_string(),
+        NodeKind::Str(s) => s,
+        // Complex keys cannot be variable names; keep their JSON text so nothing is lost.
+        NodeKind::Seq(_) | NodeKind::Map(_) => key.to_json().to_string(),
+    }
 }
 
 /// The tree as serde-saphyr hands it over, each child wrapped in `Spanned`.
@@ -245,7 +274,7 @@ enum RawNode {
     Float(f64),
     Str(String),
     Seq(Vec<Spanned<RawNode>>),
-    Map(Vec<(String, Spanned<RawNode>)>),
+    Map(Vec<(Spanned<RawNode>, Spanned<RawNode>)>),
 }
 
 impl<'de> Deserialize<'de> for RawNode {
@@ -313,31 +342,11 @@ impl<'de> Visitor<'de> for RawVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
         let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<KeyString>()? {
+        while let Some(key) = map.next_key::<Spanned<RawNode>>()? {
             let value = map.next_value::<Spanned<RawNode>>()?;
-            entries.push((key.0, value));
+            entries.push((key, value));
         }
         Ok(RawNode::Map(entries))
-    }
-}
-
-/// A mapping key. Ansible keys are strings; `1: x` or `yes: x` keys become their text form.
-struct KeyString(String);
-
-impl<'de> Deserialize<'de> for KeyString {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = RawNode::deserialize(d)?;
-        let s = match raw {
-            RawNode::Null => "null".to_string(),
-            RawNode::Bool(b) => if b { "True" } else { "False" }.to_string(),
-            RawNode::Int(i) => i.to_string(),
-            RawNode::Float(f) => f.to_string(),
-            RawNode::Str(s) => s,
-            RawNode::Seq(_) | RawNode::Map(_) => {
-                return Err(de::Error::custom("a mapping key must be a scalar"));
-            }
-        };
-        Ok(KeyString(s))
     }
 }
 
@@ -374,6 +383,23 @@ mod tests {
         let err = load_str("a: [1, 2\nb: c\n", Path::new("bad.yml")).unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("bad.yml:"), "{text}");
+    }
+
+    #[test]
+    fn y_and_n_are_strings_as_in_pyyaml() {
+        let n = parse("loop: [x, y, n, Y]\nset: {n: 3, y: 4}\nb: yes\n");
+        let items: Vec<_> = n
+            .get("loop")
+            .unwrap()
+            .as_seq()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(items, ["x", "y", "n", "Y"]);
+        assert!(n.get("set").unwrap().get("n").is_some());
+        assert!(n.get("set").unwrap().get("y").is_some());
+        assert!(matches!(n.get("b").unwrap().kind, NodeKind::Bool(true)));
     }
 
     #[test]
