@@ -252,3 +252,38 @@ async fn state_survives_a_restart() {
     assert_eq!(v["keypair"]["public_key"], key);
     c2.wait_status(&id, "ACTIVE").await;
 }
+
+#[tokio::test]
+async fn application_credentials_authenticate_without_scope() {
+    let dc = Devcloud::start("");
+    let c = dc.login().await;
+    let user = c.token_body["token"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, v) = c
+        .call(
+            "POST",
+            &format!("/identity/v3/users/{user}/application_credentials"),
+            Some(json!({"application_credential": {"name": "ci"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let cred = &v["application_credential"];
+    let auth = |scope: bool| {
+        let mut b = json!({"auth": {"identity": {"methods": ["application_credential"],
+            "application_credential": {"id": cred["id"], "secret": cred["secret"]}}}});
+        if scope {
+            b["auth"]["scope"] = json!({"project": {"id": c.project_id}});
+        }
+        b
+    };
+    let url = format!("{}/identity/v3/auth/tokens", dc.url);
+    let resp = c.http.post(&url).json(&auth(false)).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["token"]["project"]["id"], c.project_id.as_str());
+    assert_eq!(body["token"]["application_credential"]["name"], "ci");
+    let resp = c.http.post(&url).json(&auth(true)).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+}
