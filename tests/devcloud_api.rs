@@ -287,3 +287,71 @@ async fn application_credentials_authenticate_without_scope() {
     let resp = c.http.post(&url).json(&auth(true)).send().await.unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+#[tokio::test]
+async fn server_lists_paginate_and_filter_by_tags_and_metadata_edits() {
+    let dc = Devcloud::start(FAST);
+    let c = dc.login().await;
+    let mut ids = vec![];
+    for n in ["p1", "p2", "p3"] {
+        let (_, v) = c.boot(n).await;
+        ids.push(v["server"]["id"].as_str().unwrap().to_string());
+    }
+    let (_, _, page) = c.call("GET", "/compute/v2.1/servers?limit=2", None).await;
+    assert_eq!(page["servers"].as_array().unwrap().len(), 2);
+    let next = page["servers_links"][0]["href"].as_str().unwrap();
+    assert!(next.contains("marker="));
+    let path = next.strip_prefix(&c.base).unwrap();
+    let (_, _, rest) = c.call("GET", path, None).await;
+    let mut seen: Vec<String> = page["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["servers"].as_array().unwrap())
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids);
+
+    let id = &ids[0];
+    assert_eq!(
+        c.call(
+            "PUT",
+            &format!("/compute/v2.1/servers/{id}/tags/spark"),
+            None
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        c.call(
+            "PUT",
+            &format!("/compute/v2.1/servers/{id}/tags/spark"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let (_, _, tagged) = c
+        .call("GET", "/compute/v2.1/servers/detail?tags=spark", None)
+        .await;
+    assert_eq!(tagged["servers"].as_array().unwrap().len(), 1);
+    assert_eq!(tagged["servers"][0]["id"], id.as_str());
+    let (status, _, v) = c
+        .call(
+            "POST",
+            &format!("/compute/v2.1/servers/{id}/metadata"),
+            Some(json!({"metadata": {"role": "master"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["metadata"]["role"], "master");
+    let (_, _, v) = c
+        .call("GET", &format!("/compute/v2.1/servers/{id}"), None)
+        .await;
+    assert_eq!(v["server"]["metadata"]["role"], "master");
+    assert_eq!(v["server"]["tags"], json!(["spark"]));
+}
