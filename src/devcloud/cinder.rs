@@ -306,9 +306,7 @@ async fn delete(
     if field(&v, "status") != "available" && field(&v, "status") != "error" {
         return Err(ApiError::bad_request(
             SVC,
-            format!(
-                "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer. (HTTP 400)"
-            ),
+            "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.",
         ));
     }
     app.store.mutate(|st| {

@@ -100,7 +100,7 @@ fn matches(img: &Doc, q: &[(String, String)]) -> bool {
         "member_status" | "os_hidden" => true,
         key => match img.get(key) {
             Some(Value::String(s)) => s == v,
-            Some(other) => other.to_string() == *v,
+            Some(other) => v.parse::<Value>().ok().as_ref() == Some(other),
             None => false,
         },
     })

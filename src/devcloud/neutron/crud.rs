@@ -59,7 +59,13 @@ impl Kind {
     }
 }
 
-pub async fn list(kind: &Kind, app: AppState, ctx: Ctx, q: Vec<(String, String)>) -> Response {
+/// `GET /<collection>`; routes bind it to a kind: `get(|s, c, q| crud::list(&KIND, s, c, q))`.
+pub async fn list(
+    kind: &Kind,
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Q,
+) -> Response {
     let docs: Vec<Doc> = app.store.read(|st| {
         (kind.docs)(st)
             .iter()
@@ -70,12 +76,13 @@ pub async fn list(kind: &Kind, app: AppState, ctx: Ctx, q: Vec<(String, String)>
     axum::Json(json!({ kind.plural: filter_list(docs, &q) })).into_response()
 }
 
+/// `GET /<collection>/{id}` (honours `fields=`).
 pub async fn show(
     kind: &Kind,
-    app: AppState,
-    ctx: Ctx,
-    id: String,
-    q: Vec<(String, String)>,
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    Query(q): Q,
 ) -> Result<Response, ApiError> {
     let d = app.store.read(|st| kind.find(st, &ctx, &id))?;
     let fields: Vec<&str> = q
@@ -102,34 +109,5 @@ pub fn delete(
     })
 }
 
-/// Route helpers: axum handlers bound to a [`Kind`].
+/// Query parameters, repeated keys kept.
 pub type Q = Query<Vec<(String, String)>>;
-
-pub fn list_handler(
-    kind: &'static Kind,
-) -> impl Fn(
-    State<AppState>,
-    Extension<Ctx>,
-    Q,
-) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    move |State(app), Extension(ctx), Query(q)| Box::pin(list(kind, app, ctx, q))
-}
-
-pub fn show_handler(
-    kind: &'static Kind,
-) -> impl Fn(
-    State<AppState>,
-    Extension<Ctx>,
-    Path<String>,
-    Q,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    move |State(app), Extension(ctx), Path(id), Query(q)| Box::pin(show(kind, app, ctx, id, q))
-}

@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::crud::{self, Kind, list_handler, show_handler};
+use super::crud::{self, Kind};
 use super::networks::NETWORKS;
 use super::ports::allocate_ip;
 use super::{bad_request, body_object, check_quota, std_attrs, touch};
@@ -26,11 +26,16 @@ pub static FIPS: Kind = Kind {
 };
 
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
-    r.route("/floatingips", get(list_handler(&FIPS)).post(create))
-        .route(
-            "/floatingips/{id}",
-            get(show_handler(&FIPS)).put(update).delete(delete),
-        )
+    r.route(
+        "/floatingips",
+        get(|s, c, q| crud::list(&FIPS, s, c, q)).post(create),
+    )
+    .route(
+        "/floatingips/{id}",
+        get(|s, c, i, q| crud::show(&FIPS, s, c, i, q))
+            .put(update)
+            .delete(delete),
+    )
 }
 
 /// Clears an association (the server was deleted, or `port_id: null`).

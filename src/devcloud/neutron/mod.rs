@@ -11,7 +11,7 @@ mod ports;
 mod secgroups;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -89,13 +89,36 @@ async fn quota(State(app): State<AppState>) -> Response {
     axum::Json(json!({"quota": quota_limits(&app)})).into_response()
 }
 
-async fn quota_details(State(app): State<AppState>) -> Response {
+/// Limits with the project's real usage, counted from the state.
+async fn quota_details(State(app): State<AppState>, Path(project_id): Path<String>) -> Response {
     let limits = quota_limits(&app);
+    let used = app.store.read(|st| {
+        let count = |docs: &[Doc]| {
+            docs.iter()
+                .filter(|d| field(d, "project_id") == project_id)
+                .count()
+        };
+        [
+            ("network", count(&st.networks)),
+            ("subnet", count(&st.subnets)),
+            ("port", count(&st.ports)),
+            ("floatingip", count(&st.floatingips)),
+            ("security_group", count(&st.security_groups)),
+            ("security_group_rule", count(&st.security_group_rules)),
+        ]
+    });
     let details: serde_json::Map<String, Value> = limits
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| (k.clone(), json!({"limit": v, "used": 0, "reserved": 0})))
+        .map(|(k, v)| {
+            let n = used
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
+            (k.clone(), json!({"limit": v, "used": n, "reserved": 0}))
+        })
         .collect();
     axum::Json(json!({"quota": details})).into_response()
 }

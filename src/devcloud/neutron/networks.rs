@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::crud::{self, Kind, list_handler, show_handler};
+use super::crud::{self, Kind};
 use super::{apply_updates, bad_request, body_object, check_quota, std_attrs, touch};
 use crate::devcloud::error::ApiError;
 use crate::devcloud::server::{AppState, Ctx};
@@ -35,18 +35,21 @@ pub static SUBNETS: Kind = Kind {
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route(
         "/networks",
-        get(list_handler(&NETWORKS)).post(create_network),
+        get(|s, c, q| crud::list(&NETWORKS, s, c, q)).post(create_network),
     )
     .route(
         "/networks/{id}",
-        get(show_handler(&NETWORKS))
+        get(|s, c, i, q| crud::show(&NETWORKS, s, c, i, q))
             .put(update_network)
             .delete(delete_network),
     )
-    .route("/subnets", get(list_handler(&SUBNETS)).post(create_subnet))
+    .route(
+        "/subnets",
+        get(|s, c, q| crud::list(&SUBNETS, s, c, q)).post(create_subnet),
+    )
     .route(
         "/subnets/{id}",
-        get(show_handler(&SUBNETS)).delete(delete_subnet),
+        get(|s, c, i, q| crud::show(&SUBNETS, s, c, i, q)).delete(delete_subnet),
     )
 }
 

@@ -11,7 +11,7 @@ use axum::routing::get;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::crud::{self, Kind, list_handler, show_handler};
+use super::crud::{self, Kind};
 use super::networks::NETWORKS;
 use super::{apply_updates, bad_request, body_object, check_quota, std_attrs, touch, visible};
 use crate::devcloud::error::ApiError;
@@ -28,11 +28,16 @@ pub static PORTS: Kind = Kind {
 };
 
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
-    r.route("/ports", get(list_handler(&PORTS)).post(create))
-        .route(
-            "/ports/{id}",
-            get(show_handler(&PORTS)).put(update).delete(delete),
-        )
+    r.route(
+        "/ports",
+        get(|s, c, q| crud::list(&PORTS, s, c, q)).post(create),
+    )
+    .route(
+        "/ports/{id}",
+        get(|s, c, i, q| crud::show(&PORTS, s, c, i, q))
+            .put(update)
+            .delete(delete),
+    )
 }
 
 fn pool_range(sub: &Doc) -> Option<(Ipv4Addr, Ipv4Addr)> {

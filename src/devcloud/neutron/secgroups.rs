@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::crud::{self, Kind, Q, list_handler, show_handler};
+use super::crud::{self, Kind, Q};
 use super::{SVC, apply_updates, bad_request, check_quota, filter_list, project_fields, std_attrs};
 use crate::devcloud::error::ApiError;
 use crate::devcloud::server::{AppState, Ctx, parse_body};
@@ -40,11 +40,11 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         )
         .route(
             "/security-group-rules",
-            get(list_handler(&RULES)).post(create_rules),
+            get(|s, c, q| crud::list(&RULES, s, c, q)).post(create_rules),
         )
         .route(
             "/security-group-rules/{id}",
-            get(show_handler(&RULES)).delete(delete_rule),
+            get(|s, c, i, q| crud::show(&RULES, s, c, i, q)).delete(delete_rule),
         )
 }
 

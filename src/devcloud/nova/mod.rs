@@ -9,6 +9,7 @@ mod actions;
 mod create;
 mod flavors;
 mod keypairs;
+mod meta;
 mod misc;
 mod servers;
 mod view;
@@ -18,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use super::error::{ApiError, Service};
@@ -63,8 +64,23 @@ pub fn router() -> Router<AppState> {
         )
         .route("/servers/{id}/action", post(actions::action))
         .route("/servers/{id}/ips", get(servers::ips))
-        .route("/servers/{id}/metadata", get(servers::metadata))
-        .route("/servers/{id}/tags", get(servers::tags))
+        .route(
+            "/servers/{id}/metadata",
+            get(servers::metadata)
+                .put(meta::set_metadata)
+                .post(meta::merge_metadata),
+        )
+        .route(
+            "/servers/{id}/metadata/{key}",
+            delete(meta::delete_metadata_item),
+        )
+        .route("/servers/{id}/tags", get(servers::tags).put(meta::set_tags))
+        .route(
+            "/servers/{id}/tags/{tag}",
+            get(meta::has_tag)
+                .put(meta::add_tag)
+                .delete(meta::delete_tag),
+        )
         .route(
             "/servers/{id}/os-volume_attachments",
             get(actions::list_attachments).post(actions::attach),

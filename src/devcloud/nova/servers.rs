@@ -111,7 +111,12 @@ fn listing(
             .iter()
             .map(|s| {
                 if full {
-                    server_doc(&base, st, s, mv)
+                    // Nova shows `server_groups` (2.71) on GET /servers/{id} only.
+                    let mut d = server_doc(&base, st, s, mv);
+                    if let Some(o) = d.as_object_mut() {
+                        o.remove("server_groups");
+                    }
+                    d
                 } else {
                     server_brief(&base, s)
                 }
@@ -227,9 +232,17 @@ pub async fn ips(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let a = app
+    let mut a = app
         .store
         .read(|st| find(st, &ctx, &id).map(|s| addresses(st, &s)))?;
+    // `/ips` shows only `addr` and `version`, unlike the server's own `addresses`.
+    for list in a.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+        for ip in list.as_array_mut().into_iter().flatten() {
+            if let Some(o) = ip.as_object_mut() {
+                o.retain(|k, _| k == "addr" || k == "version");
+            }
+        }
+    }
     Ok(axum::Json(json!({"addresses": a})).into_response())
 }
 

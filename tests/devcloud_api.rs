@@ -1,0 +1,357 @@
+//! devcloud behaviour through its HTTP API: auth, microversions, status transitions,
+//! quotas, fault injection, persistence across restarts.
+
+mod devcloud_support;
+
+use devcloud_support::Devcloud;
+use serde_json::json;
+
+const FAST: &str = "boot_time: {min_ms: 1500, max_ms: 1500}\naction_time_ms: 100\n";
+
+#[tokio::test]
+async fn bad_password_gets_keystone_401() {
+    let dc = Devcloud::start("");
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "demo", "domain": {"name": "Default"}, "password": "wrong"}}}}});
+    let resp = reqwest::Client::new()
+        .post(format!("{}/identity/v3/auth/tokens", dc.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    assert!(
+        resp.headers()["x-openstack-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req-")
+    );
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], 401);
+    assert_eq!(v["error"]["title"], "Unauthorized");
+}
+
+#[tokio::test]
+async fn catalog_points_at_devcloud_and_tokens_are_required() {
+    let dc = Devcloud::start("");
+    let c = dc.login().await;
+    let types: Vec<&str> = c.token_body["token"]["catalog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    for t in [
+        "identity",
+        "compute",
+        "network",
+        "image",
+        "block-storage",
+        "volumev3",
+    ] {
+        assert!(types.contains(&t), "{t} missing from {types:?}");
+    }
+    let resp = reqwest::get(format!("{}/compute/v2.1/flavors", dc.url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn microversions_are_negotiated_and_echoed() {
+    let dc = Devcloud::start("");
+    let c = dc.login().await;
+    let (status, headers, _) = c
+        .call_mv("GET", "/compute/v2.1/flavors/4", None, "2.61")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["openstack-api-version"], "compute 2.61");
+    assert!(
+        headers["x-compute-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req-")
+    );
+    let (status, _, v) = c
+        .call_mv("GET", "/compute/v2.1/flavors", None, "2.200")
+        .await;
+    assert_eq!(status, 406);
+    assert!(
+        v["notAcceptable"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2.200")
+    );
+    // The flavor is embedded in servers from 2.47 only.
+    let (_, v) = c.boot("mv").await;
+    let id = v["server"]["id"].as_str().unwrap();
+    let (_, _, old) = c
+        .call_mv("GET", &format!("/compute/v2.1/servers/{id}"), None, "2.46")
+        .await;
+    assert_eq!(old["server"]["flavor"]["id"], "2");
+    let (_, _, new) = c
+        .call_mv("GET", &format!("/compute/v2.1/servers/{id}"), None, "2.47")
+        .await;
+    assert_eq!(new["server"]["flavor"]["original_name"], "m1.small");
+}
+
+#[tokio::test]
+async fn servers_move_through_build_active_shutoff_and_delete() {
+    let dc = Devcloud::start(FAST);
+    let c = dc.login().await;
+    let (status, v) = c.boot("vm").await;
+    assert_eq!(status, 202);
+    let id = v["server"]["id"].as_str().unwrap().to_string();
+    let (_, _, first) = c
+        .call("GET", &format!("/compute/v2.1/servers/{id}"), None)
+        .await;
+    assert_eq!(first["server"]["status"], "BUILD");
+    assert_eq!(first["server"]["addresses"], json!({}));
+    let active = c.wait_status(&id, "ACTIVE").await;
+    let addr = &active["server"]["addresses"]["private"][0];
+    assert_eq!(addr["OS-EXT-IPS:type"], "fixed");
+    assert!(addr["addr"].as_str().unwrap().starts_with("10.99.0."));
+    let (_, _, ports) = c
+        .call("GET", &format!("/network/v2.0/ports?device_id={id}"), None)
+        .await;
+    assert_eq!(ports["ports"].as_array().unwrap().len(), 1);
+
+    let (status, _, _) = c
+        .call(
+            "POST",
+            &format!("/compute/v2.1/servers/{id}/action"),
+            Some(json!({"os-stop": null})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    c.wait_status(&id, "SHUTOFF").await;
+    let (status, _, v) = c
+        .call(
+            "POST",
+            &format!("/compute/v2.1/servers/{id}/action"),
+            Some(json!({"os-stop": null})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        v["conflictingRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vm_state stopped")
+    );
+
+    let (status, _, _) = c
+        .call("DELETE", &format!("/compute/v2.1/servers/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _, v) = c
+        .call("GET", &format!("/compute/v2.1/servers/{id}"), None)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(v["itemNotFound"]["code"], 404);
+    let (_, _, ports) = c
+        .call("GET", &format!("/network/v2.0/ports?device_id={id}"), None)
+        .await;
+    assert_eq!(ports["ports"], json!([]));
+}
+
+#[tokio::test]
+async fn boot_errors_end_in_error_with_fault() {
+    let dc = Devcloud::start("boot_time: {min_ms: 50, max_ms: 50}\nboot_error_rate: 1.0\n");
+    let c = dc.login().await;
+    let (_, v) = c.boot("doomed").await;
+    let id = v["server"]["id"].as_str().unwrap();
+    let v = c.wait_status(id, "ERROR").await;
+    assert_eq!(v["server"]["fault"]["code"], 500);
+    assert!(
+        v["server"]["fault"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("No valid host")
+    );
+}
+
+#[tokio::test]
+async fn quotas_are_enforced_with_each_services_error() {
+    let dc = Devcloud::start("quotas: {instances: 1, security_groups: 2}\n");
+    let c = dc.login().await;
+    assert_eq!(c.boot("one").await.0, 202);
+    let (status, v) = c.boot("two").await;
+    assert_eq!(status, 403);
+    assert!(
+        v["forbidden"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Quota exceeded for instances")
+    );
+    // `default` counts: one more group fits, the next does not.
+    let sg = |n: &str| Some(json!({"security_group": {"name": n}}));
+    assert_eq!(
+        c.call("POST", "/network/v2.0/security-groups", sg("a"))
+            .await
+            .0,
+        201
+    );
+    let (status, _, v) = c
+        .call("POST", "/network/v2.0/security-groups", sg("b"))
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(v["NeutronError"]["type"], "OverQuota");
+}
+
+#[tokio::test]
+async fn injected_faults_are_observable() {
+    let dc = Devcloud::start(
+        "faults:\n  compute: {error_5xx: 1.0}\n  network: {rate_limit: 1.0, retry_after_s: 7}\n  image: {drop_connection: 1.0}\n",
+    );
+    let c = dc.login().await;
+    let (status, _, v) = c.call("GET", "/compute/v2.1/flavors", None).await;
+    assert_eq!(status, 503);
+    assert_eq!(v["serviceUnavailable"]["code"], 503);
+    let (status, headers, v) = c.call("GET", "/network/v2.0/networks", None).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "7");
+    assert!(v["NeutronError"].is_object());
+    let dropped = c
+        .http
+        .get(format!("{}/image/v2/images", c.base))
+        .header("x-auth-token", &c.token)
+        .send()
+        .await;
+    let failed = match dropped {
+        Err(_) => true,
+        Ok(r) => r.text().await.is_err(),
+    };
+    assert!(failed, "the image request should have lost its connection");
+}
+
+#[tokio::test]
+async fn state_survives_a_restart() {
+    let dc = Devcloud::start(FAST);
+    let c = dc.login().await;
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq0bV2y0cuaQ8b5Hh9h8ZTuQn0tC8vOq3M6B6yEJ3cN test";
+    let (status, _, _) = c
+        .call(
+            "POST",
+            "/compute/v2.1/os-keypairs",
+            Some(json!({"keypair": {"name": "k", "public_key": key}})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, v) = c.boot("persist").await;
+    let id = v["server"]["id"].as_str().unwrap().to_string();
+    let token = c.token.clone();
+    // Restart while the server is still building: the boot resumes after the restart.
+    let dc = dc.restart(FAST);
+    let mut c2 = dc.login().await;
+    c2.token = token; // tokens persist too
+    let (status, _, v) = c2.call("GET", "/compute/v2.1/os-keypairs/k", None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["keypair"]["public_key"], key);
+    c2.wait_status(&id, "ACTIVE").await;
+}
+
+#[tokio::test]
+async fn application_credentials_authenticate_without_scope() {
+    let dc = Devcloud::start("");
+    let c = dc.login().await;
+    let user = c.token_body["token"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, v) = c
+        .call(
+            "POST",
+            &format!("/identity/v3/users/{user}/application_credentials"),
+            Some(json!({"application_credential": {"name": "ci"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let cred = &v["application_credential"];
+    let auth = |scope: bool| {
+        let mut b = json!({"auth": {"identity": {"methods": ["application_credential"],
+            "application_credential": {"id": cred["id"], "secret": cred["secret"]}}}});
+        if scope {
+            b["auth"]["scope"] = json!({"project": {"id": c.project_id}});
+        }
+        b
+    };
+    let url = format!("{}/identity/v3/auth/tokens", dc.url);
+    let resp = c.http.post(&url).json(&auth(false)).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["token"]["project"]["id"], c.project_id.as_str());
+    assert_eq!(body["token"]["application_credential"]["name"], "ci");
+    let resp = c.http.post(&url).json(&auth(true)).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn server_lists_paginate_and_filter_by_tags_and_metadata_edits() {
+    let dc = Devcloud::start(FAST);
+    let c = dc.login().await;
+    let mut ids = vec![];
+    for n in ["p1", "p2", "p3"] {
+        let (_, v) = c.boot(n).await;
+        ids.push(v["server"]["id"].as_str().unwrap().to_string());
+    }
+    let (_, _, page) = c.call("GET", "/compute/v2.1/servers?limit=2", None).await;
+    assert_eq!(page["servers"].as_array().unwrap().len(), 2);
+    let next = page["servers_links"][0]["href"].as_str().unwrap();
+    assert!(next.contains("marker="));
+    let path = next.strip_prefix(&c.base).unwrap();
+    let (_, _, rest) = c.call("GET", path, None).await;
+    let mut seen: Vec<String> = page["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["servers"].as_array().unwrap())
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids);
+
+    let id = &ids[0];
+    assert_eq!(
+        c.call(
+            "PUT",
+            &format!("/compute/v2.1/servers/{id}/tags/spark"),
+            None
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        c.call(
+            "PUT",
+            &format!("/compute/v2.1/servers/{id}/tags/spark"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let (_, _, tagged) = c
+        .call("GET", "/compute/v2.1/servers/detail?tags=spark", None)
+        .await;
+    assert_eq!(tagged["servers"].as_array().unwrap().len(), 1);
+    assert_eq!(tagged["servers"][0]["id"], id.as_str());
+    let (status, _, v) = c
+        .call(
+            "POST",
+            &format!("/compute/v2.1/servers/{id}/metadata"),
+            Some(json!({"metadata": {"role": "master"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["metadata"]["role"], "master");
+    let (_, _, v) = c
+        .call("GET", &format!("/compute/v2.1/servers/{id}"), None)
+        .await;
+    assert_eq!(v["server"]["metadata"]["role"], "master");
+    assert_eq!(v["server"]["tags"], json!(["spark"]));
+}
