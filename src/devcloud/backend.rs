@@ -2,10 +2,10 @@
 //!
 //! devcloud decides when transitions happen (boot time, injected boot errors) and keeps the
 //! records; a [`ServerBackend`] makes them real. [`RecordsBackend`] makes nothing real (a
-//! server is its record, the console log is synthesized). A later backend can make each
-//! server a network namespace running sshd at the server's fixed IP: it receives everything
-//! it needs in [`MachineSpec`] and may fail a boot with a [`BackendFault`], which devcloud
-//! turns into status ERROR with that fault.
+//! server is its record, the console log is synthesized). The netns backend
+//! ([`super::netns_backend`]) makes each server a network namespace running sshd at the
+//! server's fixed IP: it receives everything it needs in [`MachineSpec`] and may fail a boot
+//! with a [`BackendFault`], which devcloud turns into status ERROR with that fault.
 
 use async_trait::async_trait;
 
@@ -24,6 +24,8 @@ pub struct MachineSpec {
     pub public_key: Option<String>,
     /// Base64 user data as given at create time.
     pub user_data: Option<String>,
+    /// The floating IP associated with one of the server's ports, if any.
+    pub floating_ip: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -57,6 +59,16 @@ pub trait ServerBackend: Send + Sync {
     async fn delete(&self, spec: &MachineSpec) -> Result<(), BackendFault>;
     /// The serial console log so far.
     async fn console_log(&self, spec: &MachineSpec) -> Result<String, BackendFault>;
+    /// A floating IP was associated with (`Some`) or removed from (`None`) one of the
+    /// server's ports. Records have nothing to do; a backend with real networking moves the
+    /// address. Called after the change is recorded, for servers that still exist.
+    async fn floating_ip_changed(
+        &self,
+        _server_id: &str,
+        _address: Option<&str>,
+    ) -> Result<(), BackendFault> {
+        Ok(())
+    }
 }
 
 /// Servers are records only; the console log is what a cloud image's first boot prints.

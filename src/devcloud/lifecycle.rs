@@ -73,22 +73,26 @@ pub fn machine_spec(st: &State, srv: &Server) -> MachineSpec {
         nics,
         public_key,
         user_data: srv.user_data.clone(),
+        floating_ip: floating_of(st, srv),
     }
+}
+
+/// The address of the floating IP bound to one of the server's ports, if any.
+pub fn floating_of(st: &State, srv: &Server) -> Option<String> {
+    st.floatingips
+        .iter()
+        .find(|f| srv.port_ids.iter().any(|p| p == field(f, "port_id")))
+        .map(|f| field(f, "floating_ip_address").to_string())
+        .filter(|a| !a.is_empty())
 }
 
 /// Waits until the server's `pending_until`, runs the backend operation its task_state
 /// asks for, and records the result. Does nothing if the server was deleted meanwhile.
 pub fn spawn_transition(app: AppState, server_id: String) {
     tokio::spawn(async move {
-        let Some((due, spec, task, fails)) = app.store.read(|st| {
+        let Some(due) = app.store.read(|st| {
             let srv = st.servers.iter().find(|s| s.id == server_id)?;
-            let task = srv.task_state.clone().unwrap_or_default();
-            Some((
-                srv.pending_until,
-                machine_spec(st, srv),
-                task,
-                srv.boot_fails,
-            ))
+            Some(srv.pending_until)
         }) else {
             return;
         };
@@ -96,6 +100,15 @@ pub fn spawn_transition(app: AppState, server_id: String) {
             let wait = (due - Utc::now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;
         }
+        // Read the record only now: a floating IP associated during the wait belongs in
+        // the spec the backend boots from.
+        let Some((spec, task, fails)) = app.store.read(|st| {
+            let srv = st.servers.iter().find(|s| s.id == server_id)?;
+            let task = srv.task_state.clone().unwrap_or_default();
+            Some((machine_spec(st, srv), task, srv.boot_fails))
+        }) else {
+            return;
+        };
         let b = &app.backend;
         let result: Result<(), BackendFault> = match task.as_str() {
             "scheduling" if fails => Err(BackendFault {

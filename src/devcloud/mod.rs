@@ -14,6 +14,7 @@ pub mod glance;
 pub mod keystone;
 pub mod lifecycle;
 pub mod netns;
+pub mod netns_backend;
 pub mod neutron;
 pub mod nova;
 pub mod seed;

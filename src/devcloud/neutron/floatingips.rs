@@ -1,4 +1,10 @@
 //! Floating IPs: allocated from an external network, associated with a port via `port_id`.
+//!
+//! Every request that can move a floating IP runs through [`syncing_floating`], which tells
+//! the server backend which servers gained or lost one (the netns backend moves the address
+//! onto the machine).
+
+use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -13,6 +19,7 @@ use super::networks::NETWORKS;
 use super::ports::allocate_ip;
 use super::{bad_request, body_object, check_quota, std_attrs, touch};
 use crate::devcloud::error::ApiError;
+use crate::devcloud::lifecycle::floating_of;
 use crate::devcloud::server::{AppState, Ctx};
 use crate::devcloud::state::{Doc, State as Cloud, s as field};
 
@@ -36,6 +43,41 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
             .put(update)
             .delete(delete),
     )
+}
+
+/// The floating address of every existing server (`None` for servers without one).
+fn server_floating(st: &Cloud) -> BTreeMap<String, Option<String>> {
+    st.servers
+        .iter()
+        .map(|s| (s.id.clone(), floating_of(st, s)))
+        .collect()
+}
+
+/// Runs `op` (which changes the state) and then reports to the backend every server whose
+/// floating IP it changed, removals first so an address can move between servers. The
+/// backend's hook is idempotent, so a concurrent request seen in both snapshots is harmless.
+/// A backend failure is logged: the API change stands, as Neutron's does when an agent lags.
+pub async fn syncing_floating<R>(
+    app: &AppState,
+    op: impl FnOnce() -> Result<R, ApiError>,
+) -> Result<R, ApiError> {
+    let before = app.store.read(server_floating);
+    let out = op()?;
+    let after = app.store.read(server_floating);
+    let mut changes: Vec<(String, Option<String>)> = after
+        .into_iter()
+        .filter(|(id, addr)| match before.get(id) {
+            Some(was) => was != addr,
+            None => addr.is_some(),
+        })
+        .collect();
+    changes.sort_by_key(|(_, addr)| addr.is_some());
+    for (id, addr) in changes {
+        if let Err(f) = app.backend.floating_ip_changed(&id, addr.as_deref()).await {
+            tracing::warn!("server {id}: floating IP {addr:?} not applied: {}", f.message);
+        }
+    }
+    Ok(out)
 }
 
 /// Clears an association (the server was deleted, or `port_id: null`).
@@ -158,7 +200,7 @@ async fn create(
         })?
         .to_string();
     let str_of = |k: &str| req.get(k).and_then(Value::as_str).map(String::from);
-    app.store.mutate(|st| {
+    syncing_floating(&app, || app.store.mutate(|st| {
         let net = NETWORKS.find(st, &ctx, &net_id)?;
         if net.get("router:external") != Some(&json!(true)) {
             return Err(bad_request(format!(
@@ -218,7 +260,8 @@ async fn create(
             )?;
         }
         Ok(FIPS.created(FIPS.find(st, &ctx, &id)?))
-    })
+    }))
+    .await
 }
 
 async fn update(
@@ -228,7 +271,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = body_object(&body, "floatingip")?;
-    app.store.mutate(|st| {
+    syncing_floating(&app, || app.store.mutate(|st| {
         FIPS.find_mut(st, &ctx, &id)?;
         match req.get("port_id") {
             Some(Value::String(port)) => {
@@ -244,7 +287,8 @@ async fn update(
             touch(d);
         }
         Ok(FIPS.one(d.clone()))
-    })
+    }))
+    .await
 }
 
 async fn delete(
@@ -252,5 +296,5 @@ async fn delete(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    crud::delete(&FIPS, &app, &ctx, &id, |_, _| Ok(()))
+    syncing_floating(&app, || crud::delete(&FIPS, &app, &ctx, &id, |_, _| Ok(()))).await
 }

@@ -22,7 +22,7 @@ use super::error::{ApiError, Service};
 use super::server::AppState;
 use super::state::{Doc, new_id, s as field, ts};
 
-pub use floatingips::associate_floating_ip;
+pub use floatingips::{associate_floating_ip, syncing_floating};
 pub use networks::{new_network, new_subnet};
 pub use ports::{bind_port, create_server_port, release_server_ports};
 pub use secgroups::{ensure_default_sg, find_security_group};

@@ -307,7 +307,7 @@ async fn delete(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    crud::delete(&PORTS, &app, &ctx, &id, |st, _| {
+    super::syncing_floating(&app, || crud::delete(&PORTS, &app, &ctx, &id, |st, _| {
         for fip in st
             .floatingips
             .iter_mut()
@@ -319,5 +319,6 @@ async fn delete(
             srv.port_ids.retain(|p| *p != id);
         }
         Ok(())
-    })
+    }))
+    .await
 }

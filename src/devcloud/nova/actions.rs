@@ -72,7 +72,7 @@ pub async fn action(
         }
         "os-getConsoleOutput" => console(&app, &ctx, &id, &arg).await,
         "addFloatingIp" | "removeFloatingIp" if !mv.at_least(44) => {
-            floating(&app, &ctx, &id, &name, &arg)
+            neutron::syncing_floating(&app, || floating(&app, &ctx, &id, &name, &arg)).await
         }
         other => Err(bad_request(format!("There is no such action: {other}"))),
     }

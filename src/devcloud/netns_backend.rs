@@ -1,0 +1,195 @@
+//! `devcloud --backend netns`: every server is a real machine made by [`NetnsMachines`] (own
+//! network namespace at the server's fixed IP, hostname, /root and sshd accepting the
+//! keypair's public key), and a floating IP is a second interface on the external bridge.
+//!
+//! [`NetnsMachines`] is synchronous (it runs `ip`, `unshare`, `sshd`) and keeps one state file,
+//! so every call runs in `spawn_blocking` behind one mutex: operations on different servers are
+//! serialized, which keeps the state file consistent and is fast enough for a test cloud.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::backend::{BackendFault, MachineSpec, ServerBackend};
+use super::netns::{NetnsConfig, NetnsError, NetnsMachines, hostname_from_name};
+
+/// The machines, plus floating IPs announced for servers whose machine does not exist yet
+/// (associated while the server is still in BUILD); boot applies them.
+struct Inner {
+    machines: NetnsMachines,
+    pending_floating: HashMap<String, Option<Ipv4Addr>>,
+}
+
+pub struct NetnsBackend {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl NetnsBackend {
+    /// Opens (or resumes) the setup and makes sure its networks exist, so a missing
+    /// privilege or tool is reported when devcloud starts rather than at the first boot.
+    /// The reject route for the whole range is installed before either bridge.
+    pub fn open(cfg: NetnsConfig) -> Result<Self, NetnsError> {
+        let mut machines = NetnsMachines::open(cfg)?;
+        machines.ensure_networks()?;
+        Ok(NetnsBackend {
+            inner: Arc::new(Mutex::new(Inner {
+                machines,
+                pending_floating: HashMap::new(),
+            })),
+        })
+    }
+
+    /// Runs `f` on the machines in a blocking thread, one call at a time.
+    async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> Result<R, NetnsError> + Send + 'static,
+    ) -> Result<R, BackendFault> {
+        let inner = self.inner.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await;
+        match joined {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(fault(e.to_string())),
+            Err(e) => Err(fault(format!("machine operation panicked: {e}"))),
+        }
+    }
+}
+
+fn fault(message: String) -> BackendFault {
+    BackendFault {
+        code: 500,
+        message: format!("netns machine: {message}"),
+    }
+}
+
+fn parse_ip(what: &str, text: &str) -> Result<Ipv4Addr, NetnsError> {
+    text.parse()
+        .map_err(|_| NetnsError::Invalid(format!("{what} `{text}` is not an IPv4 address")))
+}
+
+impl Inner {
+    fn exists(&self, id: &str) -> bool {
+        self.machines.info(id).is_ok()
+    }
+
+    /// Creates the machine from the spec (replacing a half-made one left by a crash) and
+    /// attaches its floating IP: the latest one announced, else the one in the spec.
+    fn create(&mut self, spec: &MachineSpec) -> Result<(), NetnsError> {
+        let nic = spec.nics.first().ok_or_else(|| {
+            NetnsError::Invalid(format!("server {} has no network port", spec.id))
+        })?;
+        let fixed = parse_ip("fixed IP", &nic.ip)?;
+        if self.exists(&spec.id) {
+            self.machines.delete(&spec.id)?;
+        }
+        let keys = spec.public_key.clone().unwrap_or_default();
+        self.machines
+            .create(&spec.id, &hostname_from_name(&spec.name), fixed, &keys)?;
+        let floating = match self.pending_floating.remove(&spec.id) {
+            Some(announced) => announced,
+            None => spec
+                .floating_ip
+                .as_deref()
+                .map(|a| parse_ip("floating IP", a))
+                .transpose()?,
+        };
+        if let Some(ip) = floating {
+            self.machines.attach_floating(&spec.id, ip)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ServerBackend for NetnsBackend {
+    async fn boot(&self, spec: &MachineSpec) -> Result<(), BackendFault> {
+        let spec = spec.clone();
+        self.run(move |m| m.create(&spec)).await
+    }
+
+    async fn stop(&self, spec: &MachineSpec) -> Result<(), BackendFault> {
+        let id = spec.id.clone();
+        self.run(move |m| match m.exists(&id) {
+            true => m.machines.stop(&id),
+            false => Ok(()),
+        })
+        .await
+    }
+
+    /// Starts sshd again; a server whose machine is gone (torn down by `devcloud down`)
+    /// gets a new one, as a cloud would rebuild an instance after losing its host.
+    async fn start(&self, spec: &MachineSpec) -> Result<(), BackendFault> {
+        let spec = spec.clone();
+        self.run(move |m| match m.exists(&spec.id) {
+            true => m.machines.start(&spec.id),
+            false => m.create(&spec),
+        })
+        .await
+    }
+
+    async fn reboot(&self, spec: &MachineSpec, _hard: bool) -> Result<(), BackendFault> {
+        let spec = spec.clone();
+        self.run(move |m| match m.exists(&spec.id) {
+            true => m.machines.reboot(&spec.id),
+            false => m.create(&spec),
+        })
+        .await
+    }
+
+    async fn delete(&self, spec: &MachineSpec) -> Result<(), BackendFault> {
+        let id = spec.id.clone();
+        self.run(move |m| {
+            m.pending_floating.remove(&id);
+            match m.exists(&id) {
+                true => m.machines.delete(&id),
+                false => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// The machine's cloud-init style log (with its real host keys); empty before boot.
+    async fn console_log(&self, spec: &MachineSpec) -> Result<String, BackendFault> {
+        let id = spec.id.clone();
+        self.run(move |m| match m.exists(&id) {
+            true => m.machines.console_log(&id),
+            false => Ok(String::new()),
+        })
+        .await
+    }
+
+    async fn floating_ip_changed(
+        &self,
+        server_id: &str,
+        address: Option<&str>,
+    ) -> Result<(), BackendFault> {
+        let ip = address
+            .map(|a| parse_ip("floating IP", a))
+            .transpose()
+            .map_err(|e| fault(e.to_string()))?;
+        let id = server_id.to_string();
+        self.run(move |m| {
+            if !m.exists(&id) {
+                m.pending_floating.insert(id, ip);
+                return Ok(());
+            }
+            let current = m.machines.info(&id)?.floating_ip;
+            if current == ip {
+                return Ok(());
+            }
+            if current.is_some() {
+                m.machines.detach_floating(&id)?;
+            }
+            match ip {
+                Some(ip) => m.machines.attach_floating(&id, ip),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+}
