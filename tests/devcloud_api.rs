@@ -111,7 +111,7 @@ async fn servers_move_through_build_active_shutoff_and_delete() {
     let active = c.wait_status(&id, "ACTIVE").await;
     let addr = &active["server"]["addresses"]["private"][0];
     assert_eq!(addr["OS-EXT-IPS:type"], "fixed");
-    assert!(addr["addr"].as_str().unwrap().starts_with("10.99.0."));
+    assert!(addr["addr"].as_str().unwrap().starts_with("10.213.0."));
     let (_, _, ports) = c
         .call("GET", &format!("/network/v2.0/ports?device_id={id}"), None)
         .await;

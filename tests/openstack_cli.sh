@@ -77,7 +77,7 @@ srv=$("$OS" server create --wait --image debian-12 --flavor m1.small --network p
     --key-name k1 --security-group sg1 vm1 -f json)
 expect "server status" "$(json_get "$srv" status)" ACTIVE
 expect "server key" "$(json_get "$srv" key_name)" k1
-contains "server addresses" "$(json_get "$srv" addresses)" "10.99.0."
+contains "server addresses" "$(json_get "$srv" addresses)" "10.213.0."
 
 long=$("$OS" server list --long -f json)
 contains "server list --long" "$long" '"Image Name": "debian-12"'
@@ -88,7 +88,7 @@ contains "server show security groups" "$(json_get "$show" security_groups)" sg1
 expect "server show AZ" "$(json_get "$show" OS-EXT-AZ:availability_zone)" nova
 
 fip=$("$OS" floating ip create public -f value -c floating_ip_address)
-contains "floating ip" "$fip" "203.0.113."
+contains "floating ip" "$fip" "10.213.255."
 "$OS" server add floating ip vm1 "$fip"
 contains "addresses after floating ip" "$("$OS" server show vm1 -f value -c addresses)" "$fip"
 port=$("$OS" floating ip show "$fip" -f value -c port_id)

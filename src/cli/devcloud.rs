@@ -2,7 +2,12 @@
 //!
 //! `up` starts `devcloud serve` as a detached child (its own session, output to
 //! `DIR/devcloud.log`, pid in `DIR/devcloud.pid`), waits until it answers, and adds a
-//! `devcloud` entry to clouds.yaml; `down` stops it; `status` reports it.
+//! `devcloud` entry to clouds.yaml; `down` stops it and removes the machines of the netns
+//! backend; `status` reports it.
+//!
+//! The backend is `records` unless `--backend netns` is given (as root): the first choice
+//! is recorded in the state dir and reused by later commands, and `up` says which one
+//! serves and why.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,6 +18,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::{Exit, fail};
+use crate::devcloud::backend::{BackendChoice, BackendKind};
 use crate::devcloud::config::Config;
 use crate::devcloud::{
     self, DEFAULT_LISTEN, endpoint_file, log_file, pid_file, seed, state::Store,
@@ -60,9 +66,14 @@ pub struct ServerOpts {
     /// Address to listen on (port 0 picks a free port, written to DIR/endpoint).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// YAML file with devcloud's knobs (latency, boot time, faults, quotas).
+    /// YAML file with devcloud's knobs (latency, boot time, faults, quotas, netns ranges).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// What a server is: `records` (API records only) or `netns` (a network-namespace
+    /// machine with its own hostname, /root and sshd; needs root). [default: the state
+    /// dir's recorded backend, else records]
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<BackendKind>,
 }
 
 pub fn run(args: DevcloudArgs) -> Exit {
@@ -100,15 +111,17 @@ fn load_config(opts: &ServerOpts) -> anyhow::Result<Config> {
 fn serve(opts: &ServerOpts) -> anyhow::Result<Exit> {
     let cfg = load_config(opts)?;
     let dir = state_dir_or_default(opts.state_dir.clone());
+    let kind = BackendChoice::resolve(&dir, opts.backend)?;
+    let backend = devcloud::open_backend(&cfg, &dir, kind)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(devcloud::serve_with(
         cfg,
         &dir,
         opts.listen,
-        std::sync::Arc::new(devcloud::backend::RecordsBackend),
+        backend,
         |addr| {
             eprintln!(
-                "devcloud listening on http://{addr} (state in {})",
+                "devcloud listening on http://{addr} (backend {kind}, state in {})",
                 dir.display()
             )
         },
@@ -148,12 +161,14 @@ fn up(opts: &ServerOpts, clouds_yaml: Option<PathBuf>) -> anyhow::Result<Exit> {
     let dir = state_dir_or_default(opts.state_dir.clone());
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create state dir {}: {e}", dir.display()))?;
+    let kind = BackendChoice::resolve(&dir, opts.backend)?;
+    eprintln!("{}", backend_note(kind, opts.backend.is_some()));
     let url = match (running_pid(&dir), answering_endpoint(&dir)) {
         (Some(pid), Some(url)) => {
             eprintln!("devcloud is already running at {url} (pid {pid})");
             url
         }
-        _ => start_background(opts, &dir)?,
+        _ => start_background(opts, &dir, kind)?,
     };
     let path = clouds_yaml.unwrap_or_else(default_clouds_yaml);
     let entry = cloud_entry(&dir, &url)?;
@@ -172,8 +187,27 @@ fn up(opts: &ServerOpts, clouds_yaml: Option<PathBuf>) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// Which backend serves, and why: records-only is said out loud, with how to get machines.
+fn backend_note(kind: BackendKind, asked: bool) -> String {
+    let root = nix::unistd::geteuid().is_root();
+    match (kind, asked, root) {
+        (BackendKind::Netns, _, _) => "devcloud backend: netns (each server is a network-\
+             namespace machine with sshd; `devcloud down` removes them all)"
+            .into(),
+        (BackendKind::Records, true, _) => {
+            "devcloud backend: records (servers are records only)".into()
+        }
+        (BackendKind::Records, false, true) => "devcloud backend: records (servers are records \
+             only; use --backend netns for real machines)"
+            .into(),
+        (BackendKind::Records, false, false) => "devcloud backend: records (servers are records \
+             only: not running as root, which --backend netns needs for real machines)"
+            .into(),
+    }
+}
+
 /// Re-executes this binary as `devcloud serve`, detached, and waits until it answers.
-fn start_background(opts: &ServerOpts, dir: &Path) -> anyhow::Result<String> {
+fn start_background(opts: &ServerOpts, dir: &Path, kind: BackendKind) -> anyhow::Result<String> {
     use std::os::unix::process::CommandExt;
     let _ = std::fs::remove_file(endpoint_file(dir));
     let log = std::fs::OpenOptions::new()
@@ -187,7 +221,9 @@ fn start_background(opts: &ServerOpts, dir: &Path) -> anyhow::Result<String> {
         .arg("--state-dir")
         .arg(dir)
         .arg("--listen")
-        .arg(opts.listen.to_string());
+        .arg(opts.listen.to_string())
+        .arg("--backend")
+        .arg(kind.to_string());
     if let Some(c) = &opts.config {
         cmd.arg("--config").arg(std::path::absolute(c)?);
     }
@@ -306,11 +342,21 @@ fn set_private(path: &Path) {
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }
 
+/// Stops the server, then removes every machine, bridge, route and process of the netns
+/// backend (also when the server had already died).
 fn down(dir: &Path) -> anyhow::Result<Exit> {
+    stop_server(dir)?;
+    if let Some(n) = devcloud::teardown_machines(dir)? {
+        println!("devcloud machines removed ({n} machines, their namespaces, bridges and routes)");
+    }
+    Ok(Exit::Ok)
+}
+
+fn stop_server(dir: &Path) -> anyhow::Result<()> {
     let Some(pid) = running_pid(dir) else {
         eprintln!("devcloud is not running (state dir {})", dir.display());
         let _ = std::fs::remove_file(pid_file(dir));
-        return Ok(Exit::Ok);
+        return Ok(());
     };
     use nix::sys::signal::{Signal, kill};
     let target = nix::unistd::Pid::from_raw(pid);
@@ -325,7 +371,7 @@ fn down(dir: &Path) -> anyhow::Result<Exit> {
     let _ = std::fs::remove_file(pid_file(dir));
     let _ = std::fs::remove_file(endpoint_file(dir));
     println!("devcloud stopped (pid {pid})");
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 fn status(dir: &Path) -> anyhow::Result<Exit> {

@@ -7,7 +7,10 @@
 //! server's fixed IP: it receives everything it needs in [`MachineSpec`] and may fail a boot
 //! with a [`BackendFault`], which devcloud turns into status ERROR with that fault.
 
+use std::path::{Path, PathBuf};
+
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 /// What a backend needs to bring up one server.
 #[derive(Clone, Debug)]
@@ -126,4 +129,82 @@ pub fn synthetic_console(spec: &MachineSpec) -> String {
     out.push(String::new());
     out.push(format!("{} login: ", spec.name));
     out.join("\n")
+}
+
+/// Which backend serves a state dir. Chosen at the first `devcloud up`/`serve` and recorded
+/// in `DIR/backend.json`, because the machines (and the ranges they use) outlive the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Servers are records only (no root needed).
+    Records,
+    /// Servers are network-namespace machines with sshd (needs root).
+    Netns,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Records => "records",
+            BackendKind::Netns => "netns",
+        })
+    }
+}
+
+/// What `DIR/backend.json` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendChoice {
+    pub backend: BackendKind,
+    /// Where the netns machines live (their own state file records names and ranges), so
+    /// `devcloud down` finds them even when the server is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_state_dir: Option<std::path::PathBuf>,
+}
+
+impl BackendChoice {
+    pub fn file(dir: &Path) -> PathBuf {
+        dir.join("backend.json")
+    }
+
+    /// The recorded choice; `None` for a state dir that has none yet (or predates it).
+    pub fn load(dir: &Path) -> anyhow::Result<Option<BackendChoice>> {
+        let path = Self::file(dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("corrupt {}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+        }
+    }
+
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = Self::file(dir);
+        std::fs::write(&path, serde_json::to_string_pretty(self)? + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    }
+
+    /// The backend to use for `dir` given the `--backend` flag: the flag, else the recorded
+    /// choice, else records. A flag that contradicts the record is refused (the state's
+    /// servers belong to the recorded backend), and so is netns without root.
+    pub fn resolve(dir: &Path, flag: Option<BackendKind>) -> anyhow::Result<BackendKind> {
+        let recorded = Self::load(dir)?.map(|c| c.backend);
+        let kind = match (flag, recorded) {
+            (Some(f), Some(r)) if f != r => anyhow::bail!(
+                "state dir {} is served by backend `{r}`, not `{f}`; drop --backend, use \
+                 another --state-dir, or remove this one (after `devcloud down`) to start over",
+                dir.display()
+            ),
+            (Some(f), _) => f,
+            (None, Some(r)) => r,
+            (None, None) => BackendKind::Records,
+        };
+        if kind == BackendKind::Netns && !nix::unistd::geteuid().is_root() {
+            anyhow::bail!(
+                "--backend netns needs root (it creates network namespaces, bridges and \
+                 routes); run as root, or use --backend records (servers as records only)"
+            );
+        }
+        Ok(kind)
+    }
 }

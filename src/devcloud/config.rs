@@ -4,9 +4,13 @@
 //! cloud. Every knob has a default that behaves like a healthy, fast cloud, so an empty (or
 //! missing) config file is valid.
 
-use std::path::Path;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+
+use super::netns::NetnsConfig;
 
 /// The whole configuration, as read from the YAML file given to `devcloud up/serve --config`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -24,6 +28,80 @@ pub struct Config {
     pub faults: Faults,
     /// Quotas of every project.
     pub quotas: Quotas,
+    /// Address layout (both backends) and names (netns backend) of the simulated networks.
+    pub netns: NetnsSettings,
+}
+
+/// The address ranges devcloud's networks use, and how the netns backend names what it
+/// creates on the host. Both backends seed `private` and `public` from the same ranges, so a
+/// state dir looks the same whichever backend serves it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetnsSettings {
+    /// Prefix of every namespace, bridge and veth (1-5 of `a-z0-9`) [default: `dc`].
+    pub prefix: Option<String>,
+    /// The whole range, a /8 to /20 [default: 10.213.0.0/16]. Its first /20 is the tenant
+    /// network (`private`), its last /24 the floating range (`public`, .1 is the controller).
+    pub supernet: Option<String>,
+    /// Where the machines live (not under /root, /tmp or /mnt) [default: `DIR/netns`, or
+    /// `/var/lib/spark-openstack/devcloud-netns-<hash of DIR>` when DIR is under one].
+    pub state_dir: Option<PathBuf>,
+    /// The sshd each machine runs [default: /usr/sbin/sshd].
+    pub sshd: Option<PathBuf>,
+}
+
+impl NetnsSettings {
+    /// The full netns layout for devcloud state dir `dir`; an error names the bad setting.
+    pub fn layout(&self, dir: &Path) -> Result<NetnsConfig, String> {
+        let mut cfg = NetnsConfig::default();
+        if let Some(p) = &self.prefix {
+            cfg.prefix = p.clone();
+        }
+        if let Some(text) = &self.supernet {
+            let net: Ipv4Net = text
+                .parse()
+                .map_err(|_| format!("netns.supernet: `{text}` is not an IPv4 network"))?;
+            if !(8..=20).contains(&net.prefix_len()) {
+                return Err(format!(
+                    "netns.supernet: {net} must be a /8 to /20 (its first /20 is the tenant \
+                     network, its last /24 the floating range)"
+                ));
+            }
+            let net = net.trunc();
+            let last24 = Ipv4Net::new(net.broadcast(), 24).map_err(|e| e.to_string())?;
+            cfg.supernet = net;
+            cfg.tenant = Ipv4Net::new(net.network(), 20).map_err(|e| e.to_string())?;
+            cfg.floating = last24.trunc();
+            cfg.controller_ip = Ipv4Addr::from(u32::from(cfg.floating.network()) + 1);
+        }
+        if let Some(sshd) = &self.sshd {
+            cfg.sshd = sshd.clone();
+        }
+        cfg.state_dir = match &self.state_dir {
+            Some(d) => d.clone(),
+            None => default_machines_dir(dir),
+        };
+        cfg.validate().map_err(|e| format!("netns: {e}"))?;
+        Ok(cfg)
+    }
+}
+
+/// `DIR/netns`, unless DIR lies where machines cannot see it (their private /root, /tmp and
+/// /mnt hide it): then a directory under /var/lib named after DIR, so two devclouds never
+/// share one.
+fn default_machines_dir(dir: &Path) -> PathBuf {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let hidden = ["/root", "/tmp", "/mnt"].iter().any(|h| abs.starts_with(h));
+    if hidden {
+        use sha2::{Digest, Sha256};
+        let digest = hex::encode(Sha256::digest(abs.to_string_lossy().as_bytes()));
+        PathBuf::from(format!(
+            "/var/lib/spark-openstack/devcloud-netns-{}",
+            &digest[..12]
+        ))
+    } else {
+        abs.join("netns")
+    }
 }
 
 /// A fixed boot time, or a uniform random one between `min_ms` and `max_ms`.
@@ -132,6 +210,8 @@ impl Config {
                 return Err(format!("{name}: probability {p} is not between 0 and 1"));
             }
         }
+        // The ranges are needed whatever the backend; the state dir does not matter here.
+        self.netns.layout(Path::new("/var/lib/devcloud"))?;
         if self.boot_time.min_ms > self.boot_time.max_ms {
             return Err(format!(
                 "boot_time: min_ms ({}) is greater than max_ms ({})",
@@ -176,6 +256,30 @@ mod tests {
         assert_eq!(cfg.quotas.instances, 2);
         assert_eq!(cfg.quotas.cores, Quotas::default().cores);
         assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn netns_layout_follows_the_supernet() {
+        let cfg: Config =
+            serde_saphyr::from_str("netns: {prefix: t9, supernet: 10.77.0.0/16}\n").unwrap();
+        let l = cfg.netns.layout(Path::new("/var/lib/x")).unwrap();
+        assert_eq!(l.tenant.to_string(), "10.77.0.0/20");
+        assert_eq!(l.floating.to_string(), "10.77.255.0/24");
+        assert_eq!(l.controller_ip.to_string(), "10.77.255.1");
+        assert_eq!(l.state_dir, Path::new("/var/lib/x/netns"));
+        assert_eq!(
+            l,
+            NetnsConfig::with_range("t9", 77, Path::new("/var/lib/x/netns"))
+        );
+        let default = Config::default()
+            .netns
+            .layout(Path::new("/root/dc"))
+            .unwrap();
+        assert!(default.state_dir.starts_with("/var/lib/spark-openstack"));
+        let bad: Config = serde_saphyr::from_str("netns: {supernet: 10.1.2.0/24}\n").unwrap();
+        assert!(bad.validate().unwrap_err().contains("netns.supernet"));
+        let bad: Config = serde_saphyr::from_str("netns: {prefix: TooLong}\n").unwrap();
+        assert!(bad.validate().unwrap_err().contains("prefix"));
     }
 
     #[test]

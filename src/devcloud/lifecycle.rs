@@ -184,3 +184,28 @@ pub fn resume_all(app: &AppState) {
         spawn_transition(app.clone(), id);
     }
 }
+
+/// After a start: make sure every ACTIVE server's machine runs (a backend with real
+/// machines rebuilds those that `devcloud down` removed or a host reboot stopped; records
+/// have nothing to do). A failure turns the server to ERROR with the fault.
+pub fn restore_active(app: &AppState) {
+    let specs: Vec<MachineSpec> = app.store.read(|st| {
+        st.servers
+            .iter()
+            .filter(|s| s.task_state.is_none() && s.vm_state == "active")
+            .map(|s| machine_spec(st, s))
+            .collect()
+    });
+    for spec in specs {
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(f) = app.backend.start(&spec).await {
+                let _ = app.store.mutate(|st| {
+                    let srv = st.servers.iter_mut().find(|s| s.id == spec.id).ok_or(())?;
+                    finish(srv, "powering-on", Err(f));
+                    Ok::<(), ()>(())
+                });
+            }
+        });
+    }
+}

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use backend::{RecordsBackend, ServerBackend};
+use backend::{BackendChoice, BackendKind, RecordsBackend, ServerBackend};
 use config::Config;
 use server::App;
 use state::Store;
@@ -52,7 +52,11 @@ pub async fn serve_with(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    let store = Store::open(state_dir, seed::seed)?;
+    let layout = cfg
+        .netns
+        .layout(state_dir)
+        .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
+    let store = Store::open(state_dir, || seed::seed(&layout))?;
     let app = Arc::new(App {
         cfg,
         base_url: format!("http://{addr}"),
@@ -60,11 +64,69 @@ pub async fn serve_with(
         backend,
     });
     lifecycle::resume_all(&app);
+    lifecycle::restore_active(&app);
     std::fs::write(endpoint_file(state_dir), format!("{}\n", app.base_url))
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", endpoint_file(state_dir).display()))?;
     ready(addr);
     axum::serve(listener, server::router(app)).await?;
     Ok(())
+}
+
+/// Opens the backend `kind` for `state_dir` and records the choice there. For netns this
+/// installs the reject route and the bridges, so missing root or tools fail here, before
+/// the server answers.
+pub fn open_backend(
+    cfg: &Config,
+    state_dir: &Path,
+    kind: BackendKind,
+) -> anyhow::Result<Arc<dyn ServerBackend>> {
+    let mut choice = BackendChoice {
+        backend: kind,
+        netns_state_dir: None,
+    };
+    let backend: Arc<dyn ServerBackend> = match kind {
+        BackendKind::Records => Arc::new(RecordsBackend),
+        BackendKind::Netns => {
+            let layout = cfg
+                .netns
+                .layout(state_dir)
+                .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
+            if !layout.sshd.exists() {
+                anyhow::bail!(
+                    "--backend netns: {} not found (install openssh-server, or set netns.sshd)",
+                    layout.sshd.display()
+                );
+            }
+            choice.netns_state_dir = Some(layout.state_dir.clone());
+            // Record where the machines go before making any, so `down` can find them.
+            std::fs::create_dir_all(state_dir).map_err(|e| {
+                anyhow::anyhow!("cannot create state dir {}: {e}", state_dir.display())
+            })?;
+            choice.save(state_dir)?;
+            Arc::new(netns_backend::NetnsBackend::open(layout)?)
+        }
+    };
+    choice.save(state_dir)?;
+    Ok(backend)
+}
+
+/// Removes every machine, bridge, route and process the netns backend of `state_dir` made
+/// (for `devcloud down`, with the server already stopped). Returns how many machines there
+/// were, or `None` when the state dir has no netns setup.
+pub fn teardown_machines(state_dir: &Path) -> anyhow::Result<Option<usize>> {
+    let Some(BackendChoice {
+        netns_state_dir: Some(dir),
+        ..
+    }) = BackendChoice::load(state_dir)?
+    else {
+        return Ok(None);
+    };
+    let Some(machines) = netns::NetnsMachines::open_existing(&dir)? else {
+        return Ok(None);
+    };
+    let count = machines.list().map(|l| l.len()).unwrap_or(0);
+    machines.teardown_all()?;
+    Ok(Some(count))
 }
 
 /// Where the running server's base URL is recorded.

@@ -1,19 +1,20 @@
 //! The cloud a fresh state dir starts with: one domain, projects `demo` and `admin`, user
 //! `demo` with a random password, a few images and flavors, a private network and an
-//! external one for floating IPs. The address ranges are ones devcloud never routes:
-//! 10.99.0.0/24 inside, 203.0.113.0/24 (TEST-NET-3, documentation only) outside.
+//! external one for floating IPs. The ranges are the netns layout's
+//! ([`NetnsConfig`], default 10.213.0.0/20 inside and 10.213.255.0/24 outside, whose .1 is
+//! the controller), whichever backend serves the cloud: with records nothing is ever sent to
+//! them, with netns they are the machines' real addresses.
 
 use indexmap::IndexMap;
 use rand::Rng;
 
 use super::glance::new_image;
+use super::netns::NetnsConfig;
 use super::neutron::{ensure_default_sg, new_network, new_subnet};
 use super::state::{Flavor, Project, State, User, new_hex_id, s as field};
 
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_PROJECT: &str = "demo";
-pub const PRIVATE_CIDR: &str = "10.99.0.0/24";
-pub const PUBLIC_CIDR: &str = "203.0.113.0/24";
 
 fn flavor(id: &str, name: &str, vcpus: u32, ram_gb: u64, disk: u64, ephemeral: u64) -> Flavor {
     Flavor {
@@ -28,7 +29,7 @@ fn flavor(id: &str, name: &str, vcpus: u32, ram_gb: u64, disk: u64, ephemeral: u
     }
 }
 
-pub fn seed() -> State {
+pub fn seed(layout: &NetnsConfig) -> State {
     let mut st = State::default();
     let demo = Project {
         id: new_hex_id(),
@@ -93,10 +94,11 @@ pub fn seed() -> State {
     let mut private = new_network(&demo.id, "private", false, false);
     let mut public = new_network(&admin.id, "public", true, false);
     for (net, name, cidr, owner) in [
-        (&mut private, "private-subnet", PRIVATE_CIDR, &demo.id),
-        (&mut public, "public-subnet", PUBLIC_CIDR, &admin.id),
+        (&mut private, "private-subnet", layout.tenant, &demo.id),
+        (&mut public, "public-subnet", layout.floating, &admin.id),
     ] {
-        let cidr = cidr.parse().unwrap_or_else(|_| ipnet::Ipv4Net::default());
+        // The gateway is the first host address: on `public` that is the controller's
+        // address, so no floating IP is ever handed out on it.
         let sub = new_subnet(owner, field(net, "id"), name, &cidr);
         net.insert("subnets".into(), serde_json::json!([field(&sub, "id")]));
         st.subnets.push(sub);

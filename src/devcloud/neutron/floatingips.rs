@@ -74,7 +74,10 @@ pub async fn syncing_floating<R>(
     changes.sort_by_key(|(_, addr)| addr.is_some());
     for (id, addr) in changes {
         if let Err(f) = app.backend.floating_ip_changed(&id, addr.as_deref()).await {
-            tracing::warn!("server {id}: floating IP {addr:?} not applied: {}", f.message);
+            tracing::warn!(
+                "server {id}: floating IP {addr:?} not applied: {}",
+                f.message
+            );
         }
     }
     Ok(out)
@@ -200,20 +203,25 @@ async fn create(
         })?
         .to_string();
     let str_of = |k: &str| req.get(k).and_then(Value::as_str).map(String::from);
-    syncing_floating(&app, || app.store.mutate(|st| {
-        let net = NETWORKS.find(st, &ctx, &net_id)?;
-        if net.get("router:external") != Some(&json!(true)) {
-            return Err(bad_request(format!(
-                "Bad floatingip request: Network {net_id} is not a valid external network."
-            )));
-        }
-        check_quota(
-            &st.floatingips,
-            &ctx.project_id,
-            app.cfg.quotas.floating_ips,
-            "floatingip",
-        )?;
-        let (subnet_id, ip) = allocate_ip(st, &net_id, str_of("floating_ip_address").as_deref())
+    syncing_floating(&app, || {
+        app.store.mutate(|st| {
+            let net = NETWORKS.find(st, &ctx, &net_id)?;
+            if net.get("router:external") != Some(&json!(true)) {
+                return Err(bad_request(format!(
+                    "Bad floatingip request: Network {net_id} is not a valid external network."
+                )));
+            }
+            check_quota(
+                &st.floatingips,
+                &ctx.project_id,
+                app.cfg.quotas.floating_ips,
+                "floatingip",
+            )?;
+            let (subnet_id, ip) = allocate_ip(
+                st,
+                &net_id,
+                str_of("floating_ip_address").as_deref(),
+            )
             .map_err(|e| {
                 if e.status == StatusCode::CONFLICT
                     && e.neutron_type == "IpAddressGenerationFailure"
@@ -227,40 +235,41 @@ async fn create(
                     e
                 }
             })?;
-        let mut d = std_attrs(&ctx.project_id);
-        for (k, v) in [
-            ("floating_ip_address", json!(ip)),
-            ("floating_network_id", json!(net_id)),
-            ("subnet_id", json!(subnet_id)),
-            ("router_id", Value::Null),
-            ("port_id", Value::Null),
-            ("fixed_ip_address", Value::Null),
-            ("status", json!("DOWN")),
-            ("port_details", Value::Null),
-            ("port_forwardings", json!([])),
-            ("qos_policy_id", Value::Null),
-            ("dns_domain", json!("")),
-            ("dns_name", json!("")),
-            (
-                "description",
-                json!(str_of("description").unwrap_or_default()),
-            ),
-        ] {
-            d.insert(k.into(), v);
-        }
-        let id = field(&d, "id").to_string();
-        st.floatingips.push(d);
-        if let Some(port) = str_of("port_id") {
-            associate(
-                st,
-                &ctx.project_id,
-                &id,
-                &port,
-                str_of("fixed_ip_address").as_deref(),
-            )?;
-        }
-        Ok(FIPS.created(FIPS.find(st, &ctx, &id)?))
-    }))
+            let mut d = std_attrs(&ctx.project_id);
+            for (k, v) in [
+                ("floating_ip_address", json!(ip)),
+                ("floating_network_id", json!(net_id)),
+                ("subnet_id", json!(subnet_id)),
+                ("router_id", Value::Null),
+                ("port_id", Value::Null),
+                ("fixed_ip_address", Value::Null),
+                ("status", json!("DOWN")),
+                ("port_details", Value::Null),
+                ("port_forwardings", json!([])),
+                ("qos_policy_id", Value::Null),
+                ("dns_domain", json!("")),
+                ("dns_name", json!("")),
+                (
+                    "description",
+                    json!(str_of("description").unwrap_or_default()),
+                ),
+            ] {
+                d.insert(k.into(), v);
+            }
+            let id = field(&d, "id").to_string();
+            st.floatingips.push(d);
+            if let Some(port) = str_of("port_id") {
+                associate(
+                    st,
+                    &ctx.project_id,
+                    &id,
+                    &port,
+                    str_of("fixed_ip_address").as_deref(),
+                )?;
+            }
+            Ok(FIPS.created(FIPS.find(st, &ctx, &id)?))
+        })
+    })
     .await
 }
 
@@ -271,23 +280,25 @@ async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = body_object(&body, "floatingip")?;
-    syncing_floating(&app, || app.store.mutate(|st| {
-        FIPS.find_mut(st, &ctx, &id)?;
-        match req.get("port_id") {
-            Some(Value::String(port)) => {
-                let fixed = req.get("fixed_ip_address").and_then(Value::as_str);
-                associate(st, &ctx.project_id, &id, port, fixed)?;
+    syncing_floating(&app, || {
+        app.store.mutate(|st| {
+            FIPS.find_mut(st, &ctx, &id)?;
+            match req.get("port_id") {
+                Some(Value::String(port)) => {
+                    let fixed = req.get("fixed_ip_address").and_then(Value::as_str);
+                    associate(st, &ctx.project_id, &id, port, fixed)?;
+                }
+                Some(Value::Null) => disassociate(FIPS.find_mut(st, &ctx, &id)?),
+                _ => {}
             }
-            Some(Value::Null) => disassociate(FIPS.find_mut(st, &ctx, &id)?),
-            _ => {}
-        }
-        let d = FIPS.find_mut(st, &ctx, &id)?;
-        if let Some(desc) = req.get("description") {
-            d.insert("description".into(), desc.clone());
-            touch(d);
-        }
-        Ok(FIPS.one(d.clone()))
-    }))
+            let d = FIPS.find_mut(st, &ctx, &id)?;
+            if let Some(desc) = req.get("description") {
+                d.insert("description".into(), desc.clone());
+                touch(d);
+            }
+            Ok(FIPS.one(d.clone()))
+        })
+    })
     .await
 }
 

@@ -307,18 +307,20 @@ async fn delete(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    super::syncing_floating(&app, || crud::delete(&PORTS, &app, &ctx, &id, |st, _| {
-        for fip in st
-            .floatingips
-            .iter_mut()
-            .filter(|f| field(f, "port_id") == id)
-        {
-            super::floatingips::disassociate(fip);
-        }
-        for srv in st.servers.iter_mut() {
-            srv.port_ids.retain(|p| *p != id);
-        }
-        Ok(())
-    }))
+    super::syncing_floating(&app, || {
+        crud::delete(&PORTS, &app, &ctx, &id, |st, _| {
+            for fip in st
+                .floatingips
+                .iter_mut()
+                .filter(|f| field(f, "port_id") == id)
+            {
+                super::floatingips::disassociate(fip);
+            }
+            for srv in st.servers.iter_mut() {
+                srv.port_ids.retain(|p| *p != id);
+            }
+            Ok(())
+        })
+    })
     .await
 }
