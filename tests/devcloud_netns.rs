@@ -325,7 +325,25 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
     );
     assert!(!ssh.run(Some(&float), &slave_ip, "true").status.success());
 
-    // down: the server and everything it made on the host are gone.
+    // A crashed devcloud restarted with a bare `up` (no --backend, no config) serves the
+    // same netns setup again: the recorded choice and layout are reused.
+    kill_server(&dir);
+    let out = Command::new(BIN)
+        .args(["devcloud", "up", "--listen", "127.0.0.1:0", "--clouds-yaml"])
+        .arg(&clouds)
+        .arg("--state-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "devcloud up again: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("devcloud backend: netns"),
+        "{out:?}"
+    );
+    assert_eq!(ssh.ok(None, &float, "cat /root/marker"), "kept");
+
+    // down, even with the server already dead: everything it made on the host is gone.
+    kill_server(&dir);
     let out = devcloud(&["down"], &dir);
     assert!(out.status.success(), "devcloud down: {out:?}");
     assert!(text(&out).contains("machines removed"), "{out:?}");
@@ -347,6 +365,26 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
     let pgrep = sh("pgrep", &["-f", dir.to_str().unwrap()]);
     assert!(!pgrep.status.success(), "processes left: {}", text(&pgrep));
     assert!(!ssh.run(None, &float, "true").status.success());
+}
+
+/// Kills the running `devcloud serve` hard, as a crash would (its machines live on).
+fn kill_server(dir: &Path) {
+    let pid: i32 = std::fs::read_to_string(dir.join("devcloud.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    // Bounded, and a zombie counts as dead (a container's pid 1 may never reap it).
+    for _ in 0..200 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("devcloud serve {pid} did not die");
 }
 
 #[test]

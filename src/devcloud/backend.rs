@@ -155,10 +155,11 @@ impl std::fmt::Display for BackendKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendChoice {
     pub backend: BackendKind,
-    /// Where the netns machines live (their own state file records names and ranges), so
-    /// `devcloud down` finds them even when the server is gone.
+    /// The netns layout in use (names, ranges, where the machines live), so a restarted
+    /// devcloud reuses it without its config file and `devcloud down` finds the machines
+    /// even when the server is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub netns_state_dir: Option<std::path::PathBuf>,
+    pub netns: Option<super::netns::NetnsConfig>,
 }
 
 impl BackendChoice {

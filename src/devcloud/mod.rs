@@ -80,48 +80,70 @@ pub fn open_backend(
     state_dir: &Path,
     kind: BackendKind,
 ) -> anyhow::Result<Arc<dyn ServerBackend>> {
-    let mut choice = BackendChoice {
-        backend: kind,
-        netns_state_dir: None,
-    };
     let backend: Arc<dyn ServerBackend> = match kind {
-        BackendKind::Records => Arc::new(RecordsBackend),
+        BackendKind::Records => {
+            BackendChoice {
+                backend: kind,
+                netns: None,
+            }
+            .save(state_dir)?;
+            Arc::new(RecordsBackend)
+        }
         BackendKind::Netns => {
-            let layout = cfg
-                .netns
-                .layout(state_dir)
-                .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
+            let layout = netns_layout(cfg, state_dir)?;
             if !layout.sshd.exists() {
                 anyhow::bail!(
                     "--backend netns: {} not found (install openssh-server, or set netns.sshd)",
                     layout.sshd.display()
                 );
             }
-            choice.netns_state_dir = Some(layout.state_dir.clone());
             // Record where the machines go before making any, so `down` can find them.
-            std::fs::create_dir_all(state_dir).map_err(|e| {
-                anyhow::anyhow!("cannot create state dir {}: {e}", state_dir.display())
-            })?;
-            choice.save(state_dir)?;
+            BackendChoice {
+                backend: kind,
+                netns: Some(layout.clone()),
+            }
+            .save(state_dir)?;
             Arc::new(netns_backend::NetnsBackend::open(layout)?)
         }
     };
-    choice.save(state_dir)?;
     Ok(backend)
+}
+
+/// The netns layout of `state_dir`: the recorded one (a restart needs no config file), else
+/// the config's. A config that asks for another layout than the recorded one is refused:
+/// the machines and the seeded subnets use the recorded ranges.
+fn netns_layout(cfg: &Config, state_dir: &Path) -> anyhow::Result<netns::NetnsConfig> {
+    let wanted = cfg
+        .netns
+        .layout(state_dir)
+        .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
+    let recorded = BackendChoice::load(state_dir)?.and_then(|c| c.netns);
+    match recorded {
+        Some(rec) if cfg.netns != config::NetnsSettings::default() && rec != wanted => {
+            anyhow::bail!(
+                "the config's netns settings (prefix `{}`, range {}) differ from those state \
+                 dir {} was set up with (prefix `{}`, range {}); drop them, or start over \
+                 with another state dir",
+                wanted.prefix,
+                wanted.supernet,
+                state_dir.display(),
+                rec.prefix,
+                rec.supernet
+            )
+        }
+        Some(rec) => Ok(rec),
+        None => Ok(wanted),
+    }
 }
 
 /// Removes every machine, bridge, route and process the netns backend of `state_dir` made
 /// (for `devcloud down`, with the server already stopped). Returns how many machines there
 /// were, or `None` when the state dir has no netns setup.
 pub fn teardown_machines(state_dir: &Path) -> anyhow::Result<Option<usize>> {
-    let Some(BackendChoice {
-        netns_state_dir: Some(dir),
-        ..
-    }) = BackendChoice::load(state_dir)?
-    else {
+    let Some(layout) = BackendChoice::load(state_dir)?.and_then(|c| c.netns) else {
         return Ok(None);
     };
-    let Some(machines) = netns::NetnsMachines::open_existing(&dir)? else {
+    let Some(machines) = netns::NetnsMachines::open_existing(&layout.state_dir)? else {
         return Ok(None);
     };
     let count = machines.list().map(|l| l.len()).unwrap_or(0);
