@@ -377,8 +377,11 @@ fn stop_server(dir: &Path) -> anyhow::Result<()> {
 fn status(dir: &Path) -> anyhow::Result<Exit> {
     match (running_pid(dir), answering_endpoint(dir)) {
         (Some(pid), Some(url)) => {
+            let backend = BackendChoice::load(dir)?
+                .map(|c| c.backend)
+                .unwrap_or(BackendKind::Records);
             println!(
-                "devcloud is running at {url} (pid {pid}, state in {})",
+                "devcloud is running at {url} (pid {pid}, backend {backend}, state in {})",
                 dir.display()
             );
             Ok(Exit::Ok)

@@ -180,6 +180,8 @@ impl BackendChoice {
     }
 
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create state dir {}: {e}", dir.display()))?;
         let path = Self::file(dir);
         std::fs::write(&path, serde_json::to_string_pretty(self)? + "\n")
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
