@@ -328,11 +328,37 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
     // A crashed devcloud restarted with a bare `up` (no --backend, no config) serves the
     // same netns setup again: the recorded choice and layout are reused.
     kill_server(&dir);
+    up_again(&dir, &clouds);
+    assert_eq!(ssh.ok(None, &float, "cat /root/marker"), "kept");
+
+    // down, even with the server already dead: everything it made on the host is gone.
+    kill_server(&dir);
+    down_and_check_clean(&dir, &prefix, octet);
+    assert!(!ssh.run(None, &float, "true").status.success());
+
+    // The cloud's records outlive `down`: the next `up` rebuilds its ACTIVE server (a fresh
+    // machine, like an instance rebuilt on a new host), floating IP included.
+    up_again(&dir, &clouds);
+    let mut back = None;
+    for _ in 0..60 {
+        let out = ssh.run(None, &float, "hostname; ls /root");
+        if out.status.success() {
+            back = Some(text(&out));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(back.as_deref().map(str::trim), Some("wire-master"));
+    down_and_check_clean(&dir, &prefix, octet);
+}
+
+/// `devcloud up` with nothing but the state dir (and where to write clouds.yaml).
+fn up_again(dir: &Path, clouds: &Path) {
     let out = Command::new(BIN)
         .args(["devcloud", "up", "--listen", "127.0.0.1:0", "--clouds-yaml"])
-        .arg(&clouds)
+        .arg(clouds)
         .arg("--state-dir")
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     assert!(out.status.success(), "devcloud up again: {out:?}");
@@ -340,11 +366,11 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
         String::from_utf8_lossy(&out.stderr).contains("devcloud backend: netns"),
         "{out:?}"
     );
-    assert_eq!(ssh.ok(None, &float, "cat /root/marker"), "kept");
+}
 
-    // down, even with the server already dead: everything it made on the host is gone.
-    kill_server(&dir);
-    let out = devcloud(&["down"], &dir);
+/// `devcloud down`, then no namespace, interface, route or process of the setup is left.
+fn down_and_check_clean(dir: &Path, prefix: &str, octet: u8) {
+    let out = devcloud(&["down"], dir);
     assert!(out.status.success(), "devcloud down: {out:?}");
     assert!(text(&out).contains("machines removed"), "{out:?}");
     let netns = text(&sh("ip", &["netns", "list"]));
@@ -364,7 +390,6 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
     );
     let pgrep = sh("pgrep", &["-f", dir.to_str().unwrap()]);
     assert!(!pgrep.status.success(), "processes left: {}", text(&pgrep));
-    assert!(!ssh.run(None, &float, "true").status.success());
 }
 
 /// Kills the running `devcloud serve` hard, as a crash would (its machines live on).
