@@ -5,6 +5,21 @@
 //! cloud. Servers are records whose lifecycle is timed by devcloud and made real (or not)
 //! by a [`backend::ServerBackend`]. Latency, boot time, boot failures, injected HTTP errors
 //! and quotas are knobs ([`config::Config`]).
+//!
+//! # Backends
+//! - `records` (default): a server is its record; nothing happens on the host.
+//! - `netns` (`devcloud up --backend netns`, root only): a server is a machine made by
+//!   [`netns::NetnsMachines`] (own network namespace at its fixed IP, hostname, /root and an
+//!   sshd that accepts the keypair's key for root); a floating IP is a second interface on
+//!   the external bridge, which the host reaches. See [`netns_backend`].
+//!
+//! The first choice is recorded in `DIR/backend.json` with the netns layout, and reused by
+//! later `up`/`serve` without flags; `devcloud down` removes every machine, namespace,
+//! bridge and route (also when the server died), but keeps the cloud's records: the next
+//! `up` rebuilds the machines of ACTIVE servers. Both backends seed `private` and `public`
+//! from the same ranges ([`config::NetnsSettings`], default 10.213.0.0/20 and
+//! 10.213.255.0/24), so a state dir looks the same under either; with records devcloud never
+//! sends anything to them.
 
 pub mod backend;
 pub mod cinder;

@@ -46,7 +46,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 }
 
 /// The floating address of every existing server (`None` for servers without one).
-fn server_floating(st: &Cloud) -> BTreeMap<String, Option<String>> {
+fn server_floating(st: &Cloud) -> FloatingMap {
     st.servers
         .iter()
         .map(|s| (s.id.clone(), floating_of(st, s)))
@@ -64,14 +64,7 @@ pub async fn syncing_floating<R>(
     let before = app.store.read(server_floating);
     let out = op()?;
     let after = app.store.read(server_floating);
-    let mut changes: Vec<(String, Option<String>)> = after
-        .into_iter()
-        .filter(|(id, addr)| match before.get(id) {
-            Some(was) => was != addr,
-            None => addr.is_some(),
-        })
-        .collect();
-    changes.sort_by_key(|(_, addr)| addr.is_some());
+    let changes = floating_changes(&before, after);
     for (id, addr) in changes {
         if let Err(f) = app.backend.floating_ip_changed(&id, addr.as_deref()).await {
             tracing::warn!(
@@ -81,6 +74,23 @@ pub async fn syncing_floating<R>(
         }
     }
     Ok(out)
+}
+
+type FloatingMap = BTreeMap<String, Option<String>>;
+
+/// The servers whose floating address differs between two snapshots, removals first (so an
+/// address moving from one server to another is free before it is attached again). A server
+/// new since `before` counts only if it has an address.
+fn floating_changes(before: &FloatingMap, after: FloatingMap) -> Vec<(String, Option<String>)> {
+    let mut changes: Vec<(String, Option<String>)> = after
+        .into_iter()
+        .filter(|(id, addr)| match before.get(id) {
+            Some(was) => was != addr,
+            None => addr.is_some(),
+        })
+        .collect();
+    changes.sort_by_key(|(_, addr)| addr.is_some());
+    changes
 }
 
 /// Clears an association (the server was deleted, or `port_id: null`).
@@ -308,4 +318,26 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     syncing_floating(&app, || crud::delete(&FIPS, &app, &ctx, &id, |_, _| Ok(()))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_moved_address_is_released_before_it_is_attached() {
+        let ip = Some("10.213.255.7".to_string());
+        let before = FloatingMap::from([("b".into(), None), ("a".into(), ip.clone())]);
+        let after = FloatingMap::from([
+            ("a".into(), None),
+            ("b".into(), ip.clone()),
+            ("new-bare".into(), None),
+        ]);
+        assert_eq!(
+            floating_changes(&before, after),
+            vec![("a".into(), None), ("b".into(), ip.clone())]
+        );
+        let same = FloatingMap::from([("a".into(), ip)]);
+        assert!(floating_changes(&same, same.clone()).is_empty());
+    }
 }
