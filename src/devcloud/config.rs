@@ -38,15 +38,15 @@ pub struct Config {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetnsSettings {
-    /// Prefix of every namespace, bridge and veth (1-5 of `a-z0-9`) [default: `dc`].
+    /// Prefix of every namespace, bridge and veth (1-5 of `a-z0-9`) (default: `dc`).
     pub prefix: Option<String>,
-    /// The whole range, a /8 to /20 [default: 10.213.0.0/16]. Its first /20 is the tenant
+    /// The whole range, a /8 to /20 (default: 10.213.0.0/16). Its first /20 is the tenant
     /// network (`private`), its last /24 the floating range (`public`, .1 is the controller).
     pub supernet: Option<String>,
-    /// Where the machines live (not under /root, /tmp or /mnt) [default: `DIR/netns`, or
-    /// `/var/lib/spark-openstack/devcloud-netns-<hash of DIR>` when DIR is under one].
+    /// Where the machines live (not under /root, /tmp or /mnt) (default: `DIR/netns`, or
+    /// `/var/lib/spark-openstack/devcloud-netns-<hash of DIR>` when DIR is under one).
     pub state_dir: Option<PathBuf>,
-    /// The sshd each machine runs [default: /usr/sbin/sshd].
+    /// The sshd each machine runs (default: /usr/sbin/sshd).
     pub sshd: Option<PathBuf>,
 }
 
