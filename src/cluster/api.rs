@@ -183,14 +183,20 @@ pub trait ClusterApi: Send + Sync {
     async fn networks(&self) -> ApiResult<Vec<Network>>;
 
     async fn security_groups(&self) -> ApiResult<Vec<SecurityGroup>>;
-    async fn create_security_group(&self, name: &str, description: &str)
-    -> ApiResult<SecurityGroup>;
+    async fn create_security_group(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> ApiResult<SecurityGroup>;
     async fn create_rule(&self, group_id: &str, rule: &Rule) -> ApiResult<()>;
     async fn delete_security_group(&self, id: &str) -> ApiResult<()>;
 
     async fn floating_ips(&self) -> ApiResult<Vec<FloatingIp>>;
-    async fn create_floating_ip(&self, network_id: &str, description: &str)
-    -> ApiResult<FloatingIp>;
+    async fn create_floating_ip(
+        &self,
+        network_id: &str,
+        description: &str,
+    ) -> ApiResult<FloatingIp>;
     async fn associate_floating_ip(&self, fip_id: &str, port_id: &str) -> ApiResult<()>;
     async fn delete_floating_ip(&self, id: &str) -> ApiResult<()>;
     /// The ports of one server (its NICs), to associate a floating IP.

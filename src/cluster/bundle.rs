@@ -41,7 +41,9 @@ pub fn prepare(config_dir: Option<&Path>) -> Result<Bundle, String> {
     let tmp = tempfile::Builder::new()
         .prefix("spark-openstack-")
         .tempdir()
-        .map_err(|e| format!("cannot create a temporary directory for the bundled playbooks: {e}"))?;
+        .map_err(|e| {
+            format!("cannot create a temporary directory for the bundled playbooks: {e}")
+        })?;
     write_tree(tmp.path(), false)?;
     Ok(Bundle {
         playbooks: pb_user.unwrap_or_else(|| tmp.path().join("playbooks")),

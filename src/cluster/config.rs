@@ -100,10 +100,7 @@ impl Settings {
                 Value::Null => Ok(None),
                 Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64()),
                 Value::String(v) if v.parse::<u64>().is_ok() => Ok(v.parse().ok()),
-                _ => Err(format!(
-                    "{}: {key} must be a whole number >= 0",
-                    s.origin
-                )),
+                _ => Err(format!("{}: {key} must be a whole number >= 0", s.origin)),
             },
         }
     }
@@ -177,9 +174,13 @@ pub fn from_node(node: &Node, cluster: Option<&str>) -> Result<Settings, String>
     if node.is_null() {
         return Ok(settings);
     }
-    let top = node
-        .as_map()
-        .ok_or_else(|| format!("{}: expected a mapping with 'defaults' and 'clusters', found {}", node.loc, node.type_name()))?;
+    let top = node.as_map().ok_or_else(|| {
+        format!(
+            "{}: expected a mapping with 'defaults' and 'clusters', found {}",
+            node.loc,
+            node.type_name()
+        )
+    })?;
     for (key, value) in top {
         match key.as_str() {
             "defaults" => apply_section(&mut settings, value)?,
@@ -217,9 +218,13 @@ fn apply_section(settings: &mut Settings, section: &Node) -> Result<(), String> 
     if section.is_null() {
         return Ok(());
     }
-    let entries = section
-        .as_map()
-        .ok_or_else(|| format!("{}: expected a mapping of options, found {}", section.loc, section.type_name()))?;
+    let entries = section.as_map().ok_or_else(|| {
+        format!(
+            "{}: expected a mapping of options, found {}",
+            section.loc,
+            section.type_name()
+        )
+    })?;
     for (key, value) in entries {
         let key = key.replace('_', "-");
         if !KEYS.contains(&key.as_str()) {
@@ -242,7 +247,8 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, cluster: Option<&str>) -> Result<Settings, String> {
-        let node = yaml::load_str(text, Path::new("spark-openstack.yaml")).map_err(|e| e.to_string())?;
+        let node =
+            yaml::load_str(text, Path::new("spark-openstack.yaml")).map_err(|e| e.to_string())?;
         from_node(&node, cluster)
     }
 

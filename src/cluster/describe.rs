@@ -18,7 +18,12 @@ pub fn ui_urls(address: &str) -> Value {
     Value::Object(
         WEB_UIS
             .iter()
-            .map(|(k, port, path)| (k.to_string(), json!(format!("http://{address}:{port}{path}"))))
+            .map(|(k, port, path)| {
+                (
+                    k.to_string(),
+                    json!(format!("http://{address}:{port}{path}")),
+                )
+            })
             .collect(),
     )
 }
@@ -52,13 +57,24 @@ pub fn describe(cluster: &Cluster, opts: &ConnOptions) -> Value {
         doc["warning"] = json!(format!(
             "{} servers claim to be the master: {}",
             cluster.masters.len(),
-            cluster.masters.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+            cluster
+                .masters
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if !cluster.volumes.is_empty() {
-        doc["volumes"] = json!(cluster.volumes.iter().map(|v| json!({
-            "name": v.name, "size_gb": v.size_gb, "status": v.status
-        })).collect::<Vec<_>>());
+        doc["volumes"] = json!(
+            cluster
+                .volumes
+                .iter()
+                .map(|v| json!({
+                    "name": v.name, "size_gb": v.size_gb, "status": v.status
+                }))
+                .collect::<Vec<_>>()
+        );
     }
     doc
 }

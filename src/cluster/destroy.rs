@@ -19,6 +19,8 @@ pub struct DestroyOutcome {
     pub removed: Vec<String>,
     /// Things that are still there, each with the reason.
     pub leftovers: Vec<String>,
+    /// Things deliberately kept (`--keep-volumes`).
+    pub kept: Vec<String>,
 }
 
 impl DestroyOutcome {
@@ -45,12 +47,15 @@ pub async fn destroy(
         match api.delete_floating_ip(&f.id).await {
             Ok(()) => out.removed.push(format!("floating IP {}", f.address)),
             Err(e) if e.is_not_found() => {}
-            Err(e) => out.leftovers.push(format!("floating IP {}: {}", f.address, e.msg)),
+            Err(e) => out
+                .leftovers
+                .push(format!("floating IP {}: {}", f.address, e.msg)),
         }
     }
     if keep_volumes {
         for v in &c.volumes {
-            out.leftovers.push(format!("volume {} ({} GB): kept (--keep-volumes)", v.name, v.size_gb));
+            out.kept
+                .push(format!("volume {} ({} GB)", v.name, v.size_gb));
         }
     } else {
         let ids: Vec<String> = c.volumes.iter().map(|v| v.id.clone()).collect();
@@ -83,7 +88,11 @@ pub async fn remove_slaves(
         let ids: Vec<String> = c
             .volumes
             .iter()
-            .filter(|v| v.metadata.get(META_SERVER).is_some_and(|s| names.contains(&s.as_str())))
+            .filter(|v| {
+                v.metadata
+                    .get(META_SERVER)
+                    .is_some_and(|s| names.contains(&s.as_str()))
+            })
             .map(|v| v.id.clone())
             .collect();
         delete_volumes(api, &ids, poll, &mut out).await?;
@@ -92,8 +101,8 @@ pub async fn remove_slaves(
 }
 
 async fn current(api: &dyn ClusterApi, cluster: &str) -> Result<Cluster, String> {
-    let (servers, fips, vols) = futures::try_join!(api.servers(), api.floating_ips(), api.volumes())
-        .map_err(|e| e.msg)?;
+    let (servers, fips, vols) =
+        futures::try_join!(api.servers(), api.floating_ips(), api.volumes()).map_err(|e| e.msg)?;
     Ok(Cluster::collect(cluster, &servers, &fips, &vols))
 }
 
@@ -103,8 +112,11 @@ async fn delete_servers(
     poll: Duration,
     out: &mut DestroyOutcome,
 ) -> Result<(), String> {
-    let results: Vec<(String, Result<(), super::api::ApiError>)> = stream::iter(servers)
-        .map(|s| async move { (s.name.clone(), api.delete_server(&s.id).await) })
+    let results: Vec<(String, Result<(), super::api::ApiError>)> = stream::iter(servers.to_vec())
+        .map(|s| async move {
+            let r = api.delete_server(&s.id).await;
+            (s.name, r)
+        })
         .buffer_unordered(20)
         .collect()
         .await;
@@ -121,14 +133,20 @@ async fn delete_servers(
     let bar = super::report::progress(ids.len() as u64, "servers deleted");
     loop {
         let now = api.servers().await.map_err(|e| e.msg)?;
-        let left: Vec<&Server> = now.iter().filter(|s| ids.contains(&s.id.as_str())).collect();
+        let left: Vec<&Server> = now
+            .iter()
+            .filter(|s| ids.contains(&s.id.as_str()))
+            .collect();
         bar.set_position((ids.len() - left.len()) as u64);
         if left.is_empty() {
             break;
         }
         if Instant::now() >= deadline {
             for s in left {
-                out.leftovers.push(format!("server {}: still {} after deletion request", s.name, s.status));
+                out.leftovers.push(format!(
+                    "server {}: still {} after deletion request",
+                    s.name, s.status
+                ));
             }
             break;
         }
@@ -150,10 +168,13 @@ async fn delete_volumes(
         let vols = api.volumes().await.map_err(|e| e.msg)?;
         let mut next = Vec::new();
         for id in todo {
-            let Some(v) = vols.iter().find(|v| v.id == id) else { continue };
+            let Some(v) = vols.iter().find(|v| v.id == id) else {
+                continue;
+            };
             if !v.attached_to.is_empty() || v.status == "detaching" {
                 if Instant::now() >= deadline {
-                    out.leftovers.push(format!("volume {}: still {}", v.name, v.status));
+                    out.leftovers
+                        .push(format!("volume {}: still {}", v.name, v.status));
                 } else {
                     next.push(id);
                 }
@@ -162,7 +183,11 @@ async fn delete_volumes(
             match api.delete_volume(&id).await {
                 Ok(()) => out.removed.push(format!("volume {}", v.name)),
                 Err(e) if e.is_not_found() => {}
-                Err(e) if Instant::now() < deadline && (e.is_conflict() || e.status == Some(400)) => next.push(id),
+                Err(e)
+                    if Instant::now() < deadline && (e.is_conflict() || e.status == Some(400)) =>
+                {
+                    next.push(id)
+                }
                 Err(e) => out.leftovers.push(format!("volume {}: {}", v.name, e.msg)),
             }
         }
@@ -190,7 +215,9 @@ async fn delete_groups(
                 Ok(()) => out.removed.push(format!("security group {}", g.name)),
                 Err(e) if e.is_not_found() => {}
                 Err(e) if e.is_conflict() => busy.push((g.name.clone(), e.msg)),
-                Err(e) => out.leftovers.push(format!("security group {}: {}", g.name, e.msg)),
+                Err(e) => out
+                    .leftovers
+                    .push(format!("security group {}: {}", g.name, e.msg)),
             }
         }
         if busy.is_empty() {
@@ -198,7 +225,8 @@ async fn delete_groups(
         }
         if Instant::now() >= deadline {
             for (name, msg) in busy {
-                out.leftovers.push(format!("security group {name}: still in use ({msg})"));
+                out.leftovers
+                    .push(format!("security group {name}: still in use ({msg})"));
             }
             return Ok(());
         }

@@ -26,11 +26,17 @@ pub async fn ensure_master_ip(
     let pool = resolve::floating_pool(&networks, spec.floating_ip_pool.as_deref())?;
     let ports = api.server_ports(&master.id).await.map_err(|e| e.msg)?;
     let port = ports.first().ok_or_else(|| {
-        format!("{}: the server has no network port to attach a floating IP to", master.name)
+        format!(
+            "{}: the server has no network port to attach a floating IP to",
+            master.name
+        )
     })?;
     let owned = model::owned_description(&spec.cluster);
     let fips = api.floating_ips().await.map_err(|e| e.msg)?;
-    if fips.iter().any(|f| f.port_id.as_deref() == Some(port.id.as_str())) {
+    if fips
+        .iter()
+        .any(|f| f.port_id.as_deref() == Some(port.id.as_str()))
+    {
         return Ok(()); // associated, Nova's listing just lags behind
     }
     let fip = match fips
@@ -45,7 +51,12 @@ pub async fn ensure_master_ip(
     };
     api.associate_floating_ip(&fip.id, &port.id)
         .await
-        .map_err(|e| format!("associating {} with {}: {}", fip.address, master.name, e.msg))?;
+        .map_err(|e| {
+            format!(
+                "associating {} with {}: {}",
+                fip.address, master.name, e.msg
+            )
+        })?;
     *changed = true;
     Ok(())
 }

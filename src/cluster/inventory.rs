@@ -55,11 +55,7 @@ pub struct Access {
 }
 
 pub fn access(cluster: &Cluster, opts: &ConnOptions) -> Access {
-    let recorded = |key: &str| {
-        cluster
-            .servers()
-            .find_map(|s| s.metadata.get(key).cloned())
-    };
+    let recorded = |key: &str| cluster.servers().find_map(|s| s.metadata.get(key).cloned());
     let mode = opts
         .net_mode
         .or_else(|| recorded(META_NET_MODE).and_then(|m| NetMode::parse(&m).ok()))
@@ -89,7 +85,8 @@ pub fn build(cluster: &Cluster, flavors: &[Flavor], images: &[Image], opts: &Con
     let master_name = cluster.master().map(|m| m.name.clone());
     for s in cluster.servers() {
         let role = role_of(&cluster.name, s).unwrap_or(Role::Slave);
-        let Some(vars) = host_vars(s, role, &acc, master_name.as_deref(), flavors, images, opts) else {
+        let Some(vars) = host_vars(s, role, &acc, master_name.as_deref(), flavors, images, opts)
+        else {
             continue; // no address yet: nothing can connect to it
         };
         hostvars.insert(s.name.clone(), Value::Object(vars));
@@ -139,14 +136,20 @@ fn host_vars(
     v.insert("ansible_host".into(), json!(address));
     v.insert("ansible_user".into(), json!(acc.user));
     if let Some(key) = &opts.identity_file {
-        v.insert("ansible_ssh_private_key_file".into(), json!(key.display().to_string()));
+        v.insert(
+            "ansible_ssh_private_key_file".into(),
+            json!(key.display().to_string()),
+        );
     }
     if behind_master && let (Some(jump), Some(addr)) = (master_name, &acc.master_address) {
         v.insert("spark_openstack_jump_host".into(), json!(jump));
         ssh_args.push(format!("-o ProxyJump={}@{addr}", acc.user));
     }
     if let Some(kh) = &opts.known_hosts {
-        v.insert("spark_openstack_known_hosts".into(), json!(kh.display().to_string()));
+        v.insert(
+            "spark_openstack_known_hosts".into(),
+            json!(kh.display().to_string()),
+        );
     }
     if !ssh_args.is_empty() {
         v.insert("ansible_ssh_common_args".into(), json!(ssh_args.join(" ")));
@@ -189,9 +192,17 @@ mod tests {
     use crate::cluster::model::server_metadata;
 
     fn server(name: &str, role: Role, fixed: &str, floating: Option<&str>) -> Server {
-        let mut addresses = vec![Address { network: "private".into(), addr: fixed.into(), floating: false }];
+        let mut addresses = vec![Address {
+            network: "private".into(),
+            addr: fixed.into(),
+            floating: false,
+        }];
         if let Some(f) = floating {
-            addresses.push(Address { network: "private".into(), addr: f.into(), floating: true });
+            addresses.push(Address {
+                network: "private".into(),
+                addr: f.into(),
+                floating: true,
+            });
         }
         Server {
             id: format!("id-{name}"),
@@ -214,13 +225,26 @@ mod tests {
 
     #[test]
     fn floating_mode_jumps_through_the_master() {
-        let flavors = vec![Flavor { id: "f1".into(), name: "m1".into(), vcpus: 2, ram_mb: 4096, disk_gb: 20, ephemeral_gb: 10 }];
+        let flavors = vec![Flavor {
+            id: "f1".into(),
+            name: "m1".into(),
+            vcpus: 2,
+            ram_mb: 4096,
+            disk_gb: 20,
+            ephemeral_gb: 10,
+        }];
         let inv = build(&cluster(), &flavors, &[], &ConnOptions::default());
         let hv = &inv["_meta"]["hostvars"];
         assert_eq!(hv["demo-master"]["ansible_host"], "172.24.4.9");
         assert_eq!(hv["demo-slave-1"]["ansible_host"], "10.0.0.6");
-        assert_eq!(hv["demo-slave-1"]["spark_openstack_jump_host"], "demo-master");
-        assert_eq!(hv["demo-slave-1"]["ansible_ssh_common_args"], "-o ProxyJump=ubuntu@172.24.4.9");
+        assert_eq!(
+            hv["demo-slave-1"]["spark_openstack_jump_host"],
+            "demo-master"
+        );
+        assert_eq!(
+            hv["demo-slave-1"]["ansible_ssh_common_args"],
+            "-o ProxyJump=ubuntu@172.24.4.9"
+        );
         assert_eq!(hv["demo-slave-1"]["flavor"]["ephemeral_gb"], 10);
         assert_eq!(inv["master"]["hosts"], json!(["demo-master"]));
         assert_eq!(inv["slaves"]["hosts"], json!(["demo-slave-1"]));
@@ -228,11 +252,19 @@ mod tests {
 
     #[test]
     fn static_mode_uses_fixed_addresses() {
-        let opts = ConnOptions { net_mode: Some(NetMode::Static), ssh_user: Some("centos".into()), ..Default::default() };
+        let opts = ConnOptions {
+            net_mode: Some(NetMode::Static),
+            ssh_user: Some("centos".into()),
+            ..Default::default()
+        };
         let inv = build(&cluster(), &[], &[], &opts);
         let hv = &inv["_meta"]["hostvars"];
         assert_eq!(hv["demo-master"]["ansible_host"], "10.0.0.5");
         assert_eq!(hv["demo-master"]["ansible_user"], "centos");
-        assert!(hv["demo-slave-1"].get("spark_openstack_jump_host").is_none());
+        assert!(
+            hv["demo-slave-1"]
+                .get("spark_openstack_jump_host")
+                .is_none()
+        );
     }
 }

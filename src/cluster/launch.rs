@@ -84,7 +84,9 @@ pub async fn converge(
         .filter(|s| s.status == "SHUTOFF")
         .collect();
     for s in &to_start {
-        api.power(&s.id, PowerAction::Start).await.map_err(|e| e.msg)?;
+        api.power(&s.id, PowerAction::Start)
+            .await
+            .map_err(|e| e.msg)?;
     }
     // Servers already in ERROR get the same one replacement a new one would.
     let broken: Vec<&Server> = existing.servers().filter(|s| s.status == "ERROR").collect();
@@ -110,7 +112,12 @@ pub async fn converge(
     }
     let fips = api.floating_ips().await.map_err(|e| e.msg)?;
     let vols = api.volumes().await.map_err(|e| e.msg)?;
-    out.cluster = Cluster::collect(&spec.cluster, &api.servers().await.map_err(|e| e.msg)?, &fips, &vols);
+    out.cluster = Cluster::collect(
+        &spec.cluster,
+        &api.servers().await.map_err(|e| e.msg)?,
+        &fips,
+        &vols,
+    );
     let _ = cluster;
     out.phases = phases;
     Ok(out)
@@ -126,22 +133,31 @@ async fn resolve_settings(
     let sample_slave = existing.slaves.first();
     let sample = sample_slave.or(existing.master());
     let image_id = match (&spec.image, sample) {
-        (Some(i), _) => resolve::by_name_or_id(&images, i, "image", "--image")?.id.clone(),
+        (Some(i), _) => resolve::by_name_or_id(&images, i, "image", "--image")?
+            .id
+            .clone(),
         (None, Some(s)) => s.image_id.clone(),
         (None, None) => return Err("launching a new cluster needs --image (name or id)".into()),
     };
-    let flavor = |wanted: &Option<String>, from: Option<&Server>, opt: &str| -> Result<String, String> {
-        match (wanted, from) {
-            (Some(f), _) => Ok(resolve::by_name_or_id(&flavors, f, "flavor", opt)?.id.clone()),
-            (None, Some(s)) => Ok(s.flavor_id.clone()),
-            (None, None) => Err(format!("launching a new cluster needs {opt} (flavor name or id)")),
-        }
-    };
+    let flavor =
+        |wanted: &Option<String>, from: Option<&Server>, opt: &str| -> Result<String, String> {
+            match (wanted, from) {
+                (Some(f), _) => Ok(resolve::by_name_or_id(&flavors, f, "flavor", opt)?
+                    .id
+                    .clone()),
+                (None, Some(s)) => Ok(s.flavor_id.clone()),
+                (None, None) => Err(format!(
+                    "launching a new cluster needs {opt} (flavor name or id)"
+                )),
+            }
+        };
     let slave_flavor = flavor(&spec.instance_type, sample, "--instance-type")?;
     let master_flavor = match (&spec.master_instance_type, existing.master()) {
-        (Some(_), _) | (None, Some(_)) => {
-            flavor(&spec.master_instance_type, existing.master(), "--master-instance-type")?
-        }
+        (Some(_), _) | (None, Some(_)) => flavor(
+            &spec.master_instance_type,
+            existing.master(),
+            "--master-instance-type",
+        )?,
         (None, None) => slave_flavor.clone(),
     };
     check_flavor(&flavors, &slave_flavor)?;
@@ -149,7 +165,8 @@ async fn resolve_settings(
         .key_pair
         .clone()
         .or_else(|| sample.and_then(|s| s.key_name.clone()));
-    let network_id = resolve::cluster_network(&networks, spec.network.as_deref())?.map(|n| n.id.clone());
+    let network_id =
+        resolve::cluster_network(&networks, spec.network.as_deref())?.map(|n| n.id.clone());
     let recorded = |key: &str| sample.and_then(|s| s.metadata.get(key).cloned());
     let net_mode = match (spec.net_mode, recorded(META_NET_MODE)) {
         (Some(m), _) => m,
@@ -191,13 +208,18 @@ async fn ensure_security_groups(
     let groups = api.security_groups().await.map_err(|e| e.msg)?;
     let mut ids = Vec::new();
     let mut rules_of = BTreeMap::new();
-    for name in [model::master_group(&spec.cluster), model::slaves_group(&spec.cluster)] {
+    for name in [
+        model::master_group(&spec.cluster),
+        model::slaves_group(&spec.cluster),
+    ] {
         let g = match groups.iter().find(|g| g.name == name) {
             Some(g) => g.clone(),
             None => {
                 out.changed = true;
                 let desc = format!("{}{} ({})", model::DESCRIPTION_PREFIX, spec.cluster, name);
-                api.create_security_group(&name, &desc).await.map_err(|e| e.msg)?
+                api.create_security_group(&name, &desc)
+                    .await
+                    .map_err(|e| e.msg)?
             }
         };
         rules_of.insert(g.id.clone(), g.rules.clone());
@@ -324,7 +346,12 @@ struct Boot {
 }
 
 impl Boot {
-    async fn create_all(&mut self, api: &dyn ClusterApi, reqs: Vec<ServerCreate>, out: &mut LaunchOutcome) {
+    async fn create_all(
+        &mut self,
+        api: &dyn ClusterApi,
+        reqs: Vec<ServerCreate>,
+        out: &mut LaunchOutcome,
+    ) {
         let results: Vec<(ServerCreate, Result<Server, ApiError>)> = stream::iter(reqs)
             .map(|r| async move {
                 let res = api.create_server(&r).await;
@@ -390,8 +417,20 @@ impl Boot {
             let servers = api.servers().await.map_err(|e| e.msg)?;
             // Existing servers still BUILDing (from an interrupted run) are waited for too.
             for s in Cluster::collect(&spec.cluster, &servers, &[], &[]).servers() {
-                if s.status == "BUILD" && !self.pending.contains_key(&s.id) && !self.gone.contains(&s.id) {
-                    self.pending.insert(s.id.clone(), (ServerCreate { name: s.name.clone(), ..Default::default() }, true));
+                if s.status == "BUILD"
+                    && !self.pending.contains_key(&s.id)
+                    && !self.gone.contains(&s.id)
+                {
+                    self.pending.insert(
+                        s.id.clone(),
+                        (
+                            ServerCreate {
+                                name: s.name.clone(),
+                                ..Default::default()
+                            },
+                            true,
+                        ),
+                    );
                     bar.inc_length(1);
                 }
             }
@@ -399,7 +438,10 @@ impl Boot {
             for id in ids {
                 let Some(s) = servers.iter().find(|s| s.id == id) else {
                     let (req, _) = self.pending.remove(&id).unwrap_or_default();
-                    out.failures.push(ServerFailure { name: req.name, reason: "disappeared while booting (deleted by someone else?)".into() });
+                    out.failures.push(ServerFailure {
+                        name: req.name,
+                        reason: "disappeared while booting (deleted by someone else?)".into(),
+                    });
                     continue;
                 };
                 match s.status.as_str() {
@@ -412,7 +454,10 @@ impl Boot {
                         if replaced || req.image_id.is_empty() {
                             out.failures.push(ServerFailure {
                                 name: s.name.clone(),
-                                reason: format!("ERROR: {}", s.fault.as_deref().unwrap_or("Nova gave no fault message")),
+                                reason: format!(
+                                    "ERROR: {}",
+                                    s.fault.as_deref().unwrap_or("Nova gave no fault message")
+                                ),
                             });
                             bar.inc(1);
                         } else {
@@ -430,10 +475,17 @@ impl Boot {
             if Instant::now() >= deadline {
                 bar.finish_and_clear();
                 for (id, (req, _)) in std::mem::take(&mut self.pending) {
-                    let status = servers.iter().find(|s| s.id == id).map(|s| s.status.clone()).unwrap_or_default();
+                    let status = servers
+                        .iter()
+                        .find(|s| s.id == id)
+                        .map(|s| s.status.clone())
+                        .unwrap_or_default();
                     out.failures.push(ServerFailure {
                         name: req.name,
-                        reason: format!("still {status} after {} s (boot_timeout)", spec.boot_timeout),
+                        reason: format!(
+                            "still {status} after {} s (boot_timeout)",
+                            spec.boot_timeout
+                        ),
                     });
                 }
                 return Ok(());

@@ -132,7 +132,8 @@ impl Cluster {
                 None => {}
             }
         }
-        c.slaves.sort_by_key(|s| (slave_index(name, &s.name), s.name.clone()));
+        c.slaves
+            .sort_by_key(|s| (slave_index(name, &s.name), s.name.clone()));
         let owned = owned_description(name);
         c.floating_ips = fips
             .iter()
@@ -228,10 +229,22 @@ mod tests {
     fn servers_are_found_by_group_or_metadata() {
         let servers = vec![
             server("demo-master", &[], &["demo-master"]),
-            server("demo-slave-10", &[("spark_openstack_cluster", "demo"), ("role", "slave")], &[]),
+            server(
+                "demo-slave-10",
+                &[("spark_openstack_cluster", "demo"), ("role", "slave")],
+                &[],
+            ),
             server("demo-slave-2", &[], &["demo-slaves"]),
-            server("other-master", &[("spark_openstack_cluster", "other"), ("role", "master")], &[]),
-            server("demo-master-x", &[("spark_openstack_cluster", "demox")], &["default"]),
+            server(
+                "other-master",
+                &[("spark_openstack_cluster", "other"), ("role", "master")],
+                &[],
+            ),
+            server(
+                "demo-master-x",
+                &[("spark_openstack_cluster", "demox")],
+                &["default"],
+            ),
         ];
         let c = Cluster::collect("demo", &servers, &[], &[]);
         assert_eq!(c.master().map(|s| s.name.as_str()), Some("demo-master"));

@@ -29,21 +29,32 @@ pub async fn set_power(
         PowerAction::Start => ("SHUTOFF", "ACTIVE"),
     };
     let targets: Vec<_> = c.servers().filter(|s| s.status == from).cloned().collect();
-    let results: Vec<_> = stream::iter(&targets)
-        .map(|s| async move { (s.name.clone(), api.power(&s.id, action).await) })
+    let results: Vec<_> = stream::iter(targets.clone())
+        .map(|s| async move {
+            let r = api.power(&s.id, action).await;
+            (s.name, r)
+        })
         .buffer_unordered(20)
         .collect()
         .await;
     let mut failures: Vec<ServerFailure> = results
         .into_iter()
-        .filter_map(|(name, r)| r.err().map(|e| ServerFailure { name, reason: e.msg }))
+        .filter_map(|(name, r)| {
+            r.err().map(|e| ServerFailure {
+                name,
+                reason: e.msg,
+            })
+        })
         .collect();
     let ids: Vec<&str> = c.servers().map(|s| s.id.as_str()).collect();
     let deadline = Instant::now() + timeout;
     let bar = super::report::progress(ids.len() as u64, &format!("servers {to}"));
     loop {
         let now = api.servers().await.map_err(|e| e.msg)?;
-        let mine: Vec<_> = now.iter().filter(|s| ids.contains(&s.id.as_str())).collect();
+        let mine: Vec<_> = now
+            .iter()
+            .filter(|s| ids.contains(&s.id.as_str()))
+            .collect();
         let done = mine.iter().filter(|s| s.status == to).count();
         bar.set_position(done as u64);
         let stuck: Vec<_> = mine

@@ -43,7 +43,12 @@ impl Phases {
         serde_json::Value::Object(
             self.done
                 .iter()
-                .map(|(k, d)| (k.clone(), serde_json::json!((d.as_secs_f64() * 10.0).round() / 10.0)))
+                .map(|(k, d)| {
+                    (
+                        k.clone(),
+                        serde_json::json!((d.as_secs_f64() * 10.0).round() / 10.0),
+                    )
+                })
                 .collect(),
         )
     }

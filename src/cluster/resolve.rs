@@ -45,7 +45,11 @@ pub fn by_name_or_id<'a, T: Named>(
             };
             Err(format!(
                 "{option} '{wanted}': no {what} has this name or id (available: {})",
-                if shown.is_empty() { "none".into() } else { shown }
+                if shown.is_empty() {
+                    "none".into()
+                } else {
+                    shown
+                }
             ))
         }
         many => Err(format!(
@@ -71,7 +75,10 @@ pub fn cluster_network<'a>(
         [] => Ok(None),
         many => Err(format!(
             "several networks could hold the cluster ({}); choose one with --network",
-            many.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -101,7 +108,10 @@ pub fn floating_pool<'a>(
         ),
         many => Err(format!(
             "several external networks exist ({}); choose one with --floating-ip-pool",
-            many.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -120,9 +130,23 @@ mod tests {
 
     #[test]
     fn finds_by_id_then_unique_name() {
-        let nets = vec![net("1", "a", false), net("2", "b", false), net("3", "b", true)];
-        assert_eq!(by_name_or_id(&nets, "2", "network", "--network").unwrap().id, "2");
-        assert_eq!(by_name_or_id(&nets, "a", "network", "--network").unwrap().id, "1");
+        let nets = vec![
+            net("1", "a", false),
+            net("2", "b", false),
+            net("3", "b", true),
+        ];
+        assert_eq!(
+            by_name_or_id(&nets, "2", "network", "--network")
+                .unwrap()
+                .id,
+            "2"
+        );
+        assert_eq!(
+            by_name_or_id(&nets, "a", "network", "--network")
+                .unwrap()
+                .id,
+            "1"
+        );
         let e = by_name_or_id(&nets, "b", "network", "--network").unwrap_err();
         assert!(e.contains("give the id"), "{e}");
         let e = by_name_or_id(&nets, "c", "network", "--network").unwrap_err();
@@ -136,6 +160,10 @@ mod tests {
         assert_eq!(floating_pool(&nets, None).unwrap().id, "2");
         assert!(floating_pool(&nets, Some("private")).is_err());
         let two_ext = vec![net("2", "public", true), net("3", "public2", true)];
-        assert!(floating_pool(&two_ext, None).unwrap_err().contains("--floating-ip-pool"));
+        assert!(
+            floating_pool(&two_ext, None)
+                .unwrap_err()
+                .contains("--floating-ip-pool")
+        );
     }
 }

@@ -97,9 +97,9 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
 
 /// Checks `--authorized-address` early so a typo is reported before anything is created.
 pub fn validate_cidr(cidr: &str) -> Result<(), String> {
-    cidr.parse::<ipnet::IpNet>().map(|_| ()).map_err(|_| {
-        format!("--authorized-address '{cidr}' is not a CIDR such as 203.0.113.7/32")
-    })
+    cidr.parse::<ipnet::IpNet>()
+        .map(|_| ())
+        .map_err(|_| format!("--authorized-address '{cidr}' is not a CIDR such as 203.0.113.7/32"))
 }
 
 #[cfg(test)]
@@ -137,7 +137,11 @@ mod tests {
         for r in master.iter().chain(&slaves) {
             assert_ne!(r.remote_ip_prefix.as_deref(), Some("0.0.0.0/0"));
         }
-        assert!(master.iter().any(|r| r.port_min == Some(4040) && r.port_max == Some(4050)));
+        assert!(
+            master
+                .iter()
+                .any(|r| r.port_min == Some(4040) && r.port_max == Some(4050))
+        );
         assert!(slaves.iter().any(|r| r.port_min == Some(22)));
     }
 

@@ -146,9 +146,8 @@ impl LaunchSpec {
         if let Some(cidr) = &authorized_address {
             super::secgroups::validate_cidr(cidr)?;
         }
-        let positive = |key: &str| -> Result<Option<u64>, String> {
-            Ok(a.uint(key)?.filter(|n| *n > 0))
-        };
+        let positive =
+            |key: &str| -> Result<Option<u64>, String> { Ok(a.uint(key)?.filter(|n| *n > 0)) };
         Ok(LaunchSpec {
             cluster,
             slaves,
@@ -194,7 +193,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = LaunchSpec::from_args(&args(json!({"cluster": "demo", "slaves": "x"}))).unwrap_err();
+        let e =
+            LaunchSpec::from_args(&args(json!({"cluster": "demo", "slaves": "x"}))).unwrap_err();
         assert!(e.contains("'slaves'"), "{e}");
         let e = LaunchSpec::from_args(&args(json!({"slaves": 1}))).unwrap_err();
         assert!(e.contains("'cluster'"), "{e}");

@@ -41,31 +41,39 @@ pub async fn ensure(
         .filter(|(_, _, s)| s.status == "ACTIVE")
         .map(|(name, size, server)| {
             let found = existing.iter().find(|v| v.name == name).cloned();
-            (name, size, server, found)
+            (name, size, server.clone(), found)
         })
-        .filter(|(_, _, s, found)| found.as_ref().is_none_or(|v| !v.attached_to.contains(&s.id)))
+        .filter(|(_, _, s, found)| {
+            found
+                .as_ref()
+                .is_none_or(|v| !v.attached_to.contains(&s.id))
+        })
         .collect();
     *changed |= !jobs.is_empty();
+    let cluster_name = cluster.name.clone();
     let results: Vec<Result<(), String>> = stream::iter(jobs)
-        .map(|(name, size, server, found)| async move {
-            let vol = match found {
-                Some(v) => v,
-                None => {
-                    let meta = BTreeMap::from([
-                        (model::META_CLUSTER.to_string(), cluster.name.clone()),
-                        (META_SERVER.to_string(), server.name.clone()),
-                    ]);
-                    let v = api
-                        .create_volume(&name, size, server.availability_zone.as_deref(), &meta)
-                        .await
-                        .map_err(|e| format!("creating volume {name}: {}", e.msg))?;
-                    wait_available(api, &v.id, &name).await?;
-                    v
-                }
-            };
-            api.attach_volume(&server.id, &vol.id)
-                .await
-                .map_err(|e| format!("attaching volume {name} to {}: {}", server.name, e.msg))
+        .map(|(name, size, server, found)| {
+            let cluster_name = cluster_name.clone();
+            async move {
+                let vol = match found {
+                    Some(v) => v,
+                    None => {
+                        let meta = BTreeMap::from([
+                            (model::META_CLUSTER.to_string(), cluster_name),
+                            (META_SERVER.to_string(), server.name.clone()),
+                        ]);
+                        let v = api
+                            .create_volume(&name, size, server.availability_zone.as_deref(), &meta)
+                            .await
+                            .map_err(|e| format!("creating volume {name}: {}", e.msg))?;
+                        wait_available(api, &v.id, &name).await?;
+                        v
+                    }
+                };
+                api.attach_volume(&server.id, &vol.id)
+                    .await
+                    .map_err(|e| format!("attaching volume {name} to {}: {}", server.name, e.msg))
+            }
         })
         .buffer_unordered(10)
         .collect()

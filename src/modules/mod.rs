@@ -7,6 +7,7 @@
 //! variable. Modules are idempotent and tell the truth about `changed`; in check mode
 //! they report what they would do without doing it.
 
+pub mod cloud;
 pub mod registry;
 
 use std::path::PathBuf;
