@@ -11,9 +11,28 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// All built-in modules.
+    /// All built-in modules. Add a module by adding one line here.
     pub fn builtin() -> Self {
-        let list: Vec<Arc<dyn Module>> = vec![];
+        use super::{commands, files, net, system};
+        let list: Vec<Arc<dyn Module>> = vec![
+            Arc::new(commands::command::Command),
+            Arc::new(commands::shell::Shell),
+            Arc::new(commands::raw::Raw),
+            Arc::new(commands::script::Script),
+            Arc::new(files::copy::Copy),
+            Arc::new(files::template::Template),
+            Arc::new(files::file::File),
+            Arc::new(files::lineinfile::LineInFile),
+            Arc::new(files::blockinfile::BlockInFile),
+            Arc::new(files::stat::Stat),
+            Arc::new(files::slurp::Slurp),
+            Arc::new(files::fetch::Fetch),
+            Arc::new(system::setup::Setup),
+            Arc::new(system::service::Service::SERVICE),
+            Arc::new(system::service::Service::SYSTEMD),
+            Arc::new(system::authorized_key::AuthorizedKey),
+        ];
+        let list = list.into_iter().chain(super::control::all());
         let mut modules = BTreeMap::new();
         for m in list {
             modules.insert(m.name(), m);
