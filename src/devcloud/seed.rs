@@ -1,0 +1,110 @@
+//! The cloud a fresh state dir starts with: one domain, projects `demo` and `admin`, user
+//! `demo` with a random password, a few images and flavors, a private network and an
+//! external one for floating IPs. The address ranges are ones devcloud never routes:
+//! 10.99.0.0/24 inside, 203.0.113.0/24 (TEST-NET-3, documentation only) outside.
+
+use indexmap::IndexMap;
+use rand::Rng;
+
+use super::glance::new_image;
+use super::neutron::{ensure_default_sg, new_network, new_subnet};
+use super::state::{Flavor, Project, State, User, new_hex_id, s as field};
+
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PROJECT: &str = "demo";
+pub const PRIVATE_CIDR: &str = "10.99.0.0/24";
+pub const PUBLIC_CIDR: &str = "203.0.113.0/24";
+
+fn flavor(id: &str, name: &str, vcpus: u32, ram_gb: u64, disk: u64, ephemeral: u64) -> Flavor {
+    Flavor {
+        id: id.into(),
+        name: name.into(),
+        vcpus,
+        ram: ram_gb * 1024,
+        disk,
+        ephemeral,
+        swap: 0,
+        extra_specs: IndexMap::new(),
+    }
+}
+
+pub fn seed() -> State {
+    let mut st = State::default();
+    let demo = Project {
+        id: new_hex_id(),
+        name: DEMO_PROJECT.into(),
+    };
+    let admin = Project {
+        id: new_hex_id(),
+        name: "admin".into(),
+    };
+    let password: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    st.users.push(User {
+        id: new_hex_id(),
+        name: DEMO_USER.into(),
+        password,
+        project_id: demo.id.clone(),
+    });
+    st.flavors = vec![
+        flavor("1", "m1.tiny", 1, 1, 10, 0),
+        flavor("2", "m1.small", 1, 2, 20, 0),
+        flavor("3", "m1.medium", 2, 4, 40, 0),
+        flavor("4", "m1.large", 4, 8, 40, 40),
+        flavor("5", "m1.xlarge", 8, 16, 80, 80),
+        flavor("10", "spark.large", 4, 16, 40, 100),
+        flavor("11", "spark.xlarge", 8, 32, 40, 200),
+    ];
+    st.images = vec![
+        new_image(
+            "ubuntu-22.04",
+            &admin.id,
+            660_000_000,
+            &[
+                ("os_distro", "ubuntu"),
+                ("os_version", "22.04"),
+                ("os_admin_user", "ubuntu"),
+            ],
+        ),
+        new_image(
+            "debian-12",
+            &admin.id,
+            420_000_000,
+            &[
+                ("os_distro", "debian"),
+                ("os_version", "12"),
+                ("os_admin_user", "debian"),
+            ],
+        ),
+        new_image(
+            "rocky-9",
+            &admin.id,
+            990_000_000,
+            &[
+                ("os_distro", "rocky"),
+                ("os_version", "9"),
+                ("os_admin_user", "rocky"),
+            ],
+        ),
+    ];
+    let mut private = new_network(&demo.id, "private", false, false);
+    let mut public = new_network(&admin.id, "public", true, false);
+    for (net, name, cidr, owner) in [
+        (&mut private, "private-subnet", PRIVATE_CIDR, &demo.id),
+        (&mut public, "public-subnet", PUBLIC_CIDR, &admin.id),
+    ] {
+        let cidr = cidr.parse().unwrap_or_else(|_| ipnet::Ipv4Net::default());
+        let sub = new_subnet(owner, field(net, "id"), name, &cidr);
+        net.insert("subnets".into(), serde_json::json!([field(&sub, "id")]));
+        st.subnets.push(sub);
+    }
+    st.networks.push(private);
+    st.networks.push(public);
+    ensure_default_sg(&mut st, &demo.id);
+    st.projects.push(demo);
+    st.projects.push(admin);
+    st
+}
