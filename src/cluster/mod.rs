@@ -11,9 +11,11 @@
 
 pub mod api;
 pub mod bundle;
+pub mod commands;
 pub mod config;
 pub mod describe;
 pub mod destroy;
+pub mod engine;
 pub mod floating;
 pub mod inventory;
 pub mod launch;
@@ -23,4 +25,5 @@ pub mod report;
 pub mod resolve;
 pub mod secgroups;
 pub mod spec;
+pub mod ssh;
 pub mod volumes;
