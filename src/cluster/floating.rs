@@ -13,7 +13,7 @@ use super::spec::LaunchSpec;
 pub async fn ensure_master_ip(
     api: &dyn ClusterApi,
     spec: &LaunchSpec,
-    cluster: &mut Cluster,
+    cluster: &Cluster,
     changed: &mut bool,
 ) -> Result<(), String> {
     let Some(master) = cluster.master().cloned() else {

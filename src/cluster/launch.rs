@@ -37,7 +37,6 @@ pub struct LaunchOutcome {
     pub failures: Vec<ServerFailure>,
     pub phases: Phases,
     pub net_mode: Option<NetMode>,
-    /// The master's flavor, image names etc. are not needed here; the inventory reads them.
     pub changed: bool,
 }
 
@@ -71,14 +70,14 @@ pub async fn converge(
     out.net_mode = Some(res.net_mode);
     phases.mark("resolve");
 
-    let (master_sg, slaves_sg) = ensure_security_groups(api, spec, res.net_mode, &mut out).await?;
+    ensure_security_groups(api, spec, res.net_mode, &mut out).await?;
     phases.mark("security groups");
 
     let wanted_slaves = spec
         .slaves
         .unwrap_or(existing.slaves.len() as u32)
         .max(existing.slaves.len() as u32);
-    let to_create = plan_servers(spec, &res, &existing, wanted_slaves, &master_sg, &slaves_sg);
+    let to_create = plan_servers(spec, &res, &existing, wanted_slaves);
     let to_start: Vec<&Server> = existing
         .servers()
         .filter(|s| s.status == "SHUTOFF")
@@ -92,7 +91,7 @@ pub async fn converge(
     let broken: Vec<&Server> = existing.servers().filter(|s| s.status == "ERROR").collect();
     let mut boot = Boot::default();
     for s in &broken {
-        let req = recreate_request(spec, &res, s, &master_sg, &slaves_sg);
+        let req = recreate_request(spec, &res, s);
         boot.replace(api, s, req, &mut out).await?;
     }
     boot.create_all(api, to_create, &mut out).await;
@@ -101,24 +100,16 @@ pub async fn converge(
     phases.mark("servers");
 
     let servers = api.servers().await.map_err(|e| e.msg)?;
-    let mut cluster = Cluster::collect(&spec.cluster, &servers, &[], &[]);
+    let cluster = Cluster::collect(&spec.cluster, &servers, &[], &[]);
+    out.cluster = cluster.clone();
     if res.net_mode == NetMode::Floating {
-        super::floating::ensure_master_ip(api, spec, &mut cluster, &mut out.changed).await?;
+        super::floating::ensure_master_ip(api, spec, &cluster, &mut out.changed).await?;
         phases.mark("floating IP");
     }
     if spec.slave_volume_size.is_some() || spec.persistent_volume_size.is_some() {
         super::volumes::ensure(api, spec, &cluster, &mut out.changed).await?;
         phases.mark("volumes");
     }
-    let fips = api.floating_ips().await.map_err(|e| e.msg)?;
-    let vols = api.volumes().await.map_err(|e| e.msg)?;
-    out.cluster = Cluster::collect(
-        &spec.cluster,
-        &api.servers().await.map_err(|e| e.msg)?,
-        &fips,
-        &vols,
-    );
-    let _ = cluster;
     out.phases = phases;
     Ok(out)
 }
@@ -198,13 +189,13 @@ fn check_flavor(flavors: &[Flavor], id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates the two groups if missing and adds the rules they lack. Returns their ids.
+/// Creates the two groups if missing and adds the rules they lack.
 async fn ensure_security_groups(
     api: &dyn ClusterApi,
     spec: &LaunchSpec,
     mode: NetMode,
     out: &mut LaunchOutcome,
-) -> Result<(String, String), String> {
+) -> Result<(), String> {
     let groups = api.security_groups().await.map_err(|e| e.msg)?;
     let mut ids = Vec::new();
     let mut rules_of = BTreeMap::new();
@@ -254,7 +245,7 @@ async fn ensure_security_groups(
             return Err(e.msg);
         }
     }
-    Ok((master_id, slaves_id))
+    Ok(())
 }
 
 fn base_request(spec: &LaunchSpec, res: &Resolved, role: Role, sg: &str) -> ServerCreate {
@@ -290,10 +281,7 @@ fn plan_servers(
     res: &Resolved,
     existing: &Cluster,
     wanted_slaves: u32,
-    master_sg: &str,
-    slaves_sg: &str,
 ) -> Vec<ServerCreate> {
-    let _ = (master_sg, slaves_sg);
     let mut v = Vec::new();
     if existing.masters.is_empty() {
         let mut req = base_request(spec, res, Role::Master, &model::master_group(&spec.cluster));
@@ -322,8 +310,6 @@ fn recreate_request(
     spec: &LaunchSpec,
     res: &Resolved,
     broken: &Server,
-    _master_sg: &str,
-    _slaves_sg: &str,
 ) -> ServerCreate {
     let role = model::role_of(&spec.cluster, broken).unwrap_or(Role::Slave);
     let group = match role {
