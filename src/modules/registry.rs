@@ -31,6 +31,11 @@ impl Registry {
             Arc::new(system::service::Service::SERVICE),
             Arc::new(system::service::Service::SYSTEMD),
             Arc::new(system::authorized_key::AuthorizedKey),
+            Arc::new(net::get_url::GetUrl),
+            Arc::new(net::unarchive::Unarchive),
+            Arc::new(net::wait_for::WaitFor),
+            Arc::new(net::wait_for_connection::WaitForConnection),
+            Arc::new(net::synchronize::Synchronize),
         ];
         let list = list.into_iter().chain(super::control::all());
         let mut modules = BTreeMap::new();
@@ -74,5 +79,33 @@ impl Registry {
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.modules.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_modules_resolve_with_prefixes_and_typos_get_suggestions() {
+        let r = Registry::builtin();
+        for name in [
+            "command",
+            "shell",
+            "copy",
+            "template",
+            "file",
+            "lineinfile",
+            "setup",
+            "synchronize",
+        ] {
+            assert!(r.contains(name), "{name}");
+        }
+        assert_eq!(
+            r.get("ansible.builtin.copy").map(|m| m.name()),
+            Some("copy")
+        );
+        assert_eq!(r.suggest("lineinfle"), Some("lineinfile"));
+        assert_eq!(r.suggest("zzzz"), None);
     }
 }
