@@ -154,7 +154,11 @@ fn host_vars(
     if !ssh_args.is_empty() {
         v.insert("ansible_ssh_common_args".into(), json!(ssh_args.join(" ")));
     }
-    let flavor = flavors.iter().find(|f| f.id == s.flavor_id);
+    // Nova ≥ 2.47 embeds the flavor by name (`original_name`) instead of its id.
+    let flavor = flavors
+        .iter()
+        .find(|f| f.id == s.flavor_id)
+        .or_else(|| flavors.iter().find(|f| f.name == s.flavor_id));
     let image = images.iter().find(|i| i.id == s.image_id);
     v.insert("role".into(), json!(role.as_str()));
     v.insert("fixed_ip".into(), json!(fixed));

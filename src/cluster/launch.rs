@@ -130,18 +130,24 @@ async fn resolve_settings(
         (None, Some(s)) => s.image_id.clone(),
         (None, None) => return Err("launching a new cluster needs --image (name or id)".into()),
     };
-    let flavor =
-        |wanted: &Option<String>, from: Option<&Server>, opt: &str| -> Result<String, String> {
-            match (wanted, from) {
-                (Some(f), _) => Ok(resolve::by_name_or_id(&flavors, f, "flavor", opt)?
+    let flavor = |wanted: &Option<String>,
+                  from: Option<&Server>,
+                  opt: &str|
+     -> Result<String, String> {
+        match (wanted, from) {
+            (Some(f), _) => Ok(resolve::by_name_or_id(&flavors, f, "flavor", opt)?
+                .id
+                .clone()),
+            (None, Some(s)) => Ok(
+                resolve::by_name_or_id(&flavors, &s.flavor_id, "flavor", opt)?
                     .id
-                    .clone()),
-                (None, Some(s)) => Ok(s.flavor_id.clone()),
-                (None, None) => Err(format!(
-                    "launching a new cluster needs {opt} (flavor name or id)"
-                )),
-            }
-        };
+                    .clone(),
+            ),
+            (None, None) => Err(format!(
+                "launching a new cluster needs {opt} (flavor name or id)"
+            )),
+        }
+    };
     let slave_flavor = flavor(&spec.instance_type, sample, "--instance-type")?;
     let master_flavor = match (&spec.master_instance_type, existing.master()) {
         (Some(_), _) | (None, Some(_)) => flavor(
@@ -306,11 +312,7 @@ fn plan_servers(
     v
 }
 
-fn recreate_request(
-    spec: &LaunchSpec,
-    res: &Resolved,
-    broken: &Server,
-) -> ServerCreate {
+fn recreate_request(spec: &LaunchSpec, res: &Resolved, broken: &Server) -> ServerCreate {
     let role = model::role_of(&spec.cluster, broken).unwrap_or(Role::Slave);
     let group = match role {
         Role::Master => model::master_group(&spec.cluster),
