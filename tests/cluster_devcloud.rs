@@ -285,3 +285,103 @@ fn bad_options_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn grow_shrink_stop_start_keep_the_cluster_consistent() {
+    let cloud = Cloud::up("boot_time: {min_ms: 100, max_ms: 100}\naction_time_ms: 100\n");
+    cloud.ok(&[
+        "launch",
+        "grow",
+        "-s",
+        "1",
+        "-a",
+        "debian-12",
+        "-t",
+        "m1.small",
+        "--openstack-network-communication-method",
+        "static",
+        "--slave-volume-size",
+        "1",
+        "--cloud-only",
+    ]);
+    cloud.ok(&["add-slaves", "grow", "2", "--cloud-only"]);
+    let d = cloud.json(&["describe", "grow", "--json"]);
+    let slaves: Vec<&str> = d["slaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(slaves, ["grow-slave-1", "grow-slave-2", "grow-slave-3"]);
+    // static mode: no floating IP anywhere, the master is reached on its fixed address.
+    assert!(
+        d["master_address"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("10.99.0."),
+        "{d:#}"
+    );
+    assert_eq!(
+        cloud.state()["floatingips"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0),
+        0
+    );
+    assert_eq!(d["volumes"].as_array().map(Vec::len), Some(3), "{d:#}");
+
+    let (code, _, err) = cloud.run(&["remove-slaves", "grow", "1"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("grow-slave-3") && err.contains("grow-slave-3-data"),
+        "{err}"
+    );
+    cloud.ok(&["remove-slaves", "grow", "1", "--yes"]);
+    let d = cloud.json(&["describe", "grow", "--json"]);
+    assert_eq!(d["slaves"].as_array().map(Vec::len), Some(2));
+    assert_eq!(d["volumes"].as_array().map(Vec::len), Some(2));
+
+    cloud.ok(&["stop", "grow", "--yes"]);
+    assert_eq!(
+        cloud.json(&["describe", "grow", "--json"])["state"],
+        "stopped"
+    );
+    cloud.ok(&["start", "grow", "--cloud-only"]);
+    assert_eq!(
+        cloud.json(&["describe", "grow", "--json"])["state"],
+        "running"
+    );
+
+    cloud.ok(&["destroy", "grow", "--yes"]);
+    let st = cloud.state();
+    assert!(servers_of(&st, "grow").is_empty());
+    assert_eq!(
+        st["volumes"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{:#}",
+        st["volumes"]
+    );
+}
+
+#[test]
+fn init_writes_the_bundled_playbooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["init", &dir.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["launch.yml", "destroy.yml", "configure.yml", "copy-dir.yml"] {
+        assert!(dir.path().join("playbooks").join(f).is_file(), "{f}");
+    }
+    let again = Command::new(BIN)
+        .args(["init", &dir.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}

@@ -24,6 +24,8 @@ use super::spec::{LaunchSpec, NetMode};
 /// Metadata keys recording launch choices, so later commands need no options.
 pub const META_SSH_USER: &str = "spark_openstack_ssh_user";
 pub const META_NET_MODE: &str = "spark_openstack_network";
+pub const META_SLAVE_VOLUME: &str = "spark_openstack_slave_volume_gb";
+pub const META_PERSISTENT_VOLUME: &str = "spark_openstack_persistent_volume_gb";
 
 /// Concurrent API requests while creating or deleting servers.
 const CONCURRENCY: usize = 20;
@@ -66,6 +68,7 @@ pub async fn converge(
             spec.cluster
         ));
     }
+    let spec = &with_recorded_volumes(spec, &existing);
     let res = resolve_settings(api, spec, &existing).await?;
     out.net_mode = Some(res.net_mode);
     phases.mark("resolve");
@@ -112,6 +115,23 @@ pub async fn converge(
     }
     out.phases = phases;
     Ok(out)
+}
+
+/// Volume sizes chosen at launch apply to nodes added later (`add-slaves`, `--resume`).
+fn with_recorded_volumes(spec: &LaunchSpec, existing: &Cluster) -> LaunchSpec {
+    let recorded = |key: &str| {
+        existing
+            .servers()
+            .find_map(|s| s.metadata.get(key)?.parse::<u64>().ok())
+    };
+    let mut spec = spec.clone();
+    spec.slave_volume_size = spec
+        .slave_volume_size
+        .or_else(|| recorded(META_SLAVE_VOLUME));
+    spec.persistent_volume_size = spec
+        .persistent_volume_size
+        .or_else(|| recorded(META_PERSISTENT_VOLUME));
+    spec
 }
 
 async fn resolve_settings(
@@ -259,6 +279,14 @@ fn base_request(spec: &LaunchSpec, res: &Resolved, role: Role, sg: &str) -> Serv
     metadata.insert(META_NET_MODE.into(), res.net_mode.as_str().into());
     if let Some(u) = &res.ssh_user {
         metadata.insert(META_SSH_USER.into(), u.clone());
+    }
+    for (key, size) in [
+        (META_SLAVE_VOLUME, spec.slave_volume_size),
+        (META_PERSISTENT_VOLUME, spec.persistent_volume_size),
+    ] {
+        if let Some(gb) = size {
+            metadata.insert(key.into(), gb.to_string());
+        }
     }
     ServerCreate {
         image_id: res.image_id.clone(),
