@@ -21,17 +21,17 @@ quotas: {instances: 1000, cores: 100000, ram_mb: 100000000, ports: 2000, floatin
 YAML
 export HOME="$work/home" OS_CLIENT_CONFIG_FILE="$work/clouds.yaml" OS_CLOUD=devcloud
 mkdir -p "$HOME"
-"$BIN" devcloud up --state-dir "$work/state" --listen 127.0.0.1:0 \
+SPARK_OPENSTACK_LOG=info "$BIN" devcloud up --state-dir "$work/state" --listen 127.0.0.1:0 \
     --config "$work/devcloud.yaml" --clouds-yaml "$work/clouds.yaml" >/dev/null
 
 printf '%-8s %-10s %-12s %-10s\n' slaves wall_s overhead_s api_calls
 for n in $SIZES; do
-    before=$(grep -c "method=" "$work/state/devcloud.log" 2>/dev/null || echo 0)
+    before=$(grep -c " request " "$work/state/devcloud.log" 2>/dev/null || true)
     start=$(date +%s.%N)
     "$BIN" launch "bench$n" -s "$n" -a ubuntu-22.04 -t m1.tiny --cloud-only >/dev/null
     end=$(date +%s.%N)
-    after=$(grep -c "method=" "$work/state/devcloud.log" 2>/dev/null || echo 0)
+    after=$(grep -c " request " "$work/state/devcloud.log" 2>/dev/null || true)
     wall=$(echo "$end - $start" | bc)
-    printf '%-8s %-10.1f %-12.1f %-10s\n' "$n" "$wall" "$(echo "$wall - $BOOT_S" | bc)" "$((after - before))"
+    printf '%-8s %-10.1f %-12.1f %-10s\n' "$n" "$wall" "$(echo "$wall - $BOOT_S" | bc)" "$((${after:-0} - ${before:-0}))"
     "$BIN" destroy "bench$n" --yes >/dev/null
 done

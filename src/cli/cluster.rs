@@ -76,7 +76,7 @@ pub enum ClusterCommand {
     Launch {
         cluster: String,
         #[command(flatten)]
-        shape: Shape,
+        shape: Box<Shape>,
         #[command(flatten)]
         common: Common,
         /// Resume a launch that failed or was interrupted (the cluster must exist).

@@ -83,7 +83,7 @@ pub fn server_metadata(cluster: &str, role: Role) -> BTreeMap<String, String> {
 pub fn role_of(cluster: &str, server: &Server) -> Option<Role> {
     let tagged = server.metadata.get(META_CLUSTER).map(String::as_str) == Some(cluster);
     let role_meta = server.metadata.get(META_ROLE).map(String::as_str);
-    let in_group = |g: String| server.security_groups.iter().any(|s| *s == g);
+    let in_group = |g: String| server.security_groups.contains(&g);
     if in_group(master_group(cluster)) || (tagged && role_meta == Some("master")) {
         Some(Role::Master)
     } else if in_group(slaves_group(cluster)) || (tagged && role_meta == Some("slave")) {
@@ -172,7 +172,7 @@ impl Cluster {
             "stopped"
         } else if statuses.contains(&"ERROR") {
             "error"
-        } else if statuses.iter().any(|s| *s == "BUILD") {
+        } else if statuses.contains(&"BUILD") {
             "building"
         } else {
             "mixed"

@@ -23,10 +23,13 @@ use tokio::sync::{Mutex, OnceCell};
 
 pub use api::OpenStack;
 
+/// One cloud, connected on first use.
+type Cell = Arc<OnceCell<Arc<OpenStack>>>;
+
 /// Connected clouds, shared by every task of a run (one token, one HTTP client per cloud).
 #[derive(Default)]
 pub struct Clouds {
-    cells: Mutex<HashMap<Option<String>, Arc<OnceCell<Arc<OpenStack>>>>>,
+    cells: Mutex<HashMap<Option<String>, Cell>>,
 }
 
 impl Clouds {
