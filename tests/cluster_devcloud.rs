@@ -385,3 +385,25 @@ fn init_writes_the_bundled_playbooks() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
 }
+
+#[test]
+fn the_launch_playbook_runs_under_play_with_extra_vars() {
+    let cloud = Cloud::up("boot_time: {min_ms: 100, max_ms: 100}\n");
+    let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/launch.yml");
+    cloud.ok(&[
+        "play",
+        &book.display().to_string(),
+        "-e",
+        "cluster=viaplay",
+        "-e",
+        "slaves=2",
+        "-e",
+        "image=rocky-9",
+        "-e",
+        "instance_type=m1.small",
+    ]);
+    assert_eq!(servers_of(&cloud.state(), "viaplay").len(), 3);
+    let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/destroy.yml");
+    cloud.ok(&["play", &book.display().to_string(), "-e", "cluster=viaplay"]);
+    assert!(servers_of(&cloud.state(), "viaplay").is_empty());
+}
