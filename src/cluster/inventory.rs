@@ -189,6 +189,66 @@ fn host_vars(
     Some(v)
 }
 
+/// The cluster read from Nova as an [`crate::inventory::InventorySource`], for the engine
+/// and `inventory` commands that take inventory sources. Loading is synchronous in that
+/// trait, so the cloud calls run on a runtime of their own in a scoped thread (safe to
+/// call from inside another runtime).
+pub struct NovaInventory {
+    pub os_cloud: Option<String>,
+    pub cluster: String,
+    pub conn: ConnOptions,
+}
+
+impl crate::inventory::InventorySource for NovaInventory {
+    fn load(&self) -> Result<crate::inventory::Inventory, crate::inventory::InventoryError> {
+        use crate::inventory::InventoryError;
+        let doc = std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start a runtime: {e}"))?;
+                rt.block_on(async {
+                    let api = crate::modules::cloud::api::connect(self.os_cloud.clone()).await?;
+                    super::engine::nova_inventory(&api, &self.cluster, &self.conn)
+                        .await
+                        .map(|(_, doc)| doc)
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the inventory thread panicked".into()))
+        })
+        .map_err(|e| {
+            InventoryError::Invalid(format!("OpenStack cluster '{}': {e}", self.cluster))
+        })?;
+        Ok(to_model(&doc))
+    }
+}
+
+/// A dynamic-inventory document as the inventory model (groups, host vars, `all` vars).
+pub fn to_model(doc: &Value) -> crate::inventory::Inventory {
+    let mut inv = crate::inventory::Inventory::new();
+    for group in ["master", "slaves"] {
+        inv.add_group(group);
+        inv.add_child("all", group);
+        let hosts = doc[group]["hosts"].as_array().cloned().unwrap_or_default();
+        for h in hosts.iter().filter_map(Value::as_str) {
+            inv.add_host(h, group);
+            if let Some(vars) = doc["_meta"]["hostvars"][h].as_object() {
+                for (k, v) in vars {
+                    inv.set_host_var(h, k, v.clone());
+                }
+            }
+        }
+    }
+    if let Some(vars) = doc["all"]["vars"].as_object() {
+        for (k, v) in vars {
+            let _ = inv.set_group_var("all", k, v.clone());
+        }
+    }
+    inv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,64 +340,4 @@ mod tests {
                 .is_none()
         );
     }
-}
-
-/// The cluster read from Nova as an [`crate::inventory::InventorySource`], for the engine
-/// and `inventory` commands that take inventory sources. Loading is synchronous in that
-/// trait, so the cloud calls run on a runtime of their own in a scoped thread (safe to
-/// call from inside another runtime).
-pub struct NovaInventory {
-    pub os_cloud: Option<String>,
-    pub cluster: String,
-    pub conn: ConnOptions,
-}
-
-impl crate::inventory::InventorySource for NovaInventory {
-    fn load(&self) -> Result<crate::inventory::Inventory, crate::inventory::InventoryError> {
-        use crate::inventory::InventoryError;
-        let doc = std::thread::scope(|s| {
-            s.spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("cannot start a runtime: {e}"))?;
-                rt.block_on(async {
-                    let api = crate::modules::cloud::api::connect(self.os_cloud.clone()).await?;
-                    super::engine::nova_inventory(&api, &self.cluster, &self.conn)
-                        .await
-                        .map(|(_, doc)| doc)
-                })
-            })
-            .join()
-            .unwrap_or_else(|_| Err("the inventory thread panicked".into()))
-        })
-        .map_err(|e| {
-            InventoryError::Invalid(format!("OpenStack cluster '{}': {e}", self.cluster))
-        })?;
-        Ok(to_model(&doc))
-    }
-}
-
-/// A dynamic-inventory document as the inventory model (groups, host vars, `all` vars).
-pub fn to_model(doc: &Value) -> crate::inventory::Inventory {
-    let mut inv = crate::inventory::Inventory::new();
-    for group in ["master", "slaves"] {
-        inv.add_group(group);
-        inv.add_child("all", group);
-        let hosts = doc[group]["hosts"].as_array().cloned().unwrap_or_default();
-        for h in hosts.iter().filter_map(Value::as_str) {
-            inv.add_host(h, group);
-            if let Some(vars) = doc["_meta"]["hostvars"][h].as_object() {
-                for (k, v) in vars {
-                    inv.set_host_var(h, k, v.clone());
-                }
-            }
-        }
-    }
-    if let Some(vars) = doc["all"]["vars"].as_object() {
-        for (k, v) in vars {
-            let _ = inv.set_group_var("all", k, v.clone());
-        }
-    }
-    inv
 }
