@@ -185,7 +185,7 @@ pub async fn run_playbooks(
         verbose: ctx.verbose,
     })
     .await;
-    phases.push((name.to_string(), started.elapsed()));
+    phases.push((format!("{name}.yml"), started.elapsed()));
     outcome_exit(o)?;
     if configure && !cloud_only && !engine::ENGINE_REFRESHES_INVENTORY {
         let t = Instant::now();
