@@ -1,16 +1,476 @@
-//! The cluster commands of the original `spark_openstack.py`: launch, destroy, stop, start,
-//! login, get-master and the ones added since.
+//! The cluster commands of the original `spark_openstack.py` (launch, destroy, stop, start,
+//! login, get-master) and the ones added since. This file only parses options; the work is
+//! in `crate::cluster::commands` and `crate::cluster::ssh`. Options the config file may
+//! also set are `Option`s here, so "not given" falls through to the file.
 
-use clap::Subcommand;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
 
 use super::Exit;
+use crate::cluster::commands::{self as cmds, CmdResult, Ctx};
+use crate::cluster::config::{self, Settings};
+use crate::cluster::ssh;
+
+/// Options every command accepts.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Config file [default: ./spark-openstack.yaml, else ~/.config/spark-openstack/config.yaml].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// SSH private key for the cluster's key pair.
+    #[arg(short = 'i', long, value_name = "FILE", global = true)]
+    pub identity_file: Option<String>,
+    /// Login user on the nodes [default: recorded at launch, else ubuntu].
+    #[arg(long, value_name = "USER", global = true)]
+    pub ssh_user: Option<String>,
+}
+
+/// The options that shape a cluster (launch, add-slaves).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Shape {
+    /// Image name or id.
+    #[arg(short = 'a', long)]
+    pub image: Option<String>,
+    /// Nova key pair name.
+    #[arg(short = 'k', long)]
+    pub key_pair: Option<String>,
+    /// Number of slaves.
+    #[arg(short = 's', long)]
+    pub slaves: Option<u32>,
+    /// Slave flavor (name or id); its ephemeral disk is used for HDFS.
+    #[arg(long, short = 't')]
+    pub instance_type: Option<String>,
+    /// Master flavor [default: the slave flavor].
+    #[arg(long, short = 'm')]
+    pub master_instance_type: Option<String>,
+    /// How the controller reaches nodes.
+    #[arg(long, value_parser = ["floating", "static"])]
+    pub openstack_network_communication_method: Option<String>,
+    /// Availability zone(s); slaves are spread over them (comma-separated or repeated).
+    #[arg(short = 'z', long, value_delimiter = ',')]
+    pub zone: Vec<String>,
+    /// Network for the cluster [default: the only internal network].
+    #[arg(long)]
+    pub network: Option<String>,
+    /// External network to allocate the master's floating IP from [default: the only one].
+    #[arg(long)]
+    pub floating_ip_pool: Option<String>,
+    /// CIDR allowed to reach SSH and the web UIs [default: SSH only, from anywhere].
+    #[arg(long, value_name = "CIDR")]
+    pub authorized_address: Option<String>,
+    #[arg(long)]
+    pub spark_version: Option<String>,
+    /// Cinder volume per slave (GB) for HDFS data.
+    #[arg(long, value_name = "GB")]
+    pub slave_volume_size: Option<u64>,
+    /// Cinder volume per node (GB) for persistent HDFS, kept across stop/start.
+    #[arg(long, value_name = "GB")]
+    pub persistent_volume_size: Option<u64>,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
+    /// Launch a cluster, or converge an existing one (idempotent).
+    Launch {
+        cluster: String,
+        #[command(flatten)]
+        shape: Box<Shape>,
+        #[command(flatten)]
+        common: Common,
+        /// Resume a launch that failed or was interrupted (the cluster must exist).
+        #[arg(long)]
+        resume: bool,
+        /// Create the cloud resources only; do not connect to the nodes.
+        #[arg(long)]
+        cloud_only: bool,
+    },
+    /// Delete a cluster: servers, its floating IPs, volumes and security groups.
+    Destroy {
+        cluster: String,
+        #[arg(long)]
+        keep_volumes: bool,
+        #[arg(short = 'y', long)]
+        yes: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Power a cluster off (root disks and volumes are kept).
+    Stop {
+        cluster: String,
+        #[arg(short = 'y', long)]
+        yes: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Power a stopped cluster on and reconfigure it.
+    Start {
+        cluster: String,
+        #[arg(long)]
+        cloud_only: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Open a shell on the master (OpenSSH); a trailing command runs instead of a shell.
+    Login {
+        cluster: String,
+        /// Local port forwarding, as ssh -L.
+        #[arg(short = 'L', value_name = "[ADDR:]PORT:HOST:HOSTPORT")]
+        local: Vec<String>,
+        /// SOCKS proxy, as ssh -D.
+        #[arg(short = 'D', value_name = "[ADDR:]PORT")]
+        dynamic: Option<String>,
+        #[command(flatten)]
+        common: Common,
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Print the master's address.
-    GetMaster { cluster: String },
+    GetMaster {
+        cluster: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show a cluster (or all clusters): state, nodes, addresses, web UIs.
+    Describe {
+        cluster: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Add N slaves like the existing ones.
+    AddSlaves {
+        cluster: String,
+        count: u32,
+        #[arg(long)]
+        cloud_only: bool,
+        #[command(flatten)]
+        common: Common,
+        #[arg(short = 't', long)]
+        instance_type: Option<String>,
+        #[arg(short = 'z', long, value_delimiter = ',')]
+        zone: Vec<String>,
+    },
+    /// Remove the N highest-numbered slaves.
+    RemoveSlaves {
+        cluster: String,
+        count: u32,
+        #[arg(long)]
+        keep_volumes: bool,
+        #[arg(short = 'y', long)]
+        yes: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a shell command on every node (or the master only).
+    RunCommand {
+        cluster: String,
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+        #[arg(long)]
+        master_only: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Push a local directory to the same path on every node.
+    CopyDir {
+        cluster: String,
+        dir: PathBuf,
+        #[arg(long)]
+        master_only: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Forward the master's web UIs to localhost.
+    Tunnel {
+        cluster: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print a cluster as Ansible dynamic-inventory JSON (`--list`).
+    #[command(name = "cluster-inventory")]
+    ClusterInventory {
+        cluster: String,
+        /// Accepted for ansible-inventory compatibility; the list is always printed.
+        #[arg(long)]
+        list: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write editable copies of the bundled playbooks/ and roles/ to DIR.
+    Init {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
 }
 
-pub fn run(_cmd: ClusterCommand, _os_cloud: Option<String>, _verbose: u8) -> Exit {
-    super::fail(Exit::Error, "cluster commands are not wired up yet")
+fn layer(s: &mut Settings, key: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        s.set(key, v, format!("--{key}"));
+    }
+}
+
+fn apply_shape(s: &mut Settings, sh: &Shape) {
+    layer(s, "image", sh.image.clone().map(Value::from));
+    layer(s, "key-pair", sh.key_pair.clone().map(Value::from));
+    layer(s, "slaves", sh.slaves.map(Value::from));
+    layer(
+        s,
+        "instance-type",
+        sh.instance_type.clone().map(Value::from),
+    );
+    layer(
+        s,
+        "master-instance-type",
+        sh.master_instance_type.clone().map(Value::from),
+    );
+    layer(
+        s,
+        "openstack-network-communication-method",
+        sh.openstack_network_communication_method
+            .clone()
+            .map(Value::from),
+    );
+    layer(s, "zone", (!sh.zone.is_empty()).then(|| json!(sh.zone)));
+    layer(s, "network", sh.network.clone().map(Value::from));
+    layer(
+        s,
+        "floating-ip-pool",
+        sh.floating_ip_pool.clone().map(Value::from),
+    );
+    layer(
+        s,
+        "authorized-address",
+        sh.authorized_address.clone().map(Value::from),
+    );
+    layer(
+        s,
+        "spark-version",
+        sh.spark_version.clone().map(Value::from),
+    );
+    layer(
+        s,
+        "slave-volume-size",
+        sh.slave_volume_size.map(Value::from),
+    );
+    layer(
+        s,
+        "persistent-volume-size",
+        sh.persistent_volume_size.map(Value::from),
+    );
+}
+
+fn context(
+    cluster: Option<&str>,
+    common: &Common,
+    shape: Option<&Shape>,
+    os_cloud: Option<String>,
+    verbose: u8,
+) -> Result<Ctx, (Exit, String)> {
+    if let Some(c) = cluster {
+        crate::cluster::model::validate_name(c).map_err(|e| (Exit::BadOptions, e))?;
+    }
+    let mut settings =
+        config::load(common.config.as_deref(), cluster).map_err(|e| (Exit::BadOptions, e))?;
+    layer(
+        &mut settings,
+        "identity-file",
+        common.identity_file.clone().map(Value::from),
+    );
+    layer(
+        &mut settings,
+        "ssh-user",
+        common.ssh_user.clone().map(Value::from),
+    );
+    if let Some(sh) = shape {
+        apply_shape(&mut settings, sh);
+    }
+    let os_cloud = os_cloud.or(settings
+        .str("os-cloud")
+        .map_err(|e| (Exit::BadOptions, e))?);
+    Ok(Ctx {
+        cluster: cluster.unwrap_or_default().to_string(),
+        os_cloud,
+        verbose,
+        settings,
+    })
+}
+
+pub fn run(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) -> Exit {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(Exit::Error, format!("cannot start the async runtime: {e}")),
+    };
+    match rt.block_on(dispatch(cmd, os_cloud, verbose)) {
+        Ok(exit) => exit,
+        Err((exit, msg)) => super::fail(exit, msg),
+    }
+}
+
+async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) -> CmdResult {
+    use ClusterCommand as C;
+    let ctx = |cluster: Option<&str>, common: &Common, shape: Option<&Shape>| {
+        context(cluster, common, shape, os_cloud.clone(), verbose)
+    };
+    match cmd {
+        C::Launch {
+            cluster,
+            shape,
+            common,
+            resume,
+            cloud_only,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, Some(&shape))?;
+            let extra = json!({"resume": resume})
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            cmds::run_playbooks(&ctx, "launch", extra, true, cloud_only).await
+        }
+        C::Destroy {
+            cluster,
+            keep_volumes,
+            yes,
+            common,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            cmds::confirm_loss(&ctx, "destroy", None, keep_volumes, yes).await?;
+            let extra = json!({"keep_volumes": keep_volumes})
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let r = cmds::run_playbooks(&ctx, "destroy", extra, false, true).await;
+            if r.is_ok()
+                && let Some(kh) = ctx.conn_options().ok().and_then(|c| c.known_hosts)
+            {
+                let _ = std::fs::remove_file(kh);
+            }
+            r
+        }
+        C::Stop {
+            cluster,
+            yes,
+            common,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            cmds::confirm_loss(&ctx, "stop", None, true, yes).await?;
+            cmds::run_playbooks(&ctx, "stop", Default::default(), false, true).await
+        }
+        C::Start {
+            cluster,
+            cloud_only,
+            common,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            cmds::run_playbooks(&ctx, "start", Default::default(), true, cloud_only).await
+        }
+        C::Login {
+            cluster,
+            local,
+            dynamic,
+            common,
+            command,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            ssh::login(&ctx, &local, dynamic.as_deref(), &command).await
+        }
+        C::GetMaster { cluster, common } => {
+            cmds::get_master(&ctx(Some(&cluster), &common, None)?).await
+        }
+        C::Describe {
+            cluster,
+            json,
+            common,
+        } => {
+            let ctx = ctx(cluster.as_deref(), &common, None)?;
+            cmds::describe_cmd(&ctx, cluster.is_none(), json).await
+        }
+        C::AddSlaves {
+            cluster,
+            count,
+            cloud_only,
+            common,
+            instance_type,
+            zone,
+        } => {
+            let shape = Shape {
+                instance_type,
+                zone,
+                ..Default::default()
+            };
+            let ctx = ctx(Some(&cluster), &common, Some(&shape))?;
+            let mut extra = serde_json::Map::new();
+            extra.insert("count".into(), json!(count));
+            // The cluster's size is what exists plus `count`, not the configured default.
+            let mut ctx = ctx;
+            ctx.settings.values.shift_remove("slaves");
+            cmds::run_playbooks(&ctx, "add-slaves", extra, true, cloud_only).await
+        }
+        C::RemoveSlaves {
+            cluster,
+            count,
+            keep_volumes,
+            yes,
+            common,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            cmds::confirm_loss(
+                &ctx,
+                "remove-slaves",
+                Some(count as usize),
+                keep_volumes,
+                yes,
+            )
+            .await?;
+            let extra = json!({"count": count, "keep_volumes": keep_volumes})
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            cmds::run_playbooks(&ctx, "remove-slaves", extra, false, true).await
+        }
+        C::RunCommand {
+            cluster,
+            command,
+            master_only,
+            common,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            ssh::run_command(&ctx, &command.join(" "), master_only).await
+        }
+        C::CopyDir {
+            cluster,
+            dir,
+            master_only,
+            common,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            let dir = std::path::absolute(&dir)
+                .map_err(|e| (Exit::BadOptions, format!("{}: {e}", dir.display())))?;
+            if !dir.is_dir() {
+                return Err((
+                    Exit::BadOptions,
+                    format!("{}: not a directory", dir.display()),
+                ));
+            }
+            let extra = json!({"dir": dir.display().to_string(), "master_only": master_only})
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            cmds::run_playbooks(&ctx, "copy-dir", extra, false, false).await
+        }
+        C::Tunnel { cluster, common } => ssh::tunnel(&ctx(Some(&cluster), &common, None)?).await,
+        C::ClusterInventory {
+            cluster,
+            list: _,
+            common,
+        } => cmds::inventory_list(&ctx(Some(&cluster), &common, None)?).await,
+        C::Init { dir, force } => cmds::init(&dir, force),
+    }
 }

@@ -8,6 +8,7 @@
 //! they report what they would do without doing it.
 
 pub mod args;
+pub mod cloud;
 pub mod commands;
 pub mod control;
 pub mod files;

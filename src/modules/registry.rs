@@ -42,7 +42,9 @@ impl Registry {
         for m in list {
             modules.insert(m.name(), m);
         }
-        Registry { modules }
+        let mut reg = Registry { modules };
+        super::cloud::register(&mut reg);
+        reg
     }
 
     pub fn register(&mut self, m: Arc<dyn Module>) {

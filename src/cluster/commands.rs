@@ -1,0 +1,361 @@
+//! The cluster commands behind the CLI: each turns options into playbook variables and
+//! runs a bundled playbook, or reads the cluster from the cloud (describe, get-master,
+//! inventory). Exit codes follow `ansible-playbook` (see `cli::Exit`).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use super::api::ClusterApi;
+use super::bundle;
+use super::config::Settings;
+use super::describe;
+use super::engine::{self, PlaybookCall};
+use super::inventory::{self, ConnOptions};
+use super::model::{self, Cluster};
+use super::spec::NetMode;
+use crate::cli::Exit;
+use crate::executor::Outcome;
+use crate::modules::cloud::OpenStack;
+
+/// What every cluster command starts from.
+pub struct Ctx {
+    pub cluster: String,
+    pub os_cloud: Option<String>,
+    pub verbose: u8,
+    pub settings: Settings,
+}
+
+/// A failed command: exit code and one message.
+pub type CmdResult = Result<Exit, (Exit, String)>;
+
+fn bad(msg: impl Into<String>) -> (Exit, String) {
+    (Exit::BadOptions, msg.into())
+}
+fn error(msg: impl Into<String>) -> (Exit, String) {
+    (Exit::Error, msg.into())
+}
+
+impl Ctx {
+    pub fn conn_options(&self) -> Result<ConnOptions, (Exit, String)> {
+        let s = &self.settings;
+        let identity_file = s
+            .str("identity-file")
+            .map_err(bad)?
+            .map(|p| expand_home(&p));
+        if let Some(p) = &identity_file
+            && !p.is_file()
+        {
+            let origin = s
+                .get("identity-file")
+                .map(|o| o.origin.clone())
+                .unwrap_or_default();
+            return Err(bad(format!(
+                "{origin}: identity file {} does not exist",
+                p.display()
+            )));
+        }
+        let net_mode = s
+            .str("openstack-network-communication-method")
+            .map_err(bad)?
+            .map(|m| NetMode::parse(&m))
+            .transpose()
+            .map_err(bad)?;
+        Ok(ConnOptions {
+            ssh_user: s.str("ssh-user").map_err(bad)?,
+            identity_file,
+            known_hosts: inventory::known_hosts_path(self.os_cloud.as_deref(), &self.cluster),
+            net_mode,
+        })
+    }
+
+    /// Playbook variables: every option under its `_` name, plus the cluster and cloud.
+    pub fn vars(&self) -> Map<String, Value> {
+        let mut v = Map::new();
+        for (key, setting) in &self.settings.values {
+            if matches!(key.as_str(), "identity-file" | "os-cloud") {
+                continue; // local paths and the cloud name are not playbook options
+            }
+            v.insert(key.replace('-', "_"), setting.value.clone());
+        }
+        v.insert("cluster".into(), json!(self.cluster));
+        if let Some(c) = &self.os_cloud {
+            v.insert("os_cloud".into(), json!(c));
+        }
+        v
+    }
+
+    pub async fn api(&self) -> Result<OpenStack, (Exit, String)> {
+        crate::modules::cloud::api::connect(self.os_cloud.clone())
+            .await
+            .map_err(error)
+    }
+
+    pub async fn cluster(&self, api: &dyn ClusterApi) -> Result<Cluster, (Exit, String)> {
+        let (servers, fips, vols) =
+            futures::try_join!(api.servers(), api.floating_ips(), api.volumes())
+                .map_err(|e| error(e.msg))?;
+        Ok(Cluster::collect(&self.cluster, &servers, &fips, &vols))
+    }
+}
+
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+fn outcome_exit(o: Outcome) -> CmdResult {
+    match o {
+        Outcome::Ok => Ok(Exit::Ok),
+        Outcome::HostsFailed => Err((
+            Exit::HostFailed,
+            "one or more hosts failed (see above)".into(),
+        )),
+        Outcome::Unreachable => Err((
+            Exit::Unreachable,
+            "one or more hosts were unreachable (see above)".into(),
+        )),
+        Outcome::ParseError(m) => Err((Exit::PARSE_ERROR, m)),
+        Outcome::Error(m) => Err((Exit::Error, m)),
+        Outcome::Interrupted => Err((
+            Exit::Interrupted,
+            "interrupted; rerun the same command (or launch --resume) to continue where it stopped"
+                .into(),
+        )),
+    }
+}
+
+/// Asks before destroying anything; `--yes` answers for the user, and without a terminal
+/// and without `--yes` the command refuses instead of guessing.
+pub fn confirm(what: &str, yes: bool) -> Result<(), (Exit, String)> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(bad(format!(
+            "{what}\nrefusing to continue without confirmation: no terminal to ask on; add --yes"
+        )));
+    }
+    eprint!("{what}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err((Exit::Error, "not confirmed; nothing was changed".into()))
+    }
+}
+
+/// Runs a bundled playbook with `vars`, then (for commands that create or start servers)
+/// `configure.yml` on the inventory read afterwards, unless `cloud_only`.
+pub async fn run_playbooks(
+    ctx: &Ctx,
+    name: &str,
+    extra: Map<String, Value>,
+    configure: bool,
+    cloud_only: bool,
+) -> CmdResult {
+    let api = ctx.api().await?;
+    let conn = ctx.conn_options()?;
+    let bundle = bundle::prepare(ctx.settings.config_dir.as_deref()).map_err(error)?;
+    let mut vars = ctx.vars();
+    vars.extend(extra);
+    let started = Instant::now();
+    let inv = if cloud_only {
+        // The groups exist (empty), so node plays are skipped without pattern warnings.
+        engine::to_engine(&json!({}))
+    } else {
+        engine::nova_inventory(&api, &ctx.cluster, &conn)
+            .await
+            .map_err(error)?
+            .0
+    };
+    let mut phases = vec![];
+    let o = engine::run(PlaybookCall {
+        bundle: &bundle,
+        name,
+        vars: vars.clone(),
+        inventory: inv,
+        conn: &conn,
+        verbose: ctx.verbose,
+    })
+    .await;
+    phases.push((format!("{name}.yml"), started.elapsed()));
+    outcome_exit(o)?;
+    if configure && !cloud_only && !engine::ENGINE_REFRESHES_INVENTORY {
+        let t = Instant::now();
+        let inv = engine::nova_inventory(&api, &ctx.cluster, &conn)
+            .await
+            .map_err(error)?
+            .0;
+        let o = engine::run(PlaybookCall {
+            bundle: &bundle,
+            name: "configure",
+            vars,
+            inventory: inv,
+            conn: &conn,
+            verbose: ctx.verbose,
+        })
+        .await;
+        phases.push(("node setup".to_string(), t.elapsed()));
+        outcome_exit(o)?;
+    }
+    if configure {
+        summary(ctx, &api, &conn, &phases).await?;
+    }
+    Ok(Exit::Ok)
+}
+
+async fn summary(
+    ctx: &Ctx,
+    api: &dyn ClusterApi,
+    conn: &ConnOptions,
+    phases: &[(String, std::time::Duration)],
+) -> Result<(), (Exit, String)> {
+    let c = ctx.cluster(api).await?;
+    let acc = inventory::access(&c, conn);
+    println!();
+    println!(
+        "Cluster {}: {} ({} node(s))",
+        c.name,
+        c.state(),
+        c.servers().count()
+    );
+    if let Some(addr) = &acc.master_address {
+        println!("  master:   {addr}");
+        if let Some(urls) = describe::ui_urls(addr).as_object() {
+            for (k, v) in urls {
+                println!("  {k:<18} {}", v.as_str().unwrap_or_default());
+            }
+        }
+        println!("  log in:   spark-openstack login {}", c.name);
+    }
+    for (name, d) in phases {
+        println!("  {name:<18} {:.1} s", d.as_secs_f64());
+    }
+    Ok(())
+}
+
+pub async fn describe_cmd(ctx: &Ctx, all: bool, json_out: bool) -> CmdResult {
+    let api = ctx.api().await?;
+    let conn = ctx.conn_options()?;
+    let doc = if all {
+        let (servers, fips, vols) =
+            futures::try_join!(api.servers(), api.floating_ips(), api.volumes())
+                .map_err(|e| error(e.msg))?;
+        let clusters: Vec<Value> = model::cluster_names(&servers)
+            .iter()
+            .map(|n| describe::describe(&Cluster::collect(n, &servers, &fips, &vols), &conn))
+            .collect();
+        json!({ "clusters": clusters })
+    } else {
+        let c = ctx.cluster(&api).await?;
+        if c.is_empty() {
+            return Err(error(format!(
+                "cluster '{}' not found (no servers in {} or {})",
+                ctx.cluster,
+                model::master_group(&ctx.cluster),
+                model::slaves_group(&ctx.cluster)
+            )));
+        }
+        describe::describe(&c, &conn)
+    };
+    if json_out {
+        println!("{doc:#}");
+    } else {
+        print!("{}", describe::to_yaml(&doc));
+    }
+    Ok(Exit::Ok)
+}
+
+pub async fn get_master(ctx: &Ctx) -> CmdResult {
+    let api = ctx.api().await?;
+    let c = ctx.cluster(&api).await?;
+    let acc = inventory::access(&c, &ctx.conn_options()?);
+    match acc.master_address {
+        Some(a) => {
+            println!("{a}");
+            Ok(Exit::Ok)
+        }
+        None if c.master().is_none() => {
+            Err(error(format!("cluster '{}' has no master", ctx.cluster)))
+        }
+        None => Err(error(format!(
+            "the master of '{}' has no address yet",
+            ctx.cluster
+        ))),
+    }
+}
+
+pub async fn inventory_list(ctx: &Ctx) -> CmdResult {
+    let api = ctx.api().await?;
+    let (_, doc) = engine::nova_inventory(&api, &ctx.cluster, &ctx.conn_options()?)
+        .await
+        .map_err(error)?;
+    println!("{doc:#}");
+    Ok(Exit::Ok)
+}
+
+/// Says exactly what a destructive command will remove, then asks.
+pub async fn confirm_loss(
+    ctx: &Ctx,
+    what: &str,
+    victims: Option<usize>,
+    keep_volumes: bool,
+    yes: bool,
+) -> Result<(), (Exit, String)> {
+    let api = ctx.api().await?;
+    let c = ctx.cluster(&api).await?;
+    if c.is_empty() && victims.is_none() && what != "destroy" {
+        return Err(error(format!("cluster '{}' has no servers", ctx.cluster)));
+    }
+    let mut lines = Vec::new();
+    let servers: Vec<String> = match victims {
+        Some(n) => c
+            .slaves
+            .iter()
+            .rev()
+            .take(n)
+            .map(|s| s.name.clone())
+            .collect(),
+        None => c.servers().map(|s| s.name.clone()).collect(),
+    };
+    match what {
+        "stop" => lines.push(format!(
+            "Stopping {} server(s) of '{}': {}.\nALL DATA ON EPHEMERAL DISKS WILL BE LOST; root disks and volumes are kept.",
+            servers.len(), ctx.cluster, servers.join(", "))),
+        _ => {
+            lines.push(format!("This deletes {} server(s) of '{}' and ALL DATA ON THEM: {}.", servers.len(), ctx.cluster, servers.join(", ")));
+            let vols: Vec<String> = c.volumes.iter()
+                .filter(|v| victims.is_none() || servers.iter().any(|s| v.metadata.get(super::volumes::META_SERVER) == Some(s)))
+                .map(|v| format!("{} ({} GB)", v.name, v.size_gb)).collect();
+            if !vols.is_empty() {
+                lines.push(if keep_volumes { format!("Volumes kept: {}.", vols.join(", ")) } else { format!("Volumes deleted: {}.", vols.join(", ")) });
+            }
+            if victims.is_none() {
+                let fips: Vec<&str> = c.floating_ips.iter().map(|f| f.address.as_str()).collect();
+                if !fips.is_empty() {
+                    lines.push(format!("Floating IPs released: {}.", fips.join(", ")));
+                }
+                lines.push(format!("Security groups deleted: {}, {}.", model::master_group(&ctx.cluster), model::slaves_group(&ctx.cluster)));
+            }
+        }
+    }
+    confirm(&lines.join("\n"), yes)
+}
+
+/// `init [DIR]`.
+pub fn init(dir: &std::path::Path, force: bool) -> CmdResult {
+    let written = bundle::init(dir, force).map_err(error)?;
+    println!(
+        "wrote {} file(s) under {}; a playbooks/ or roles/ directory next to spark-openstack.yaml replaces the bundled one",
+        written.len(),
+        dir.display()
+    );
+    Ok(Exit::Ok)
+}

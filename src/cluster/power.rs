@@ -1,0 +1,77 @@
+//! `stop` and `start`: power servers off and on, keeping root disks and volumes. Addresses
+//! may change on start, which is why the start playbook reconfigures the cluster from a
+//! fresh inventory afterwards.
+
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+
+use super::api::{ClusterApi, PowerAction};
+use super::model::Cluster;
+use super::report::ServerFailure;
+
+/// Powers every server of `cluster` off or on and waits for SHUTOFF/ACTIVE.
+/// Returns the names acted on and the servers that did not get there.
+pub async fn set_power(
+    api: &dyn ClusterApi,
+    cluster: &str,
+    action: PowerAction,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<(Vec<String>, Vec<ServerFailure>), String> {
+    let servers = api.servers().await.map_err(|e| e.msg)?;
+    let c = Cluster::collect(cluster, &servers, &[], &[]);
+    if c.is_empty() {
+        return Err(format!("cluster '{cluster}' has no servers"));
+    }
+    let (from, to) = match action {
+        PowerAction::Stop => ("ACTIVE", "SHUTOFF"),
+        PowerAction::Start => ("SHUTOFF", "ACTIVE"),
+    };
+    let targets: Vec<_> = c.servers().filter(|s| s.status == from).cloned().collect();
+    let results: Vec<_> = stream::iter(targets.clone())
+        .map(|s| async move {
+            let r = api.power(&s.id, action).await;
+            (s.name, r)
+        })
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    let mut failures: Vec<ServerFailure> = results
+        .into_iter()
+        .filter_map(|(name, r)| {
+            r.err().map(|e| ServerFailure {
+                name,
+                reason: e.msg,
+            })
+        })
+        .collect();
+    let ids: Vec<&str> = c.servers().map(|s| s.id.as_str()).collect();
+    let deadline = Instant::now() + timeout;
+    let bar = super::report::progress(ids.len() as u64, &format!("servers {to}"));
+    loop {
+        let now = api.servers().await.map_err(|e| e.msg)?;
+        let mine: Vec<_> = now
+            .iter()
+            .filter(|s| ids.contains(&s.id.as_str()))
+            .collect();
+        let done = mine.iter().filter(|s| s.status == to).count();
+        bar.set_position(done as u64);
+        let stuck: Vec<_> = mine
+            .iter()
+            .filter(|s| s.status != to && !failures.iter().any(|f| f.name == s.name))
+            .collect();
+        if stuck.is_empty() || Instant::now() >= deadline {
+            for s in stuck {
+                failures.push(ServerFailure {
+                    name: s.name.clone(),
+                    reason: format!("still {} (wanted {to})", s.status),
+                });
+            }
+            break;
+        }
+        tokio::time::sleep(poll).await;
+    }
+    bar.finish_and_clear();
+    Ok((targets.into_iter().map(|s| s.name).collect(), failures))
+}

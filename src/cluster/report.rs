@@ -1,0 +1,66 @@
+//! What the user sees of a long cluster operation: progress bars while waiting, and
+//! elapsed time per phase at the end.
+
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// A server that could not be brought up, with the reason in the user's words.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerFailure {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Elapsed time per phase, in order.
+#[derive(Debug, Clone)]
+pub struct Phases {
+    last: Instant,
+    pub done: Vec<(String, Duration)>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases::start()
+    }
+}
+
+impl Phases {
+    pub fn start() -> Phases {
+        Phases {
+            last: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+    /// Ends the current phase under `name`.
+    pub fn mark(&mut self, name: &str) {
+        let now = Instant::now();
+        self.done.push((name.to_string(), now - self.last));
+        self.last = now;
+    }
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.done
+                .iter()
+                .map(|(k, d)| {
+                    (
+                        k.clone(),
+                        serde_json::json!((d.as_secs_f64() * 10.0).round() / 10.0),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal (CI logs stay clean).
+pub fn progress(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} {msg} [{elapsed}]") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}

@@ -1,0 +1,222 @@
+//! Commands that talk to the nodes directly: `login` and `tunnel` hand over to OpenSSH (an
+//! interactive terminal and port forwarding are what it does best), `run-command` uses the
+//! engine's SSH connections to run one command on every node at once.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::commands::{CmdResult, Ctx};
+use super::inventory::{self, Access, ConnOptions};
+use super::model::Cluster;
+use super::spec::NetMode;
+use crate::cli::Exit;
+use crate::connection::manager::ConnectionManager;
+use crate::connection::{ConnectionKind, ConnectionSpec, ExecRequest, HostKeyPolicy};
+
+/// OpenSSH options shared by `login` and `tunnel`: the user's key, the cluster's own
+/// known_hosts file (trust on first use; a changed key is refused), keep-alives.
+fn ssh_base(conn: &ConnOptions, acc: &Access) -> Vec<String> {
+    let mut a = vec![
+        "-o".into(),
+        "StrictHostKeyChecking=accept-new".into(),
+        "-o".into(),
+        "ServerAliveInterval=30".into(),
+    ];
+    if let Some(kh) = &conn.known_hosts {
+        if let Some(dir) = kh.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        a.extend(["-o".into(), format!("UserKnownHostsFile={}", kh.display())]);
+    }
+    if let Some(key) = &conn.identity_file {
+        a.extend([
+            "-i".into(),
+            key.display().to_string(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+        ]);
+    }
+    let _ = acc;
+    a
+}
+
+async fn master_access(ctx: &Ctx) -> Result<(ConnOptions, Access, Cluster), (Exit, String)> {
+    let api = ctx.api().await?;
+    let conn = ctx.conn_options()?;
+    let c = ctx.cluster(&api).await?;
+    let acc = inventory::access(&c, &conn);
+    if acc.master_address.is_none() {
+        return Err((
+            Exit::Error,
+            format!(
+                "cluster '{}' has no reachable master (is it launched and running? see describe)",
+                ctx.cluster
+            ),
+        ));
+    }
+    Ok((conn, acc, c))
+}
+
+/// `login`: replaces this process with `ssh` to the master. `command` runs instead of a shell.
+pub async fn login(
+    ctx: &Ctx,
+    local: &[String],
+    dynamic: Option<&str>,
+    command: &[String],
+) -> CmdResult {
+    let (conn, acc, _) = master_access(ctx).await?;
+    let mut args = ssh_base(&conn, &acc);
+    for l in local {
+        args.extend(["-L".into(), l.clone()]);
+    }
+    if let Some(d) = dynamic {
+        args.extend(["-D".into(), d.to_string()]);
+    }
+    args.push(format!(
+        "{}@{}",
+        acc.user,
+        acc.master_address.unwrap_or_default()
+    ));
+    if command.is_empty() {
+        args.insert(0, "-t".into());
+    } else {
+        args.push("--".into());
+        args.extend(command.iter().cloned());
+    }
+    let err = Command::new("ssh").args(&args).exec();
+    Err((
+        Exit::Error,
+        format!("cannot run ssh (is OpenSSH installed?): {err}"),
+    ))
+}
+
+/// `tunnel`: forwards the master's web UIs to the same ports on localhost.
+pub async fn tunnel(ctx: &Ctx) -> CmdResult {
+    let (conn, acc, _) = master_access(ctx).await?;
+    let mut args = ssh_base(&conn, &acc);
+    args.push("-N".into());
+    for (name, port, path) in super::describe::WEB_UIS {
+        args.extend(["-L".into(), format!("127.0.0.1:{port}:localhost:{port}")]);
+        eprintln!("{name:<18} http://127.0.0.1:{port}{path}");
+    }
+    args.push(format!(
+        "{}@{}",
+        acc.user,
+        acc.master_address.unwrap_or_default()
+    ));
+    eprintln!("forwarding; press Ctrl-C to stop");
+    let err = Command::new("ssh").args(&args).exec();
+    Err((
+        Exit::Error,
+        format!("cannot run ssh (is OpenSSH installed?): {err}"),
+    ))
+}
+
+fn spec(
+    name: &str,
+    address: &str,
+    conn: &ConnOptions,
+    acc: &Access,
+    jump: Option<ConnectionSpec>,
+) -> ConnectionSpec {
+    ConnectionSpec {
+        name: name.to_string(),
+        kind: ConnectionKind::Ssh,
+        address: address.to_string(),
+        port: 22,
+        user: acc.user.clone(),
+        identity_files: conn.identity_file.iter().cloned().collect(),
+        jump: jump.map(Box::new),
+        host_key_policy: HostKeyPolicy::AcceptNew,
+        known_hosts_files: conn.known_hosts.iter().cloned().collect(),
+        connect_timeout: Duration::from_secs(10),
+        connect_retries: 3,
+    }
+}
+
+/// How to reach every node (master first), slaves through the master in floating mode.
+pub fn node_specs(
+    c: &Cluster,
+    conn: &ConnOptions,
+    acc: &Access,
+    master_only: bool,
+) -> Vec<ConnectionSpec> {
+    let mut v = Vec::new();
+    let Some(master) = c.master() else { return v };
+    let m = spec(
+        &master.name,
+        acc.master_address.as_deref().unwrap_or_default(),
+        conn,
+        acc,
+        None,
+    );
+    if !master_only {
+        for s in &c.slaves {
+            let Some(fixed) = s.fixed_ip() else { continue };
+            let jump = (acc.mode == NetMode::Floating).then(|| m.clone());
+            v.push(spec(&s.name, fixed, conn, acc, jump));
+        }
+    }
+    v.insert(0, m);
+    v
+}
+
+/// `run-command`: the command on every node at once; every host's output is shown, and
+/// the exit code is non-zero when any host failed or could not be reached.
+pub async fn run_command(ctx: &Ctx, command: &str, master_only: bool) -> CmdResult {
+    let (conn, acc, c) = master_access(ctx).await?;
+    if let Some(kh) = conn.known_hosts.as_ref().and_then(|k| k.parent()) {
+        let _ = std::fs::create_dir_all(kh);
+    }
+    let specs = node_specs(&c, &conn, &acc, master_only);
+    let mgr = ConnectionManager::new();
+    let runs = specs.iter().map(|s| {
+        let mgr = &mgr;
+        async move {
+            let out = match mgr.get(s).await {
+                Ok(conn) => conn.exec(ExecRequest::new(command)).await,
+                Err(e) => Err(e),
+            };
+            (s.name.clone(), out)
+        }
+    });
+    let results = join_all(runs).await;
+    mgr.close_all().await;
+    let mut failed = 0;
+    let mut unreachable = 0;
+    for (name, r) in results {
+        match r {
+            Ok(out) => {
+                let mark = if out.rc == 0 {
+                    "ok"
+                } else {
+                    failed += 1;
+                    "FAILED"
+                };
+                println!("{name} | {mark} | rc={} >>", out.rc);
+                print!("{}", out.stdout_str());
+                if !out.stderr.is_empty() {
+                    print!("{}", out.stderr_str());
+                }
+            }
+            Err(e) => {
+                unreachable += 1;
+                println!("{name} | UNREACHABLE! => {e}");
+            }
+        }
+    }
+    match (failed, unreachable) {
+        (0, 0) => Ok(Exit::Ok),
+        (_, 0) => Err((
+            Exit::HostFailed,
+            format!("the command failed on {failed} host(s)"),
+        )),
+        _ => Err((
+            Exit::Unreachable,
+            format!("{unreachable} host(s) unreachable, {failed} failed"),
+        )),
+    }
+}

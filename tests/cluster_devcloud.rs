@@ -1,0 +1,409 @@
+//! The cluster commands end to end against devcloud with the records backend: the real
+//! binary, a real OpenStack-compatible API over HTTP, no SSH (`--cloud-only`, since
+//! records-only servers have no sshd). What is checked is what is in the cloud afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
+
+/// A devcloud in a temporary directory, stopped on drop. `HOME` and the working directory
+/// are temporary too, so no user config, clouds.yaml or known_hosts is touched.
+struct Cloud {
+    dir: tempfile::TempDir,
+}
+
+impl Cloud {
+    fn up(config: &str) -> Cloud {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("devcloud.yaml"), config).expect("write config");
+        std::fs::create_dir_all(dir.path().join("home")).expect("home");
+        let c = Cloud { dir };
+        let out = c.raw(&[
+            "devcloud",
+            "up",
+            "--state-dir",
+            &c.path("state"),
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            &c.path("devcloud.yaml"),
+            "--clouds-yaml",
+            &c.path("clouds.yaml"),
+        ]);
+        assert!(
+            out.status.success(),
+            "devcloud up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c
+    }
+
+    fn path(&self, p: &str) -> String {
+        self.dir.path().join(p).display().to_string()
+    }
+
+    fn raw(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path().join("home"))
+            .env("OS_CLIENT_CONFIG_FILE", self.dir.path().join("clouds.yaml"))
+            .env("OS_CLOUD", "devcloud")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .output()
+            .expect("run spark-openstack")
+    }
+
+    /// Runs a command and returns (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.raw(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "{args:?} failed:\nstdout:\n{out}\nstderr:\n{err}");
+        out
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{out}"))
+    }
+
+    /// The whole project as the cloud sees it, through the cloud client of the binary
+    /// under test would be circular; the state file is devcloud's own truth.
+    fn state(&self) -> Value {
+        let text = std::fs::read_to_string(Path::new(&self.path("state")).join("state.json"))
+            .expect("devcloud state.json");
+        serde_json::from_str(&text).expect("state.json is JSON")
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        let _ = self.raw(&["devcloud", "down", "--state-dir", &self.path("state")]);
+    }
+}
+
+fn names(v: &Value, key: &str) -> Vec<String> {
+    let mut n: Vec<String> = v[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    n.sort();
+    n
+}
+
+const LAUNCH: &[&str] = &[
+    "launch",
+    "demo",
+    "-s",
+    "2",
+    "-a",
+    "ubuntu-22.04",
+    "-t",
+    "m1.large",
+    "-m",
+    "m1.medium",
+    "--authorized-address",
+    "198.51.100.0/24",
+    "--cloud-only",
+];
+
+fn servers_of(state: &Value, cluster: &str) -> Vec<Value> {
+    state["servers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["metadata"]["spark_openstack_cluster"] == cluster)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn launch_describe_relaunch_destroy() {
+    let cloud = Cloud::up("boot_time: {min_ms: 200, max_ms: 200}\nlatency_ms: 5\n");
+    cloud.ok(LAUNCH);
+
+    let st = cloud.state();
+    let servers = servers_of(&st, "demo");
+    assert_eq!(servers.len(), 3, "{servers:#?}");
+    for s in &servers {
+        let role = s["metadata"]["role"].as_str().unwrap_or_default();
+        assert!(role == "master" || role == "slave", "{s}");
+    }
+    let groups = names(&st, "security_groups");
+    assert!(
+        groups.contains(&"demo-master".to_string()) && groups.contains(&"demo-slaves".to_string()),
+        "{groups:?}"
+    );
+
+    // Rules: SSH is the only thing open to the world; the UIs only to the authorized range.
+    let rules = st["security_group_rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for r in &rules {
+        if r["remote_ip_prefix"] == "0.0.0.0/0" {
+            assert_eq!(r["port_range_min"], 22, "{r}");
+        }
+    }
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["remote_ip_prefix"] == "198.51.100.0/24" && r["port_range_min"] == 8080)
+    );
+
+    let d = cloud.json(&["describe", "demo", "--json"]);
+    assert_eq!(d["state"], "running", "{d:#}");
+    assert_eq!(d["slaves"].as_array().map(Vec::len), Some(2));
+    let master_ip = d["master_address"]
+        .as_str()
+        .expect("master has a floating IP")
+        .to_string();
+    assert!(master_ip.starts_with("203.0.113."), "{master_ip}");
+    assert_eq!(
+        d["web_ui"]["spark_master"],
+        format!("http://{master_ip}:8080/")
+    );
+    assert_eq!(cloud.ok(&["get-master", "demo"]).trim(), master_ip);
+
+    let inv = cloud.json(&["cluster-inventory", "demo", "--list"]);
+    assert_eq!(inv["master"]["hosts"], serde_json::json!(["demo-master"]));
+    assert_eq!(
+        inv["slaves"]["hosts"],
+        serde_json::json!(["demo-slave-1", "demo-slave-2"])
+    );
+    let slave = &inv["_meta"]["hostvars"]["demo-slave-1"];
+    assert_eq!(slave["spark_openstack_jump_host"], "demo-master");
+    assert_eq!(slave["flavor"]["ephemeral_gb"], 40);
+
+    let all = cloud.json(&["describe", "--json"]);
+    assert_eq!(all["clusters"].as_array().map(Vec::len), Some(1));
+
+    // Rerunning converges without creating anything new.
+    cloud.ok(LAUNCH);
+    let again = cloud.state();
+    assert_eq!(servers_of(&again, "demo").len(), 3);
+    assert_eq!(
+        again["floatingips"].as_array().map(Vec::len),
+        st["floatingips"].as_array().map(Vec::len)
+    );
+    assert_eq!(
+        again["security_group_rules"].as_array().map(Vec::len),
+        Some(rules.len())
+    );
+
+    // Destroy without a terminal and without --yes refuses and says what would be lost.
+    let (code, _, err) = cloud.run(&["destroy", "demo"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("demo-slave-2") && err.contains("--yes"),
+        "{err}"
+    );
+
+    cloud.ok(&["destroy", "demo", "--yes"]);
+    let end = cloud.state();
+    assert!(servers_of(&end, "demo").is_empty());
+    let groups = names(&end, "security_groups");
+    assert!(!groups.iter().any(|g| g.starts_with("demo-")), "{groups:?}");
+    assert_eq!(
+        end["floatingips"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{:#}",
+        end["floatingips"]
+    );
+}
+
+#[test]
+fn faults_and_boot_errors_still_converge() {
+    let cloud = Cloud::up(
+        "boot_time: {min_ms: 100, max_ms: 300}\nboot_error_rate: 0.3\n\
+         faults:\n  compute: {error_5xx: 0.1}\n  network: {error_5xx: 0.1}\n",
+    );
+    let mut converged = false;
+    for _ in 0..6 {
+        let (code, _, _) = cloud.run(LAUNCH);
+        if code == 0 {
+            converged = true;
+            break;
+        }
+    }
+    assert!(converged, "launch never converged");
+    let st = cloud.state();
+    let servers = servers_of(&st, "demo");
+    assert_eq!(servers.len(), 3, "{servers:#?}");
+    assert!(
+        servers.iter().all(|s| s["vm_state"] == "active"),
+        "{servers:#?}"
+    );
+    cloud.ok(&["destroy", "demo", "--yes"]);
+    assert!(servers_of(&cloud.state(), "demo").is_empty());
+}
+
+#[test]
+fn bad_options_are_named() {
+    let cloud = Cloud::up("");
+    let (code, out, err) = cloud.run(&[
+        "launch",
+        "demo",
+        "-a",
+        "no-such-image",
+        "-t",
+        "m1.large",
+        "--cloud-only",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("--image 'no-such-image'") && out.contains("ubuntu-22.04"),
+        "{out}"
+    );
+    std::fs::write(
+        PathBuf::from(cloud.path("spark-openstack.yaml")),
+        "defaults:\n  slavse: 2\n",
+    )
+    .unwrap();
+    let (code, _, err) = cloud.run(&["describe", "demo"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("spark-openstack.yaml:2:") && err.contains("did you mean 'slaves'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn grow_shrink_stop_start_keep_the_cluster_consistent() {
+    let cloud = Cloud::up("boot_time: {min_ms: 100, max_ms: 100}\naction_time_ms: 100\n");
+    cloud.ok(&[
+        "launch",
+        "grow",
+        "-s",
+        "1",
+        "-a",
+        "debian-12",
+        "-t",
+        "m1.small",
+        "--openstack-network-communication-method",
+        "static",
+        "--slave-volume-size",
+        "1",
+        "--cloud-only",
+    ]);
+    cloud.ok(&["add-slaves", "grow", "2", "--cloud-only"]);
+    let d = cloud.json(&["describe", "grow", "--json"]);
+    let slaves: Vec<&str> = d["slaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(slaves, ["grow-slave-1", "grow-slave-2", "grow-slave-3"]);
+    // static mode: no floating IP anywhere, the master is reached on its fixed address.
+    assert!(
+        d["master_address"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("10.99.0."),
+        "{d:#}"
+    );
+    assert_eq!(
+        cloud.state()["floatingips"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0),
+        0
+    );
+    assert_eq!(d["volumes"].as_array().map(Vec::len), Some(3), "{d:#}");
+
+    let (code, _, err) = cloud.run(&["remove-slaves", "grow", "1"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("grow-slave-3") && err.contains("grow-slave-3-data"),
+        "{err}"
+    );
+    cloud.ok(&["remove-slaves", "grow", "1", "--yes"]);
+    let d = cloud.json(&["describe", "grow", "--json"]);
+    assert_eq!(d["slaves"].as_array().map(Vec::len), Some(2));
+    assert_eq!(d["volumes"].as_array().map(Vec::len), Some(2));
+
+    cloud.ok(&["stop", "grow", "--yes"]);
+    assert_eq!(
+        cloud.json(&["describe", "grow", "--json"])["state"],
+        "stopped"
+    );
+    cloud.ok(&["start", "grow", "--cloud-only"]);
+    assert_eq!(
+        cloud.json(&["describe", "grow", "--json"])["state"],
+        "running"
+    );
+
+    cloud.ok(&["destroy", "grow", "--yes"]);
+    let st = cloud.state();
+    assert!(servers_of(&st, "grow").is_empty());
+    assert_eq!(
+        st["volumes"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{:#}",
+        st["volumes"]
+    );
+}
+
+#[test]
+fn init_writes_the_bundled_playbooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["init", &dir.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["launch.yml", "destroy.yml", "configure.yml", "copy-dir.yml"] {
+        assert!(dir.path().join("playbooks").join(f).is_file(), "{f}");
+    }
+    let again = Command::new(BIN)
+        .args(["init", &dir.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}
+
+#[test]
+fn the_launch_playbook_runs_under_play_with_extra_vars() {
+    let cloud = Cloud::up("boot_time: {min_ms: 100, max_ms: 100}\n");
+    let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/launch.yml");
+    cloud.ok(&[
+        "play",
+        &book.display().to_string(),
+        "-e",
+        "cluster=viaplay",
+        "-e",
+        "slaves=2",
+        "-e",
+        "image=rocky-9",
+        "-e",
+        "instance_type=m1.small",
+    ]);
+    assert_eq!(servers_of(&cloud.state(), "viaplay").len(), 3);
+    let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/destroy.yml");
+    cloud.ok(&["play", &book.display().to_string(), "-e", "cluster=viaplay"]);
+    assert!(servers_of(&cloud.state(), "viaplay").is_empty());
+}
