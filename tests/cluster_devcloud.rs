@@ -176,7 +176,7 @@ fn launch_describe_relaunch_destroy() {
         .as_str()
         .expect("master has a floating IP")
         .to_string();
-    assert!(master_ip.starts_with("203.0.113."), "{master_ip}");
+    assert!(master_ip.starts_with("10.213.255."), "{master_ip}");
     assert_eq!(
         d["web_ui"]["spark_master"],
         format!("http://{master_ip}:8080/")
@@ -318,7 +318,7 @@ fn grow_shrink_stop_start_keep_the_cluster_consistent() {
         d["master_address"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("10.99.0."),
+            .starts_with("10.213.0."),
         "{d:#}"
     );
     assert_eq!(
