@@ -61,7 +61,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a playbook (Ansible syntax) against an inventory.
-    Play(play::PlayArgs),
+    Play(Box<play::PlayArgs>),
     /// Show an inventory as Ansible dynamic-inventory JSON or as a graph.
     Inventory(inventory::InventoryArgs),
     /// Run the local OpenStack-compatible cloud for tests and first use.
@@ -93,7 +93,7 @@ pub fn main() -> ExitCode {
     };
     init_logging(cli.verbose);
     let exit = match cli.command {
-        Command::Play(args) => play::run(args, cli.verbose),
+        Command::Play(args) => play::run(*args, cli.verbose),
         Command::Inventory(args) => inventory::run(args),
         Command::Devcloud(args) => devcloud::run(args),
         Command::Testbed(args) => testbed::run(args),

@@ -4,7 +4,7 @@
 //! opens a jump host's connection first when a host sits behind one, so that the
 //! jump connection is shared by every host behind it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, OnceCell};
@@ -12,9 +12,14 @@ use tokio::sync::{Mutex, OnceCell};
 use super::local::LocalConnection;
 use super::{ConnError, Connection, ConnectionKind, ConnectionSpec};
 
+/// A connection being opened or open; concurrent callers share one connect.
+type Slot = Arc<OnceCell<Arc<dyn Connection>>>;
+
 #[derive(Default)]
 pub struct ConnectionManager {
-    cells: Mutex<HashMap<String, Arc<OnceCell<Arc<dyn Connection>>>>>,
+    cells: Mutex<HashMap<String, Slot>>,
+    /// Hosts used as jump hosts: closed last, as other connections tunnel through them.
+    jumps: Mutex<HashSet<String>>,
 }
 
 impl ConnectionManager {
@@ -37,7 +42,10 @@ impl ConnectionManager {
             ConnectionKind::Local => Ok(Arc::new(LocalConnection::new(spec.name.clone()))),
             ConnectionKind::Ssh => {
                 let jump = match &spec.jump {
-                    Some(j) => Some(Box::pin(self.get(j)).await?),
+                    Some(j) => {
+                        self.jumps.lock().await.insert(j.name.clone());
+                        Some(Box::pin(self.get(j)).await?)
+                    }
                     None => None,
                 };
                 super::ssh::connect(spec, jump).await
@@ -45,13 +53,19 @@ impl ConnectionManager {
         }
     }
 
-    /// Closes every connection (channels first). Called once at the end of a run.
+    /// Closes every connection (channels first), in parallel, jump hosts after the hosts
+    /// behind them. Called once at the end of a run.
     pub async fn close_all(&self) {
-        let cells: Vec<_> = self.cells.lock().await.drain().map(|(_, c)| c).collect();
-        for cell in cells {
-            if let Some(conn) = cell.get() {
-                conn.close().await;
-            }
+        let jumps = std::mem::take(&mut *self.jumps.lock().await);
+        let (last, first): (Vec<_>, Vec<_>) = self
+            .cells
+            .lock()
+            .await
+            .drain()
+            .filter_map(|(name, cell)| cell.get().cloned().map(|c| (name, c)))
+            .partition(|(name, _)| jumps.contains(name));
+        for group in [first, last] {
+            futures::future::join_all(group.iter().map(|(_, c)| c.close())).await;
         }
     }
 }

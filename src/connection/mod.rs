@@ -163,7 +163,22 @@ pub trait Connection: Send + Sync {
 
     /// Closes every channel and the connection itself.
     async fn close(&self);
+
+    /// Opens a byte stream to `host:port` as seen from this host (SSH `direct-tcpip`), so a
+    /// host behind this one can be reached through it (jump host). Connections that cannot
+    /// forward keep this default, which says so.
+    async fn open_tunnel(&self, host: &str, port: u16) -> Result<Box<dyn Tunnel>, ConnError> {
+        Err(ConnError::Setup(format!(
+            "{} cannot be used as a jump host to reach {host}:{port}",
+            self.name()
+        )))
+    }
 }
+
+/// A bidirectional byte stream through another host (see [`Connection::open_tunnel`]).
+pub trait Tunnel: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Tunnel for T {}
 
 /// Quotes a string for POSIX sh (single quotes, `'` escaped).
 pub fn sh_quote(s: &str) -> String {

@@ -7,7 +7,16 @@
 //! variable. Modules are idempotent and tell the truth about `changed`; in check mode
 //! they report what they would do without doing it.
 
+pub mod args;
+pub mod commands;
+pub mod control;
+pub mod files;
+pub mod net;
 pub mod registry;
+pub mod remote;
+pub mod system;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 use std::path::PathBuf;
 use std::sync::Arc;

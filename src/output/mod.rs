@@ -1,1 +1,72 @@
-//! output: see the crate documentation for this layer.
+//! Console output: Ansible's default callback, JSON lines, or nothing.
+//!
+//! Each presentation implements [`EventSink`], so `play`, the cluster commands and tests
+//! pick one without the executor knowing. The default output matches
+//! `ansible-playbook` line for line (banners, host lines, recap), because users compare
+//! the two and scripts grep it.
+
+mod console;
+pub mod pyjson;
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use crate::executor::events::{EventSink, HostResult, Stats};
+
+pub use console::Console;
+
+/// One JSON object per line on stdout: `play_start`, `task_start`, `host_result`,
+/// `notice`, `warning`, `recap`.
+#[derive(Default)]
+pub struct JsonLines {
+    lock: Mutex<()>,
+}
+
+impl JsonLines {
+    fn emit(&self, v: serde_json::Value) {
+        let _g = self.lock.lock();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{v}");
+    }
+}
+
+impl EventSink for JsonLines {
+    fn play_start(&self, name: &str, check_mode: bool) {
+        self.emit(
+            serde_json::json!({"event": "play_start", "name": name, "check_mode": check_mode}),
+        );
+    }
+    fn task_start(&self, name: &str, handler: bool) {
+        self.emit(serde_json::json!({"event": "task_start", "name": name, "handler": handler}));
+    }
+    fn host_result(&self, r: &HostResult) {
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("event".into(), "host_result".into());
+        }
+        self.emit(v);
+    }
+    fn notice(&self, msg: &str) {
+        self.emit(serde_json::json!({"event": "notice", "msg": msg}));
+    }
+    fn warning(&self, msg: &str) {
+        self.emit(serde_json::json!({"event": "warning", "msg": msg}));
+    }
+    fn recap(&self, stats: &Stats) {
+        self.emit(serde_json::json!({"event": "recap", "hosts": stats}));
+    }
+}
+
+/// Prints nothing but warnings (to stderr); for embedded runs that report on their own.
+pub struct Quiet;
+
+impl EventSink for Quiet {
+    fn play_start(&self, _: &str, _: bool) {}
+    fn task_start(&self, _: &str, _: bool) {}
+    fn host_result(&self, _: &HostResult) {}
+    fn notice(&self, _: &str) {}
+    fn warning(&self, msg: &str) {
+        eprintln!("[WARNING]: {msg}");
+    }
+    fn recap(&self, _: &Stats) {}
+}

@@ -11,7 +11,13 @@
 //!   `"{{ [1, 2] }}"` is a list and `"{{ 3 }}"` is a number.
 
 pub mod filters;
+mod jinja_tests;
+pub mod lookup;
+mod undefined;
 
+pub use lookup::{OMIT, strip_omit};
+
+use std::collections::HashSet;
 use std::path::Path;
 
 use minijinja::{Environment, UndefinedBehavior, Value as JValue};
@@ -29,20 +35,26 @@ pub struct TemplateError {
 }
 
 impl TemplateError {
-    fn from_jinja(e: minijinja::Error, src: &str) -> Self {
-        let undefined = if e.kind() == minijinja::ErrorKind::UndefinedError {
-            guess_undefined_name(src)
-        } else {
-            None
-        };
-        let mut msg = match e.detail() {
-            Some(d) => format!("{}: {d}", kind_text(&e)),
-            None => kind_text(&e),
-        };
-        if let Some(name) = &undefined {
-            msg = format!("'{name}' is undefined");
+    fn from_jinja(e: &minijinja::Error) -> Self {
+        if let Some(name) = e.detail().and_then(undefined::from_error_detail) {
+            return TemplateError::undefined(name);
         }
-        TemplateError { msg, undefined }
+        let msg = match e.detail() {
+            Some(d) => format!("{}: {d}", kind_text(e)),
+            None => kind_text(e),
+        };
+        TemplateError {
+            msg,
+            undefined: None,
+        }
+    }
+
+    /// "'foo' is undefined", Ansible's wording.
+    pub fn undefined(name: String) -> Self {
+        TemplateError {
+            msg: format!("'{name}' is undefined"),
+            undefined: Some(name),
+        }
     }
 }
 
@@ -54,12 +66,8 @@ fn kind_text(e: &minijinja::Error) -> String {
     }
 }
 
-/// minijinja's undefined carries no name; find the first identifier in the template
-/// that is a plausible culprit so the error names it. The executor refines this by
-/// checking which identifiers are missing from the variables.
-fn guess_undefined_name(_src: &str) -> Option<String> {
-    None
-}
+/// Names the engine provides itself, never looked up in the variables.
+const ENGINE_NAMES: &[&str] = &["loop", "self", "super", "caller", "varargs", "kwargs"];
 
 pub struct Templar {
     env: Environment<'static>,
@@ -82,17 +90,21 @@ impl Templar {
                 .expect("the default delimiters are valid"),
         );
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        // Debug mode makes minijinja remember where each undefined value came from, so
+        // errors can say "`foo.bar` is undefined" instead of "undefined value".
+        env.set_debug(true);
         env.set_formatter(|out, state, value| {
             if value.is_undefined() {
-                return Err(minijinja::Error::new(
-                    minijinja::ErrorKind::UndefinedError,
-                    "a printed value is undefined",
-                ));
+                // Calling the undefined value fails with an error that carries its origin,
+                // which the engine turns into the expression text (see `undefined.rs`).
+                return value.call(state, &[]).map(|_| ());
             }
             minijinja::escape_formatter(out, state, value)
         });
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         filters::register(&mut env);
+        jinja_tests::register(&mut env);
+        lookup::register(&mut env);
         Templar { env }
     }
 
@@ -111,9 +123,31 @@ impl Templar {
         if !Self::is_template(src) {
             return Ok(src.to_string());
         }
-        self.env
-            .render_str(src, ctx)
-            .map_err(|e| TemplateError::from_jinja(e, src))
+        let tmpl = self
+            .env
+            .template_from_str(src)
+            .map_err(|e| TemplateError::from_jinja(&e))?;
+        let out = tmpl
+            .render(ctx)
+            .map_err(|e| TemplateError::from_jinja(&e))?;
+        self.check_missing(src, tmpl.undeclared_variables(false), ctx)?;
+        Ok(out)
+    }
+
+    /// Fails like Ansible when the template read a variable that does not exist, even if
+    /// a filter or loop swallowed it (see `undefined.rs`).
+    fn check_missing(
+        &self,
+        src: &str,
+        roots: HashSet<String>,
+        ctx: &JValue,
+    ) -> Result<(), TemplateError> {
+        let is_global =
+            |name: &str| ENGINE_NAMES.contains(&name) || self.env.globals().any(|(g, _)| g == name);
+        match undefined::find_unguarded_missing(src, roots, ctx, is_global) {
+            Some(name) => Err(TemplateError::undefined(name)),
+            None => Ok(()),
+        }
     }
 
     /// Renders every string inside `v`, recursively. A string that is exactly one
@@ -124,10 +158,7 @@ impl Templar {
                 if let Some(expr) = single_expression(s) {
                     let value = self.eval_expr(expr, ctx)?;
                     if value.is_undefined() {
-                        return Err(TemplateError {
-                            msg: format!("'{}' is undefined", expr.trim()),
-                            undefined: Some(expr.trim().to_string()),
-                        });
+                        return Err(TemplateError::undefined(expr.trim().to_string()));
                     }
                     return Ok(to_json(&value));
                 }
@@ -149,15 +180,18 @@ impl Templar {
         }
     }
 
-    /// Evaluates a bare expression (no braces), as in `when:` or `{{ }}`.
+    /// Evaluates a bare expression (no braces), as in `when:` or `{{ }}`. A variable the
+    /// expression reads without a guard (`is defined`, `default`) must exist.
     pub fn eval_expr(&self, expr: &str, ctx: &JValue) -> Result<JValue, TemplateError> {
         let compiled = self
             .env
             .compile_expression(expr)
-            .map_err(|e| TemplateError::from_jinja(e, expr))?;
-        compiled
+            .map_err(|e| TemplateError::from_jinja(&e))?;
+        let value = compiled
             .eval(ctx)
-            .map_err(|e| TemplateError::from_jinja(e, expr))
+            .map_err(|e| TemplateError::from_jinja(&e))?;
+        self.check_missing(expr, compiled.undeclared_variables(false), ctx)?;
+        Ok(value)
     }
 
     /// Evaluates a `when:`-style condition. An undefined result is an error, as in Ansible.
@@ -173,23 +207,48 @@ impl Templar {
         Ok(filters::ansible_bool(&value))
     }
 
-    /// Renders a template file (the `template` module).
+    /// Renders a template file (the `template` module). Errors start with `path:line`.
     pub fn render_file(&self, path: &Path, ctx: &JValue) -> Result<String, TemplateError> {
         let src = std::fs::read_to_string(path).map_err(|e| TemplateError {
             msg: format!("cannot read template {}: {e}", path.display()),
             undefined: None,
         })?;
-        self.env
-            .render_named_str(&path.display().to_string(), &src, ctx)
+        let name = path.display().to_string();
+        let located = |e: minijinja::Error| {
+            let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+            let inner = TemplateError::from_jinja(&e);
+            TemplateError {
+                msg: format!("{name}{line}: {}", inner.msg),
+                undefined: inner.undefined,
+            }
+        };
+        let tmpl = self
+            .env
+            .template_from_named_str(&name, &src)
+            .map_err(located)?;
+        let out = tmpl.render(ctx).map_err(located)?;
+        self.check_missing(&src, tmpl.undeclared_variables(false), ctx)
             .map_err(|e| {
-                let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
-                let inner = TemplateError::from_jinja(e, &src);
+                let line = e
+                    .undefined
+                    .as_deref()
+                    .and_then(|n| line_of(&src, n))
+                    .map(|l| format!(":{l}"))
+                    .unwrap_or_default();
                 TemplateError {
-                    msg: format!("{}{line}: {}", path.display(), inner.msg),
-                    undefined: inner.undefined,
+                    msg: format!("{name}{line}: {}", e.msg),
+                    undefined: e.undefined,
                 }
-            })
+            })?;
+        Ok(out)
     }
+}
+
+/// The 1-based line where `name` first appears as a word, to locate a static finding.
+fn line_of(src: &str, name: &str) -> Option<usize> {
+    let re = regex::Regex::new(&format!(r"\b{}\b", regex::escape(name))).ok()?;
+    let pos = re.find(src)?.start();
+    Some(src[..pos].matches('\n').count() + 1)
 }
 
 /// `"{{ x }}"` → `Some("x")`; anything with text around the braces → `None`.
@@ -249,5 +308,183 @@ mod tests {
         let c = ctx(json!({"v": "no", "w": "yes"}));
         assert!(!t.eval_condition("v | bool", &c).unwrap());
         assert!(t.eval_condition("w | bool", &c).unwrap());
+    }
+
+    fn err(src: &str, vars: Value) -> TemplateError {
+        Templar::new().render_str(src, &ctx(vars)).expect_err(src)
+    }
+
+    #[test]
+    fn undefined_errors_name_the_variable() {
+        let e = err("x={{ foo }}", json!({}));
+        assert_eq!(e.msg, "'foo' is undefined");
+        assert_eq!(e.undefined.as_deref(), Some("foo"));
+        assert_eq!(
+            err("{{ a.c }}", json!({"a": {"b": 1}})).msg,
+            "'a.c' is undefined"
+        );
+        assert_eq!(err("{{ x.y.z }}", json!({})).msg, "'x' is undefined");
+        assert_eq!(err("{{ n + 1 }}", json!({})).msg, "'n' is undefined");
+        // Swallowed by a filter or a loop in minijinja, an error in Ansible.
+        assert_eq!(err("{{ w | upper }}", json!({})).msg, "'w' is undefined");
+        assert_eq!(
+            err("{% for i in xs %}{{ i }}{% endfor %}", json!({})).msg,
+            "'xs' is undefined"
+        );
+        assert_eq!(
+            err("{{ a | default(1) }}{{ b | upper }}", json!({})).msg,
+            "'b' is undefined"
+        );
+        // Guards and locals are not missing variables.
+        let t = Templar::new();
+        let c = ctx(json!({"l": [1]}));
+        for ok in [
+            "{% if x is defined %}{{ x }}{% endif %}",
+            "{% set y = 1 %}{{ y }}",
+            "{% for i in l %}{{ i }}{{ loop.index }}{% endfor %}",
+            "{{ range(2) | list }}{{ omit | length > 0 }}",
+        ] {
+            t.render_str(ok, &c).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn conditions_on_undefined_fail_like_ansible() {
+        let t = Templar::new();
+        let c = ctx(json!({"a": 1}));
+        assert_eq!(
+            t.eval_condition("b == 1", &c).unwrap_err().msg,
+            "'b' is undefined"
+        );
+        assert!(!t.eval_condition("b is defined and b == 1", &c).unwrap());
+        assert!(t.eval_condition("{{ a == 1 }}", &c).unwrap());
+        assert!(t.eval_condition("a | string == '1'", &c).unwrap());
+    }
+
+    #[test]
+    fn render_value_keeps_native_types_and_names_undefined() {
+        let t = Templar::new();
+        let c = ctx(json!({"m": {"k": true}, "s": "x"}));
+        assert_eq!(
+            t.render_value(&json!({"a": "{{ m }}", "b": ["{{ s }}-y", 3]}), &c)
+                .unwrap(),
+            json!({"a": {"k": true}, "b": ["x-y", 3]})
+        );
+        assert_eq!(t.render_value(&json!("{{ 1 + 1 }}"), &c).unwrap(), json!(2));
+        assert_eq!(
+            t.render_value(&json!("{{ nope }}"), &c).unwrap_err().msg,
+            "'nope' is undefined"
+        );
+    }
+
+    #[test]
+    fn template_files_report_path_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.j2");
+        std::fs::write(
+            &path,
+            "line1\n{% if true %}\nv={{ missing }}\n{% endif %}\n",
+        )
+        .unwrap();
+        let e = Templar::new()
+            .render_file(&path, &ctx(json!({})))
+            .unwrap_err();
+        assert_eq!(
+            e.msg,
+            format!("{}:3: 'missing' is undefined", path.display())
+        );
+        std::fs::write(&path, "a\n{{ x | upper }}\n").unwrap();
+        let e = Templar::new()
+            .render_file(&path, &ctx(json!({})))
+            .unwrap_err();
+        assert_eq!(e.msg, format!("{}:2: 'x' is undefined", path.display()));
+        std::fs::write(&path, "{% for %}\n").unwrap();
+        let e = Templar::new()
+            .render_file(&path, &ctx(json!({})))
+            .unwrap_err();
+        assert!(
+            e.msg
+                .starts_with(&format!("{}:1: template syntax error", path.display())),
+            "{}",
+            e.msg
+        );
+        // trim_blocks and the trailing newline, as Ansible's template module.
+        std::fs::write(&path, "{% if true %}\nyes\n{% endif %}\n").unwrap();
+        assert_eq!(
+            Templar::new().render_file(&path, &ctx(json!({}))).unwrap(),
+            "yes\n"
+        );
+    }
+
+    #[test]
+    fn lookups_and_omit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("files")).unwrap();
+        std::fs::write(dir.path().join("files/k.txt"), "key-data\n\n").unwrap();
+        let t = Templar::new();
+        let c = ctx(json!({"playbook_dir": dir.path().to_str().unwrap(), "v": 5}));
+        let home = std::env::var("HOME").unwrap_or_default();
+        assert_eq!(
+            t.render_str("{{ lookup('env', 'HOME') }}", &c).unwrap(),
+            home
+        );
+        assert_eq!(
+            t.render_str(
+                "{{ lookup('env', 'SPARK_OPENSTACK_NOPE_X', default='d') }}",
+                &c
+            )
+            .unwrap(),
+            "d"
+        );
+        assert_eq!(
+            t.render_str("{{ lookup('file', 'k.txt') }}", &c).unwrap(),
+            "key-data"
+        );
+        assert_eq!(
+            t.render_str("{{ lookup('pipe', 'echo a; echo b') }}", &c)
+                .unwrap(),
+            "a\nb"
+        );
+        assert_eq!(
+            t.render_str("{{ lookup('ansible.builtin.vars', 'v') }}", &c)
+                .unwrap(),
+            "5"
+        );
+        assert_eq!(
+            t.render_value(&json!("{{ query('pipe', 'echo 1', 'echo 2') }}"), &c)
+                .unwrap(),
+            json!(["1", "2"])
+        );
+        assert!(
+            t.render_str("{{ lookup('file', 'none.txt') }}", &c)
+                .unwrap_err()
+                .msg
+                .contains("could not locate file in lookup: none.txt")
+        );
+        assert!(
+            t.render_str("{{ lookup('pipe', 'exit 3') }}", &c)
+                .unwrap_err()
+                .msg
+                .contains("exited with 3")
+        );
+        assert!(
+            t.render_str("{{ lookup('nope', 'x') }}", &c)
+                .unwrap_err()
+                .msg
+                .contains("lookup plugin 'nope' is not available")
+        );
+        let args = t
+            .render_value(
+                &json!({"a": "{{ u | default(omit) }}", "b": 1, "l": ["{{ omit }}", 2]}),
+                &c,
+            )
+            .unwrap();
+        assert_eq!(strip_omit(args), json!({"b": 1, "l": [2]}));
+    }
+
+    #[test]
+    fn templar_is_shareable() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Templar>();
     }
 }

@@ -1,0 +1,128 @@
+//! What a task on a host sees: its variables, banner name, connection and file search path.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use minijinja::Value as JValue;
+use serde_json::{Value, json};
+
+use super::hosts::Host;
+use super::task::{self};
+use super::vars::{TaskLayers, Vars};
+use crate::connection::ConnectionSpec;
+use crate::output::pyjson::py_str;
+use crate::playbook::{Strategy, Task};
+use crate::template::Templar;
+
+use super::batch::Batch;
+use super::play::abs;
+
+impl Batch<'_> {
+    pub(super) fn banner(&self, task: &Arc<Task>, handler: bool) {
+        let key = Arc::as_ptr(task) as usize;
+        let first = self
+            .banners
+            .lock()
+            .map(|mut b| b.insert(key))
+            .unwrap_or(true);
+        if first || self.play.strategy == Strategy::Linear {
+            if self.play.strategy == Strategy::Free && !first {
+                return;
+            }
+            let name = self.banner_name(task);
+            self.shared.output.task_start(&name, handler);
+        }
+    }
+
+    /// The task's name as banners and results show it (templated with play vars).
+    pub(super) fn banner_name(&self, task: &Task) -> String {
+        let ctx = Templar::context(&self.scope.play_vars);
+        let name = task.display_name();
+        self.shared.templar.render_str(&name, &ctx).unwrap_or(name)
+    }
+
+    /// Per-task magic (`role_path`, `role_name`).
+    pub(super) fn task_magic(&self, task: &Task) -> Vars {
+        let mut m = Vars::new();
+        if let Some(r) = &task.scope.role {
+            m.insert(
+                "role_path".into(),
+                Value::String(r.path.display().to_string()),
+            );
+            m.insert("role_name".into(), Value::String(r.name.clone()));
+        }
+        m
+    }
+
+    /// All variables of `host` for `task`.
+    pub(super) fn task_vars(&self, task: &Task, host: &Host, extra_magic: Vars) -> Vars {
+        let role = task.scope.role.as_deref();
+        self.scope.task_vars(
+            host,
+            &TaskLayers {
+                role_defaults: role.map(|r| &*r.defaults),
+                role_vars: role.map(|r| &*r.vars),
+                role_params: role.map(|r| &*r.params),
+                scoped: &task.scope.vars,
+                task_vars: &task.vars,
+                extra_magic,
+            },
+        )
+    }
+
+    /// Where the module's connection goes: the host, its delegate, or the controller.
+    pub(super) fn connection_spec(
+        &self,
+        host: &str,
+        delegate: Option<&str>,
+        vars: &Vars,
+        task: &Task,
+        ctx: &JValue,
+        controller: bool,
+    ) -> Result<ConnectionSpec, String> {
+        let opts = &self.shared.opts;
+        if controller {
+            let mut local = Vars::new();
+            local.insert("ansible_connection".into(), json!("local"));
+            return Ok(task::spec_from_vars("localhost", &local, None, opts));
+        }
+        let remote_user = match &task.scope.kw.remote_user {
+            Some(v) => Some(
+                self.shared
+                    .templar
+                    .render_str(&py_str(v), ctx)
+                    .map_err(|e| e.msg)?,
+            ),
+            None => None,
+        };
+        match delegate {
+            Some(d) if d != host => {
+                let dvars = match self.scope.hosts.get(d) {
+                    Some(dh) => self.scope.host_vars(dh),
+                    None if matches!(d, "localhost" | "127.0.0.1") => {
+                        let mut m = Vars::new();
+                        m.insert("ansible_connection".into(), json!("local"));
+                        m
+                    }
+                    None => Vars::new(),
+                };
+                Ok(task::spec_from_vars(d, &dvars, remote_user, opts))
+            }
+            _ => Ok(task::spec_from_vars(host, vars, remote_user, opts)),
+        }
+    }
+
+    /// Controller-side file search: the role, the task file's directory, the playbook's.
+    pub(super) fn search_paths(&self, task: &Task) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Some(r) = &task.scope.role {
+            out.push(r.path.clone());
+        }
+        if let Some(d) = task.loc.file().parent() {
+            out.push(abs(d));
+        }
+        out.push(self.book_dir.clone());
+        out.dedup();
+        out
+    }
+}

@@ -1,0 +1,411 @@
+//! The action itself: includes, the module call on the right connection (with become
+//! and environment), facts, and connection settings from host variables.
+
+use super::{HostOutcome, Included, OMIT, Runner, unreachable};
+use crate::connection::{Become, ConnectionSpec};
+use crate::executor::events::Status;
+use crate::executor::play::GATHERING_FACTS;
+use crate::executor::vars::{self, Vars};
+use crate::modules::{ModuleCtx, ModuleError};
+use crate::output::pyjson::py_str;
+use crate::playbook::{Task, TaskItem, expand_include_role, expand_include_tasks};
+use minijinja::Value as JValue;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Runner<'_, '_> {
+    pub(super) fn include(&self, vars: &Vars, ctx: &JValue, label: Option<&str>) -> HostOutcome {
+        let task = self.task;
+        let args = match self
+            .templar()
+            .render_value(&Value::Object(task.args.clone()), ctx)
+        {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => Map::new(),
+            Err(e) => {
+                return self.template_failure(&e, &Value::Object(task.args.clone()).to_string());
+            }
+        };
+        let rendered = Task {
+            args: args.clone(),
+            ..clone_task(task)
+        };
+        let loader = &self.b.shared.loader;
+        let shown;
+        let items = if task.action == "include_tasks" {
+            let file = args
+                .get("file")
+                .or_else(|| args.get("_raw_params"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let full = crate::playbook::relative_path(&task.loc, file);
+            shown = Some(
+                std::path::absolute(&full)
+                    .unwrap_or(full)
+                    .display()
+                    .to_string(),
+            );
+            expand_include_tasks(&rendered, file, loader)
+        } else {
+            shown = args.get("name").or_else(|| args.get("role")).map(py_str);
+            expand_include_role(&rendered, loader)
+        };
+        match items {
+            Ok(items) => {
+                let key = format!(
+                    "{}{}",
+                    Value::Object(args),
+                    vars.get(task.loop_control.loop_var.as_deref().unwrap_or("item"))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                );
+                // Loop variables must stay visible to the included tasks.
+                let mut items = items;
+                if task.loop_.is_some() {
+                    items = with_loop_vars(items, vars, task);
+                }
+                let mut out =
+                    HostOutcome::new(Status::Ok, json!({"changed": false, "include": key}));
+                out.includes.push(Included {
+                    key,
+                    file: shown,
+                    label: label.map(str::to_string),
+                    items,
+                });
+                out
+            }
+            Err(e) => HostOutcome::new(Status::Failed, json!({"msg": e.msg})),
+        }
+    }
+
+    /// Renders the arguments, finds the connection and runs the module.
+    pub(super) async fn execute(&self, vars: &Vars, ctx: &JValue) -> HostOutcome {
+        let task = self.task;
+        let shared = &self.b.shared;
+        if task.name.as_deref() == Some(GATHERING_FACTS) && shared.store.has_facts(self.host) {
+            // Facts are gathered once per run; later plays reuse them.
+            return HostOutcome::new(Status::Ok, json!({"changed": false}));
+        }
+        let Some(module) = shared.registry.get(&task.action) else {
+            let mut msg = format!("couldn't resolve module/action '{}'", task.action);
+            if let Some(s) = shared.registry.suggest(&task.action) {
+                msg.push_str(&format!(". Did you mean '{s}'?"));
+            }
+            return HostOutcome::new(Status::Failed, json!({"msg": msg}));
+        };
+        let args = match self
+            .templar()
+            .render_value(&Value::Object(task.args.clone()), ctx)
+        {
+            Ok(Value::Object(mut m)) => {
+                strip_omit(&mut m);
+                m
+            }
+            Ok(_) => Map::new(),
+            Err(e) => {
+                return self.template_failure(&e, &Value::Object(task.args.clone()).to_string());
+            }
+        };
+        let kw = &task.scope.kw;
+        let check = match &kw.check_mode {
+            Some(v) => self.flag(&Some(v.clone()), ctx),
+            None => shared.opts.check,
+        };
+        let diff = match &kw.diff {
+            Some(v) => self.flag(&Some(v.clone()), ctx),
+            None => shared.opts.diff,
+        };
+        if check && !module.supports_check_mode() {
+            return HostOutcome::new(
+                Status::Skipped,
+                json!({"changed": false, "msg": "skipped, running in check mode", "skipped": true}),
+            );
+        }
+        let delegate = match self.text(&kw.delegate_to, ctx) {
+            Ok(d) => d,
+            Err(out) => return out,
+        };
+        let spec = match self.b.connection_spec(
+            self.host,
+            delegate.as_deref(),
+            vars,
+            task,
+            ctx,
+            module.runs_on_controller(),
+        ) {
+            Ok(s) => s,
+            Err(msg) => return HostOutcome::new(Status::Failed, json!({"msg": msg})),
+        };
+        let conn = match shared.conns.get(&spec).await {
+            Ok(c) => c,
+            Err(e) => return unreachable(&e),
+        };
+        let become_ = self.become_(vars, ctx);
+        let env = match self.environment(ctx) {
+            Ok(e) => e,
+            Err(out) => return out,
+        };
+        let search = self.b.search_paths(task);
+        let vars = &vars::resolved(vars, ctx, self.templar());
+        let mctx = ModuleCtx {
+            host: self.host,
+            conn,
+            conn_spec: &spec,
+            check_mode: check,
+            diff,
+            become_,
+            env,
+            vars,
+            templar: &shared.templar,
+            search_paths: &search,
+        };
+        let timeout = self.number(&kw.timeout, ctx).filter(|t| *t > 0.0);
+        let run = module.run(&mctx, &args);
+        let res = match timeout {
+            Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), run).await {
+                Ok(r) => r,
+                Err(_) => Err(ModuleError::Failed(format!(
+                    "The {} action failed to execute in the expected time frame ({t}) and was terminated",
+                    task.action
+                ))),
+            },
+            None => run.await,
+        };
+        match res {
+            Ok(r) => {
+                self.store_facts(&task.action, r.facts.as_ref(), delegate.as_deref(), ctx);
+                let mut result = r.to_json();
+                if (module.runs_on_controller() || task.action == "debug")
+                    && let Some(m) = result.as_object_mut()
+                {
+                    m.remove("ansible_facts");
+                }
+                if let (Some(d), true, Some(m)) = (&r.diff, diff, result.as_object_mut()) {
+                    m.insert(
+                        "diff".into(),
+                        json!({"before": d.before, "after": d.after,
+                               "before_header": d.before_header, "after_header": d.after_header}),
+                    );
+                }
+                let status = if r.failed {
+                    Status::Failed
+                } else if r.skipped {
+                    Status::Skipped
+                } else if r.changed {
+                    Status::Changed
+                } else {
+                    Status::Ok
+                };
+                HostOutcome::new(status, result)
+            }
+            Err(ModuleError::Conn(e)) if e.is_unreachable() => unreachable(&e),
+            Err(e) => HostOutcome::new(
+                Status::Failed,
+                json!({"changed": false, "msg": e.to_string()}),
+            ),
+        }
+    }
+
+    pub(super) fn store_facts(
+        &self,
+        action: &str,
+        facts: Option<&Map<String, Value>>,
+        delegate: Option<&str>,
+        ctx: &JValue,
+    ) {
+        let Some(facts) = facts else { return };
+        let target = match delegate {
+            Some(d) if self.flag(&self.task.scope.kw.delegate_facts, ctx) => d,
+            _ => self.host,
+        };
+        let store = &self.b.shared.store;
+        store.update(target, |d| {
+            let layer = match action {
+                "set_fact" => &mut d.set_facts,
+                "include_vars" => &mut d.include_vars,
+                _ => &mut d.facts,
+            };
+            let m = Arc::make_mut(layer);
+            for (k, v) in facts {
+                m.insert(k.clone(), v.clone());
+            }
+        });
+    }
+
+    /// `become` from keywords, `ansible_become*` variables, then the command line.
+    pub(super) fn become_(&self, vars: &Vars, ctx: &JValue) -> Option<Become> {
+        let kw = &self.task.scope.kw;
+        let on = match (&kw.become_, vars.get("ansible_become")) {
+            (_, Some(v)) => self.flag(&Some(v.clone()), ctx),
+            (Some(v), None) => self.flag(&Some(v.clone()), ctx),
+            (None, None) => self.b.shared.opts.become_,
+        };
+        if !on {
+            return None;
+        }
+        let var = |k: &str| vars.get(k).map(py_str);
+        let user = var("ansible_become_user")
+            .or_else(|| self.text(&kw.become_user, ctx).ok().flatten())
+            .or_else(|| self.b.shared.opts.become_user.clone())
+            .unwrap_or_else(|| "root".into());
+        let method = var("ansible_become_method")
+            .or_else(|| self.text(&kw.become_method, ctx).ok().flatten())
+            .unwrap_or_else(|| "sudo".into());
+        Some(Become {
+            user,
+            method,
+            password: var("ansible_become_password").or_else(|| var("ansible_become_pass")),
+        })
+    }
+
+    pub(super) fn environment(&self, ctx: &JValue) -> Result<Vec<(String, String)>, HostOutcome> {
+        let mut env: Vec<(String, String)> = Vec::new();
+        for e in &self.task.scope.kw.environment {
+            let rendered = self
+                .templar()
+                .render_value(e, ctx)
+                .map_err(|err| self.template_failure(&err, &e.to_string()))?;
+            if let Value::Object(m) = rendered {
+                for (k, v) in m {
+                    env.retain(|(x, _)| x != &k);
+                    env.push((k, py_str(&v)));
+                }
+            }
+        }
+        Ok(env)
+    }
+}
+
+/// Drops arguments set to `omit`, at any depth.
+fn strip_omit(m: &mut Map<String, Value>) {
+    m.retain(|_, v| v.as_str() != Some(OMIT));
+    for v in m.values_mut() {
+        if let Value::Object(inner) = v {
+            strip_omit(inner);
+        }
+    }
+}
+
+fn clone_task(t: &Task) -> Task {
+    Task {
+        name: t.name.clone(),
+        action: t.action.clone(),
+        args: t.args.clone(),
+        loc: t.loc.clone(),
+        scope: t.scope.clone(),
+        parent_scope: t.parent_scope.clone(),
+        vars: t.vars.clone(),
+        loop_: t.loop_.clone(),
+        loop_control: t.loop_control.clone(),
+        register: t.register.clone(),
+        notify: t.notify.clone(),
+        listen: t.listen.clone(),
+        changed_when: t.changed_when.clone(),
+        failed_when: t.failed_when.clone(),
+        until: t.until.clone(),
+        retries: t.retries.clone(),
+        delay: t.delay.clone(),
+    }
+}
+
+/// Included tasks of a looped include see the loop variable as an include parameter.
+fn with_loop_vars(items: Vec<TaskItem>, vars: &Vars, task: &Task) -> Vec<TaskItem> {
+    let lv = task
+        .loop_control
+        .loop_var
+        .clone()
+        .unwrap_or_else(|| "item".into());
+    let mut params = Map::new();
+    for k in [lv.as_str(), "ansible_loop_var", "ansible_loop"] {
+        if let Some(v) = vars.get(k) {
+            params.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(iv) = &task.loop_control.index_var
+        && let Some(v) = vars.get(iv)
+    {
+        params.insert(iv.clone(), v.clone());
+    }
+    let params = Arc::new(params);
+    items.into_iter().map(|i| add_vars(i, &params)).collect()
+}
+
+fn add_vars(item: TaskItem, params: &Arc<Map<String, Value>>) -> TaskItem {
+    match item {
+        TaskItem::Task(t) => {
+            let mut nt = clone_task(&t);
+            nt.scope.vars.push(params.clone());
+            TaskItem::Task(Arc::new(nt))
+        }
+        TaskItem::Block(b) => TaskItem::Block(Arc::new(crate::playbook::Block {
+            name: b.name.clone(),
+            loc: b.loc.clone(),
+            block: b
+                .block
+                .iter()
+                .cloned()
+                .map(|i| add_vars(i, params))
+                .collect(),
+            rescue: b
+                .rescue
+                .iter()
+                .cloned()
+                .map(|i| add_vars(i, params))
+                .collect(),
+            always: b
+                .always
+                .iter()
+                .cloned()
+                .map(|i| add_vars(i, params))
+                .collect(),
+        })),
+    }
+}
+
+/// Connection settings for a host from its variables, keywords and the command line.
+pub(crate) fn spec_from_vars(
+    name: &str,
+    vars: &Vars,
+    remote_user: Option<String>,
+    opts: &crate::executor::RunOptions,
+) -> ConnectionSpec {
+    let var = |k: &str| vars.get(k).map(py_str).filter(|s| !s.is_empty());
+    let kind = match var("ansible_connection")
+        .or_else(|| opts.connection.clone())
+        .as_deref()
+    {
+        Some("local") => crate::connection::ConnectionKind::Local,
+        _ if name == "localhost" && var("ansible_host").is_none() => {
+            crate::connection::ConnectionKind::Local
+        }
+        _ => crate::connection::ConnectionKind::Ssh,
+    };
+    let mut identity_files = Vec::new();
+    if let Some(k) = var("ansible_ssh_private_key_file").or_else(|| var("ansible_private_key_file"))
+    {
+        identity_files.push(std::path::PathBuf::from(k));
+    }
+    if let Some(k) = &opts.private_key {
+        identity_files.push(k.clone());
+    }
+    ConnectionSpec {
+        name: name.to_string(),
+        kind,
+        address: var("ansible_host").unwrap_or_else(|| name.to_string()),
+        port: var("ansible_port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(22),
+        user: var("ansible_user")
+            .or(remote_user)
+            .or_else(|| opts.user.clone())
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "root".into()),
+        identity_files,
+        jump: None,
+        host_key_policy: opts.host_key_policy,
+        known_hosts_files: opts.known_hosts_files.clone(),
+        connect_timeout: opts.connect_timeout,
+        connect_retries: 3,
+    }
+}

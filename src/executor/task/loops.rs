@@ -1,0 +1,188 @@
+//! Loops: building the item list (`loop`, `with_*`) and running a task once per item.
+
+use std::sync::Arc;
+
+use super::{HostOutcome, Runner, is_include, skipped_result};
+use crate::executor::events::Status;
+use crate::executor::vars;
+use crate::output::pyjson::py_str;
+use crate::playbook::LoopKind;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+impl Runner<'_, '_> {
+    pub(super) async fn run_loop(&self) -> HostOutcome {
+        let items = match self.loop_items() {
+            Ok(items) => items,
+            Err(out) => return out,
+        };
+        let lc = &self.task.loop_control;
+        let loop_var = lc.loop_var.clone().unwrap_or_else(|| "item".into());
+        let mut results = Vec::new();
+        let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
+        let mut includes = Vec::new();
+        let n = items.len();
+        for (i, item) in items.iter().enumerate() {
+            if i > 0
+                && let Some(p) = lc.pause
+            {
+                tokio::time::sleep(Duration::from_secs_f64(p)).await;
+            }
+            let mut v = self.vars.clone();
+            v.insert(loop_var.clone(), item.clone());
+            v.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+            if let Some(iv) = &lc.index_var {
+                v.insert(iv.clone(), json!(i));
+            }
+            if lc.extended {
+                v.insert(
+                    "ansible_loop".into(),
+                    json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n,
+                           "revindex": n - i, "revindex0": n - i - 1, "allitems": items,
+                           "previtem": if i > 0 { items[i - 1].clone() } else { Value::Null },
+                           "nextitem": items.get(i + 1).cloned().unwrap_or(Value::Null)}),
+                );
+            }
+            let v = Arc::new(v);
+            let ctx = vars::context(v.clone(), &self.b.scope);
+            let label = match &lc.label {
+                Some(l) => self
+                    .templar()
+                    .render_value(l, &ctx)
+                    .map(|x| py_str(&x))
+                    .unwrap_or_else(|_| py_str(item)),
+                None => py_str(item),
+            };
+            let mut out = match self.check_when(&v, &ctx) {
+                Err(out) => out,
+                Ok(false) => HostOutcome::new(
+                    Status::Skipped,
+                    skipped_result(&self.task.scope.when, &v, &ctx, self.b),
+                ),
+                Ok(true) => self.run_once_item(&v, &ctx, Some(&label)).await,
+            };
+            if let Some(m) = out.result.as_object_mut() {
+                m.insert(loop_var.clone(), item.clone());
+                m.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+                if let Some(iv) = &lc.index_var {
+                    m.insert(iv.clone(), json!(i));
+                    m.insert("ansible_index_var".into(), Value::String(iv.clone()));
+                }
+            }
+            any_changed |= out.status == Status::Changed;
+            any_failed |= matches!(out.status, Status::Failed | Status::Unreachable);
+            all_skipped &= out.status == Status::Skipped;
+            includes.append(&mut out.includes);
+            if !is_include(self.task) || out.status == Status::Failed {
+                self.emit(&out, Some(label), false);
+            }
+            results.push(out.result);
+        }
+        let status = if any_failed {
+            Status::Failed
+        } else if n > 0 && all_skipped {
+            Status::Skipped
+        } else if any_changed {
+            Status::Changed
+        } else {
+            Status::Ok
+        };
+        let mut result = json!({"changed": any_changed, "results": results});
+        let m = result.as_object_mut().expect("object literal");
+        if any_failed {
+            m.insert("failed".into(), json!(true));
+            m.insert("msg".into(), json!("One or more items failed"));
+        } else if n > 0 && all_skipped {
+            m.insert("skipped".into(), json!(true));
+            m.insert("msg".into(), json!("All items skipped"));
+        } else {
+            m.insert("msg".into(), json!("All items completed"));
+        }
+        let mut out = HostOutcome::new(status, result);
+        out.includes = includes;
+        out
+    }
+
+    /// The list a loop iterates over, as each `with_*` lookup builds it.
+    pub(super) fn loop_items(&self) -> Result<Vec<Value>, HostOutcome> {
+        let spec = self.task.loop_.as_ref().expect("called for loops");
+        let rendered = self
+            .templar()
+            .render_value(&spec.value, self.ctx)
+            .map_err(|e| self.template_failure(&e, &spec.value.to_string()))?;
+        let bad = |what: &str, got: &Value| {
+            HostOutcome::new(
+                Status::Failed,
+                json!({"msg": format!("Invalid data passed to '{what}', it requires a list, got this instead: {}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.", py_str(got))}),
+            )
+        };
+        match &spec.kind {
+            LoopKind::Loop | LoopKind::List => match rendered {
+                Value::Array(a) => Ok(a),
+                other => Err(bad("loop", &other)),
+            },
+            LoopKind::Items => match rendered {
+                Value::Array(a) => Ok(a
+                    .into_iter()
+                    .flat_map(|x| match x {
+                        Value::Array(inner) => inner,
+                        other => vec![other],
+                    })
+                    .collect()),
+                Value::Null => Ok(Vec::new()),
+                other => Ok(vec![other]),
+            },
+            LoopKind::Dict => match rendered {
+                Value::Object(m) => Ok(m
+                    .into_iter()
+                    .map(|(k, v)| json!({"key": k, "value": v}))
+                    .collect()),
+                other => Err(HostOutcome::new(
+                    Status::Failed,
+                    json!({"msg": format!("with_dict expects a dict, got {}", py_str(&other))}),
+                )),
+            },
+            LoopKind::Fileglob => {
+                let pats = match rendered {
+                    Value::Array(a) => a,
+                    other => vec![other],
+                };
+                let base = self
+                    .task
+                    .loc
+                    .file()
+                    .parent()
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_default();
+                let mut out = Vec::new();
+                for p in pats {
+                    let pat = py_str(&p);
+                    let full = if pat.starts_with('/') {
+                        pat
+                    } else {
+                        base.join("files").join(&pat).display().to_string()
+                    };
+                    let matcher = globset::Glob::new(&full).map(|g| g.compile_matcher());
+                    let dir = std::path::Path::new(&full)
+                        .parent()
+                        .map(|d| d.to_path_buf())
+                        .unwrap_or_default();
+                    if let (Ok(m), Ok(rd)) = (matcher, std::fs::read_dir(&dir)) {
+                        let mut found: Vec<String> = rd
+                            .filter_map(|e| e.ok().map(|e| e.path()))
+                            .filter(|p| p.is_file() && m.is_match(p))
+                            .map(|p| p.display().to_string())
+                            .collect();
+                        found.sort();
+                        out.extend(found.into_iter().map(Value::String));
+                    }
+                }
+                Ok(out)
+            }
+            LoopKind::Lookup(name) => Err(HostOutcome::new(
+                Status::Failed,
+                json!({"msg": format!("'with_{name}' is not supported; use 'loop:' with a filter or lookup")}),
+            )),
+        }
+    }
+}

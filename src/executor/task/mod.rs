@@ -1,0 +1,422 @@
+//! One task on one host: `when`, loops, the module call with `until` retries,
+//! `changed_when`/`failed_when`, `register`, facts, and the result events.
+
+mod action;
+pub(crate) use action::spec_from_vars;
+mod loops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use minijinja::Value as JValue;
+use serde_json::{Value, json};
+
+use super::batch::Batch;
+use super::events::{HostResult, Status};
+use super::vars::{self, Vars};
+use crate::connection::ConnError;
+use crate::output::pyjson::py_str;
+use crate::playbook::{Cond, Task, TaskItem};
+use crate::template::{Templar, TemplateError};
+
+/// The placeholder `omit` renders to; arguments equal to it are dropped.
+pub const OMIT: &str = "__omit_place_holder__spark_openstack";
+
+const NO_LOG_MSG: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+/// Tasks an include produced; hosts with the same `key` run them together.
+#[derive(Clone)]
+pub(super) struct Included {
+    pub key: String,
+    /// The included file, for the `included: FILE for HOSTS` line.
+    pub file: Option<String>,
+    /// The loop item label, for `included: FILE for HOSTS => (item=x)`.
+    pub label: Option<String>,
+    pub items: Vec<TaskItem>,
+}
+
+/// A task's end on one host, for the play runner to count and act on.
+pub(super) struct HostOutcome {
+    pub status: Status,
+    pub ignored: bool,
+    pub result: Value,
+    /// Tasks to run next for this host (`include_tasks`/`include_role`).
+    pub includes: Vec<Included>,
+    /// The delegate that received facts with `delegate_facts`.
+    pub unreachable_ignored: bool,
+}
+
+impl HostOutcome {
+    fn new(status: Status, result: Value) -> Self {
+        HostOutcome {
+            status,
+            ignored: false,
+            result,
+            includes: Vec::new(),
+            unreachable_ignored: false,
+        }
+    }
+}
+
+/// Runs `task` for host `h` of the batch, reports it, and returns the outcome.
+pub(super) async fn run_on_host(
+    b: &Batch<'_>,
+    task: &Arc<Task>,
+    h: usize,
+    extra_magic: Vars,
+) -> HostOutcome {
+    let _permit = b.shared.forks.acquire().await;
+    let host = b.hosts[h].clone();
+    // Shared by the template context and the module, not copied.
+    let vars = Arc::new(b.task_vars(task, &host, extra_magic));
+    let ctx = vars::context(vars.clone(), &b.scope);
+    let runner = Runner {
+        b,
+        task,
+        host: &host.name,
+        vars: &vars,
+        ctx: &ctx,
+    };
+    let mut outcome = match &task.loop_ {
+        Some(_) => runner.run_loop().await,
+        None => match runner.check_when(&vars, &ctx) {
+            Err(out) => out,
+            Ok(false) => HostOutcome::new(
+                Status::Skipped,
+                skipped_result(&task.scope.when, &vars, &ctx, b),
+            ),
+            Ok(true) => runner.run_once_item(&vars, &ctx, None).await,
+        },
+    };
+    runner.finish(&mut outcome);
+    outcome
+}
+
+fn skipped_result(when: &[Cond], _vars: &Vars, ctx: &JValue, b: &Batch) -> Value {
+    let false_cond = when
+        .iter()
+        .find(|c| {
+            !b.shared
+                .templar
+                .eval_condition(&c.expr, ctx)
+                .unwrap_or(false)
+        })
+        .map(|c| c.expr.clone())
+        .unwrap_or_default();
+    json!({"changed": false, "false_condition": false_cond, "skip_reason": "Conditional result was False", "skipped": true})
+}
+
+struct Runner<'a, 'b> {
+    b: &'a Batch<'b>,
+    task: &'a Arc<Task>,
+    host: &'a str,
+    vars: &'a Vars,
+    ctx: &'a JValue,
+}
+
+impl Runner<'_, '_> {
+    fn templar(&self) -> &crate::template::Templar {
+        &self.b.shared.templar
+    }
+
+    /// Renders a keyword value (`ignore_errors: "{{ x }}"`) to a boolean.
+    fn flag(&self, v: &Option<Value>, ctx: &JValue) -> bool {
+        match v {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => self.templar().eval_condition(s, ctx).unwrap_or_else(|_| {
+                matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1")
+            }),
+            Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0) != 0.0,
+            Some(_) => false,
+        }
+    }
+
+    fn text(&self, v: &Option<Value>, ctx: &JValue) -> Result<Option<String>, HostOutcome> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => self
+                .templar()
+                .render_str(s, ctx)
+                .map(Some)
+                .map_err(|e| self.template_failure(&e, s)),
+            Some(other) => Ok(Some(py_str(other))),
+        }
+    }
+
+    /// The failure for an undefined variable or a template error in the task's options.
+    fn template_failure(&self, e: &TemplateError, src: &str) -> HostOutcome {
+        let name = e
+            .undefined
+            .clone()
+            .or_else(|| vars::undefined_name(src, self.vars));
+        let loc = &self.task.loc;
+        let detail = match &name {
+            Some(n) => format!("'{n}' is undefined. '{n}' is undefined"),
+            None => e.msg.clone(),
+        };
+        let msg = format!(
+            "The task includes an option with an undefined variable. The error was: {detail}\n\nThe error appears to be in '{}': line {}, column {}, but may\nbe elsewhere in the file depending on the exact syntax problem.\n",
+            loc.file().display(),
+            loc.line,
+            loc.col
+        );
+        let mut out = HostOutcome::new(Status::Failed, json!({"msg": msg}));
+        out.ignored = false;
+        out
+    }
+
+    /// `when:` (all ANDed). An error is a failed task with Ansible's conditional message.
+    fn check_when(&self, vars: &Vars, ctx: &JValue) -> Result<bool, HostOutcome> {
+        self.conds(&self.task.scope.when, vars, ctx)
+    }
+
+    fn conds(&self, conds: &[Cond], vars: &Vars, ctx: &JValue) -> Result<bool, HostOutcome> {
+        for c in conds {
+            match self.templar().eval_condition(&c.expr, ctx) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => {
+                    let why = match e
+                        .undefined
+                        .clone()
+                        .or_else(|| vars::undefined_name(&c.expr, vars))
+                    {
+                        Some(n) => format!("'{n}' is undefined"),
+                        None => e.msg,
+                    };
+                    let msg = format!(
+                        "The conditional check '{}' failed. The error was: error while evaluating conditional ({}): {why}\n\nThe error appears to be in '{}': line {}, column {}, but may\nbe elsewhere in the file depending on the exact syntax problem.\n",
+                        c.expr,
+                        c.expr,
+                        c.loc.file().display(),
+                        c.loc.line,
+                        c.loc.col
+                    );
+                    return Err(HostOutcome::new(Status::Failed, json!({"msg": msg})));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// One execution (a task without loop, or one loop item), with `until` retries.
+    async fn run_once_item(&self, vars: &Vars, ctx: &JValue, label: Option<&str>) -> HostOutcome {
+        let task = self.task;
+        if matches!(task.action.as_str(), "include_tasks" | "include_role") {
+            return self.include(vars, ctx, label);
+        }
+        let until = !task.until.is_empty();
+        let retries = if until {
+            self.number(&task.retries, ctx).unwrap_or(3.0) as u32
+        } else {
+            0
+        };
+        let delay = self.number(&task.delay, ctx).unwrap_or(5.0);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut out = self.execute(vars, ctx).await;
+            if out.status == Status::Unreachable {
+                return out;
+            }
+            if task.changed_when.is_empty() && task.failed_when.is_empty() && !until {
+                return out;
+            }
+            // The conditions see the result through the registered name.
+            let mut v = vars.clone();
+            if let Some(reg) = &task.register {
+                v.insert(reg.clone(), out.result.clone());
+            }
+            let v = Arc::new(v);
+            let rctx = vars::context(v.clone(), &self.b.scope);
+            if let Err(e) = self.post_conditions(&mut out, &v, &rctx) {
+                return e;
+            }
+            if !until {
+                return out;
+            }
+            match self.conds(&task.until, &v, &rctx) {
+                Err(e) => return e,
+                Ok(true) => {
+                    if let Some(m) = out.result.as_object_mut() {
+                        m.insert("attempts".into(), json!(attempt));
+                    }
+                    return out;
+                }
+                Ok(false) if attempt > retries => {
+                    if let Some(m) = out.result.as_object_mut() {
+                        m.insert("attempts".into(), json!(attempt));
+                        m.insert("failed".into(), json!(true));
+                        m.entry("msg").or_insert(json!("Retries exhausted"));
+                    }
+                    out.status = Status::Failed;
+                    return out;
+                }
+                Ok(false) => {
+                    let host = self.host;
+                    self.b.shared.output.notice(&format!(
+                        "FAILED - RETRYING: [{host}]: {} ({} retries left).",
+                        task.display_name(),
+                        retries + 1 - attempt
+                    ));
+                    tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                }
+            }
+        }
+    }
+
+    fn number(&self, v: &Option<Value>, ctx: &JValue) -> Option<f64> {
+        match v.as_ref()? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => self.templar().render_str(s, ctx).ok()?.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// `changed_when` / `failed_when`, evaluated with the registered variable set.
+    fn post_conditions(
+        &self,
+        out: &mut HostOutcome,
+        v: &Vars,
+        ctx: &JValue,
+    ) -> Result<(), HostOutcome> {
+        let task = self.task;
+        if out.status == Status::Skipped {
+            return Ok(());
+        }
+        let mut changed = out.status == Status::Changed;
+        let mut failed = out.status == Status::Failed;
+        if !task.changed_when.is_empty() {
+            changed = self.conds(&task.changed_when, v, ctx)?;
+        }
+        if !task.failed_when.is_empty() {
+            failed = self.conds(&task.failed_when, v, ctx)?;
+            if let Some(m) = out.result.as_object_mut() {
+                m.insert("failed_when_result".into(), json!(failed));
+            }
+        }
+        if let Some(m) = out.result.as_object_mut() {
+            m.insert("changed".into(), json!(changed));
+            m.insert("failed".into(), json!(failed));
+        }
+        out.status = if failed {
+            Status::Failed
+        } else if changed {
+            Status::Changed
+        } else {
+            Status::Ok
+        };
+        Ok(())
+    }
+
+    /// Censors `no_log` results, reports, and records facts-free bookkeeping.
+    fn finish(&self, out: &mut HostOutcome) {
+        let ctx = self.ctx;
+        let kw = &self.task.scope.kw;
+        if out.status == Status::Failed
+            && self.flag(&kw.ignore_errors, ctx)
+            && !is_template_failure(&out.result)
+        {
+            out.ignored = true;
+        }
+        if out.status == Status::Unreachable && self.flag(&kw.ignore_unreachable, ctx) {
+            out.unreachable_ignored = true;
+        }
+        if self.flag(&kw.no_log, ctx) {
+            out.result = json!({"censored": NO_LOG_MSG, "changed": out.status == Status::Changed});
+        }
+        if let Some(reg) = &self.task.register {
+            self.b
+                .shared
+                .store
+                .set_fact(self.host, reg, out.result.clone());
+        }
+        let is_loop = self.task.loop_.is_some();
+        if !is_include(self.task) || out.status == Status::Failed {
+            self.emit(out, None, is_loop);
+        }
+    }
+
+    fn emit(&self, out: &HostOutcome, item: Option<String>, loop_summary: bool) {
+        let delegate = self
+            .task
+            .scope
+            .kw
+            .delegate_to
+            .as_ref()
+            .and_then(|d| self.templar().render_str(&py_str(d), self.ctx).ok());
+        let mut result = if self.flag(&self.task.scope.kw.no_log, self.ctx) {
+            json!({"censored": NO_LOG_MSG, "changed": out.status == Status::Changed})
+        } else {
+            out.result.clone()
+        };
+        let secrets = secret_values(self.vars);
+        if !secrets.is_empty() {
+            redact(&mut result, &secrets);
+        }
+        let item = item.map(|mut i| {
+            for s in &secrets {
+                i = i.replace(s.as_str(), "********");
+            }
+            i
+        });
+        self.b.shared.output.host_result(&HostResult {
+            host: self.host.to_string(),
+            delegate,
+            task: self.b.banner_name(self.task),
+            action: self.task.action.clone(),
+            status: out.status,
+            result,
+            ignored: (out.ignored || out.unreachable_ignored) && item.is_none(),
+            item,
+            verbose_always: self.task.action == "debug",
+            loop_summary,
+        });
+    }
+}
+
+/// Values of variables named like secrets (`*password*`, `*token*`, ...), which are
+/// masked wherever they would appear in output, whatever the verbosity.
+fn secret_values(vars: &Vars) -> Vec<String> {
+    vars.iter()
+        .filter(|(k, _)| vars::is_secret_name(k))
+        .filter_map(|(_, v)| v.as_str())
+        .filter(|v| v.len() >= 4 && !Templar::is_template(v))
+        .map(str::to_string)
+        .collect()
+}
+
+fn redact(v: &mut Value, secrets: &[String]) {
+    match v {
+        Value::String(s) => {
+            for secret in secrets {
+                if s.contains(secret.as_str()) {
+                    *s = s.replace(secret.as_str(), "********");
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| redact(i, secrets)),
+        Value::Object(m) => m.values_mut().for_each(|i| redact(i, secrets)),
+        _ => {}
+    }
+}
+
+/// Includes report through `included:` lines, not per-host results.
+fn is_include(task: &Task) -> bool {
+    matches!(task.action.as_str(), "include_tasks" | "include_role")
+}
+
+fn is_template_failure(v: &Value) -> bool {
+    v.get("msg")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m.starts_with("The task includes an option with an undefined variable"))
+}
+
+fn unreachable(e: &ConnError) -> HostOutcome {
+    HostOutcome::new(
+        Status::Unreachable,
+        json!({"changed": false, "msg": e.to_string(), "unreachable": true}),
+    )
+}

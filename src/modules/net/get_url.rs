@@ -1,0 +1,218 @@
+//! `get_url`: downloads a URL ON THE HOST (with curl, else wget) into `dest`.
+//!
+//! Everything happens in one shell invocation: the existing file is checked against
+//! `checksum` first (nothing is downloaded when it matches, or when the file exists and
+//! `force` is off), the download goes to a temp file next to `dest`, is verified, and
+//! replaces `dest` only when its content differs, so reruns report `ok`.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::connection::sh_quote;
+use crate::modules::args::Args;
+use crate::modules::remote::{self, CHECKSUM_ALGORITHMS, attrs_commands};
+use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+
+pub struct GetUrl;
+
+const KNOWN: &[&str] = &[
+    "url",
+    "dest",
+    "checksum",
+    "mode",
+    "owner",
+    "group",
+    "force",
+    "timeout",
+    "headers",
+    "validate_certs",
+    "backup",
+    "url_username",
+    "url_password",
+    "force_basic_auth",
+    "use_proxy",
+    "http_agent",
+    "tmp_dest",
+];
+
+/// The download script; `$1` is the URL, `$2` the destination.
+const SCRIPT: &str = r#"u=$1; d=$2
+if [ -d "$d" ]; then n=${u%%\?*}; n=${n##*/}; [ -n "$n" ] || n=index.html; d="$d/$n"; fi
+echo "dest=$d"
+if [ -e "$d" ]; then
+  if [ -n "$ALG" ]; then
+    if [ "$(${ALG}sum < "$d" | cut -d' ' -f1)" = "$SUM" ]; then echo status=ok; exit 0; fi
+  elif [ "$FORCE" != 1 ]; then echo status=ok; exit 0; fi
+fi
+if [ "$CHECK" = 1 ]; then echo status=changed; exit 0; fi
+t=$(mktemp "$(dirname "$d")/.get_url.XXXXXX") || exit 1
+trap 'rm -f "$t"' EXIT
+if command -v curl >/dev/null 2>&1; then
+  curl -fsSL --max-time "$TIMEOUT" $INSECURE_CURL $HEADERS_CURL -o "$t" "$u" || { echo "curl could not download $u" >&2; exit 4; }
+elif command -v wget >/dev/null 2>&1; then
+  wget -q -T "$TIMEOUT" $INSECURE_WGET $HEADERS_WGET -O "$t" "$u" || { echo "wget could not download $u" >&2; exit 4; }
+else
+  echo "neither curl nor wget is installed on the host; install one of them to use get_url" >&2; exit 5
+fi
+if [ -n "$ALG" ]; then
+  got=$(${ALG}sum < "$t" | cut -d' ' -f1)
+  if [ "$got" != "$SUM" ]; then echo "The checksum for $d did not match $SUM; it was $got." >&2; exit 6; fi
+fi
+echo "checksum_src=$(sha1sum < "$t" | cut -d' ' -f1)"
+if [ -f "$d" ] && cmp -s "$t" "$d"; then echo status=ok; exit 0; fi
+if [ -e "$d" ]; then chmod --reference="$d" "$t"; chown --reference="$d" "$t" 2>/dev/null; else chmod $(printf '%o' $((0666 & ~$(umask)))) "$t"; fi
+mv -f "$t" "$d" && trap - EXIT && echo status=changed
+"#;
+
+#[async_trait]
+impl Module for GetUrl {
+    fn name(&self) -> &'static str {
+        "get_url"
+    }
+
+    async fn run(
+        &self,
+        ctx: &ModuleCtx<'_>,
+        args: &Map<String, Value>,
+    ) -> Result<ModuleResult, ModuleError> {
+        let a = Args::new("get_url", args, KNOWN)?;
+        let url = a.str("url")?;
+        let dest = a.str("dest")?;
+        if !["http://", "https://", "ftp://", "file://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            return Err(a.err(
+                "url",
+                format!("must start with http://, https://, ftp:// or file://, got '{url}'"),
+            ));
+        }
+        let (alg, sum) = match a.opt_str("checksum")? {
+            None => (String::new(), String::new()),
+            Some(c) => {
+                let (alg, sum) = c
+                    .split_once(':')
+                    .ok_or_else(|| a.err("checksum", "must look like 'sha256:<hex digest>'"))?;
+                if !CHECKSUM_ALGORITHMS.contains(&alg)
+                    || !sum.chars().all(|c| c.is_ascii_hexdigit())
+                {
+                    return Err(a.err(
+                        "checksum",
+                        format!(
+                            "must be <algorithm>:<hex> with one of {}",
+                            CHECKSUM_ALGORITHMS.join(", ")
+                        ),
+                    ));
+                }
+                (alg.to_string(), sum.to_ascii_lowercase())
+            }
+        };
+        let headers = match args.get("headers") {
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}: {}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                    )
+                })
+                .collect(),
+            Some(Value::Null) | None => vec![],
+            Some(_) => return Err(a.err("headers", "must be a mapping of header names to values")),
+        };
+        let insecure = !a.bool_or("validate_certs", true)?;
+        let vars = [
+            ("ALG", alg.clone()),
+            ("SUM", sum),
+            (
+                "FORCE",
+                if a.bool_or("force", false)? { "1" } else { "0" }.into(),
+            ),
+            ("CHECK", if ctx.check_mode { "1" } else { "0" }.into()),
+            ("TIMEOUT", a.int_or("timeout", 10)?.to_string()),
+            ("INSECURE_CURL", if insecure { "-k" } else { "" }.into()),
+            (
+                "INSECURE_WGET",
+                if insecure {
+                    "--no-check-certificate"
+                } else {
+                    ""
+                }
+                .into(),
+            ),
+        ];
+        let mut cmd = String::new();
+        for (k, v) in vars {
+            cmd.push_str(&format!("{k}={}; ", sh_quote(&v)));
+        }
+        let hc: Vec<String> = headers
+            .iter()
+            .map(|h: &String| format!("-H {}", sh_quote(h)))
+            .collect();
+        let hw: Vec<String> = headers
+            .iter()
+            .map(|h| sh_quote(&format!("--header={h}")))
+            .collect();
+        // Headers are spliced in as words, already quoted.
+        let script = SCRIPT
+            .replace("$HEADERS_CURL", &hc.join(" "))
+            .replace("$HEADERS_WGET", &hw.join(" "));
+        cmd.push_str(&format!(
+            "set -- {} {}\n{script}",
+            sh_quote(&url),
+            sh_quote(&dest)
+        ));
+        let out = remote::run(ctx, cmd).await?;
+        let text = out.stdout_str();
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let target = field("dest");
+        if out.rc != 0 {
+            return Ok(ModuleResult::failed(out.stderr_str().trim().to_string())
+                .with("url", url)
+                .with("dest", target));
+        }
+        let changed = field("status") == "changed";
+        let mut r = if changed {
+            ModuleResult::changed()
+        } else {
+            ModuleResult::ok()
+        };
+        r = r
+            .with("url", url)
+            .with("dest", target.clone())
+            .with_msg(if changed { "OK" } else { "file already exists" });
+        if !field("checksum_src").is_empty() {
+            r = r.with("checksum_src", field("checksum_src"));
+        }
+        let mode = a.opt_mode("mode")?;
+        let (owner, group) = (a.opt_str("owner")?, a.opt_str("group")?);
+        if !ctx.check_mode && (mode.is_some() || owner.is_some() || group.is_some()) {
+            let st = remote::stat_path(ctx, &target, true, None).await?;
+            if st.is_some_and(|s| {
+                !remote::attrs_match(&s, mode.as_ref(), owner.as_deref(), group.as_deref())
+            }) {
+                let fix = attrs_commands(
+                    &sh_quote(&target),
+                    mode.as_ref(),
+                    owner.as_deref(),
+                    group.as_deref(),
+                    false,
+                );
+                let out = remote::run(ctx, format!("set -e; {fix}")).await?;
+                if out.rc != 0 {
+                    return Ok(ModuleResult::failed(format!(
+                        "cannot set attributes of {target}: {}",
+                        out.stderr_str().trim()
+                    )));
+                }
+                r.changed = true;
+            }
+        }
+        Ok(r)
+    }
+}
