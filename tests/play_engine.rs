@@ -387,20 +387,20 @@ fn variable_precedence_magic_vars_environment_and_include_role() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(
         read(dir.path().join("a")),
-        "vars_files file-value extra fact-b a,b 2 env-a True task\nbase\nextra 9090\n"
+        "vars_files file-value extra fact-b a,b 2 env-a True task file-value\nbase\nextra 9090\n"
     );
     assert_eq!(
         read(dir.path().join("b")),
-        "vars_files file-value extra fact-b a,b 2 env-b True task\n"
+        "vars_files file-value extra fact-b a,b 2 env-b True task file-value\n"
     );
     assert!(r.stdout.contains("included: web for a\n"), "{}", r.stdout);
     assert!(
-        r.stdout.contains(&recap("a", [5, 3, 0, 0, 1, 0, 0])),
+        r.stdout.contains(&recap("a", [7, 3, 0, 0, 1, 0, 0])),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains(&recap("b", [2, 1, 0, 0, 2, 0, 0])),
+        r.stdout.contains(&recap("b", [4, 1, 0, 0, 2, 0, 0])),
         "{}",
         r.stdout
     );
@@ -433,4 +433,53 @@ fn failed_hosts_leave_later_plays_and_a_fully_failed_batch_ends_the_run() {
         "{}",
         r.stdout
     );
+}
+
+#[test]
+fn failed_hosts_skip_handlers_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("force_handlers.yml", "a,b,", dir.path(), &[]);
+    assert_eq!(r.code, 2);
+    assert!(
+        dir.path().join("a").exists() && !dir.path().join("b").exists(),
+        "{}",
+        r.stdout
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = play(
+        "force_handlers.yml",
+        "a,b,",
+        dir.path(),
+        &["--force-handlers"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        dir.path().join("a").exists() && dir.path().join("b").exists(),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn yaml_inventory_groups_group_vars_and_patterns() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+        .args(["play", "-i"])
+        .arg(fixture("inv/hosts.yml"))
+        .arg("-e")
+        .arg(format!("dir={}", dir.path().display()))
+        .arg(fixture("groups.yml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read(dir.path().join("web1")), "web-level none web db1\n");
+    assert_eq!(read(dir.path().join("web2")), "web-level 8081 web db1\n");
+    assert_eq!(read(dir.path().join("db1")), "all-level\n");
 }

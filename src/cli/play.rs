@@ -100,7 +100,10 @@ pub fn run(args: PlayArgs, verbose: u8) -> Exit {
             format!("unknown connection type '{c}' (expected ssh or local)"),
         );
     }
-    let inventory = match load_inventory(&args.inventory) {
+    let inventory = match load_inventory(
+        &args.inventory,
+        args.playbooks.first().map(PathBuf::as_path),
+    ) {
         Ok(i) => Arc::new(i),
         Err(msg) => return super::fail(Exit::Error, msg),
     };
@@ -188,20 +191,19 @@ pub fn run(args: PlayArgs, verbose: u8) -> Exit {
     }
 }
 
-/// Builds the inventory from `-i` sources: host lists (`a,b,`) here; files need the
-/// inventory layer.
-fn load_inventory(sources: &[String]) -> Result<Inventory, String> {
-    let mut inv = Inventory::default();
-    for s in sources {
-        if s.contains(',') && !std::path::Path::new(s).exists() {
-            for h in Inventory::from_host_list(s).hosts {
-                inv.add_host(&h.name, Map::new(), &["ungrouped"]);
-            }
+/// Builds the inventory from `-i` sources (files, directories, `a,b,` lists) through the
+/// inventory layer; `group_vars/`/`host_vars/` next to the first playbook apply too.
+fn load_inventory(
+    sources: &[String],
+    playbook: Option<&std::path::Path>,
+) -> Result<Inventory, String> {
+    let mut inv = crate::inventory::load_sources(sources).map_err(|e| e.to_string())?;
+    inv.vars_dirs.playbook = playbook.and_then(|p| p.parent()).map(|d| {
+        if d.as_os_str().is_empty() {
+            std::path::PathBuf::from(".")
         } else {
-            return Err(format!(
-                "inventory file '{s}': inventory files are not supported by this build yet; use a host list like 'a,b,'"
-            ));
+            d.to_path_buf()
         }
-    }
-    Ok(inv)
+    });
+    Inventory::from_inventory(inv)
 }

@@ -7,7 +7,6 @@ use minijinja::Value as JValue;
 use serde_json::{Value, json};
 
 use super::hosts::Host;
-use super::task::{self};
 use super::vars::{TaskLayers, Vars};
 use crate::connection::ConnectionSpec;
 use crate::output::pyjson::py_str;
@@ -80,11 +79,10 @@ impl Batch<'_> {
         ctx: &JValue,
         controller: bool,
     ) -> Result<ConnectionSpec, String> {
-        let opts = &self.shared.opts;
         if controller {
             let mut local = Vars::new();
             local.insert("ansible_connection".into(), json!("local"));
-            return Ok(task::spec_from_vars("localhost", &local, None, opts));
+            return self.spec_for("__controller__", &local, None);
         }
         let remote_user = match &task.scope.kw.remote_user {
             Some(v) => Some(
@@ -106,10 +104,54 @@ impl Batch<'_> {
                     }
                     None => Vars::new(),
                 };
-                Ok(task::spec_from_vars(d, &dvars, remote_user, opts))
+                self.spec_for(d, &dvars, remote_user)
             }
-            _ => Ok(task::spec_from_vars(host, vars, remote_user, opts)),
+            _ => self.spec_for(host, vars, remote_user),
         }
+    }
+
+    /// A host's connection from its variables (the inventory layer's rules), with the
+    /// `remote_user` keyword and `-u`/`-c`/`--private-key` as defaults under them.
+    fn spec_for(
+        &self,
+        name: &str,
+        vars: &Vars,
+        remote_user: Option<String>,
+    ) -> Result<ConnectionSpec, String> {
+        let opts = &self.shared.opts;
+        // Only the connection variables, so facts are not copied per task.
+        let mut conn_vars: Vars = CONNECTION_VARS
+            .iter()
+            .filter_map(|k| vars.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        if !conn_vars.contains_key("ansible_connection") {
+            let implicit_local = crate::inventory::LOCALHOST_NAMES.contains(&name)
+                && !conn_vars.contains_key("ansible_host");
+            if let Some(c) = opts
+                .connection
+                .clone()
+                .or_else(|| implicit_local.then(|| "local".to_string()))
+            {
+                conn_vars.insert("ansible_connection".into(), Value::String(c));
+            }
+        }
+        let defaults = crate::inventory::ConnDefaults {
+            user: remote_user.or_else(|| opts.user.clone()),
+            private_key: opts.private_key.clone(),
+            host_key_policy: opts.host_key_policy,
+            known_hosts_files: opts.known_hosts_files.clone(),
+            timeout: opts.connect_timeout,
+            retries: 3,
+        };
+        let source = self.shared.inventory.source.as_deref();
+        let resolve = |jump: &str| match source {
+            Some(inv) if inv.hosts.contains_key(jump) => {
+                inv.connection_spec(jump, &defaults).map(Some)
+            }
+            _ => Ok(None),
+        };
+        crate::inventory::conn::connection_spec_with(name, &conn_vars, &defaults, &resolve)
+            .map_err(|e| e.to_string())
     }
 
     /// Controller-side file search: the role, the task file's directory, the playbook's.
@@ -126,3 +168,25 @@ impl Batch<'_> {
         out
     }
 }
+
+/// The variables [`crate::inventory::conn`] reads to build a connection.
+const CONNECTION_VARS: &[&str] = &[
+    "ansible_connection",
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+    "ansible_host_key_checking",
+    "ansible_ssh_host_key_checking",
+    "ansible_timeout",
+    "ansible_ssh_timeout",
+    "ansible_ssh_retries",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+    "spark_openstack_host_key_policy",
+    "spark_openstack_jump_host",
+];

@@ -22,6 +22,8 @@ pub struct Inventory {
     pub hosts: Vec<Arc<Host>>,
     /// Group → member host names (`all` and `ungrouped` included).
     pub groups: BTreeMap<String, Vec<String>>,
+    /// The inventory this view was built from: patterns and jump hosts resolve through it.
+    pub source: Option<Arc<crate::inventory::Inventory>>,
 }
 
 impl Inventory {
@@ -34,6 +36,32 @@ impl Inventory {
         inv.groups.entry("all".into()).or_default();
         inv.groups.entry("ungrouped".into()).or_default();
         inv
+    }
+
+    /// The engine's view of an inventory: every host's merged variables (group_vars and
+    /// host_vars included), its groups, and the groups' members.
+    pub fn from_inventory(inv: crate::inventory::Inventory) -> Result<Inventory, String> {
+        let mut out = Inventory::default();
+        for name in inv.hosts.keys() {
+            let vars = inv.get_vars(name).map_err(|e| e.to_string())?;
+            let groups: Vec<String> = inv
+                .host_groups(name)
+                .into_iter()
+                .filter(|g| g != "all")
+                .collect();
+            let mut groups_sorted = groups.clone();
+            groups_sorted.sort();
+            out.hosts.push(Arc::new(Host {
+                name: name.clone(),
+                vars: Arc::new(vars),
+                groups: groups_sorted,
+            }));
+        }
+        for g in inv.groups.keys() {
+            out.groups.insert(g.clone(), inv.group_hosts(g));
+        }
+        out.source = Some(Arc::new(inv));
+        Ok(out)
     }
 
     /// Adds a host (or replaces its vars) in the given groups.
@@ -81,6 +109,16 @@ impl Inventory {
     /// Hosts matching an Ansible pattern: `all`/`*`, names, groups, globs, `a:b` or `a,b`
     /// unions, `:&g` intersections and `:!g` exclusions. Order is inventory order.
     pub fn select(&self, pattern: &str) -> Vec<Arc<Host>> {
+        if let Some(src) = &self.source {
+            let names = src.select(pattern).map(|s| s.hosts).unwrap_or_default();
+            return names
+                .iter()
+                .filter_map(|n| {
+                    self.get(n)
+                        .or_else(|| src.is_implicit_localhost(n).then(Self::implicit_localhost))
+                })
+                .collect();
+        }
         let mut chosen: Vec<String> = Vec::new();
         let parts: Vec<&str> = pattern
             .split([',', ':'])

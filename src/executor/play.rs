@@ -52,7 +52,23 @@ pub(super) async fn run_play(
         shared.output.notice("skipping: no hosts matched");
         return Ok(());
     }
-    let vars_files = Arc::new(load_vars_files(play, &base, t)?);
+    let mut files_vars = load_vars_files(play, &base, t)?;
+    for (prompt, default, loc) in &play.vars_prompt {
+        if shared.extra.contains_key(prompt) {
+            continue;
+        }
+        match default {
+            Some(v) => {
+                files_vars.insert(prompt.clone(), v.clone());
+            }
+            None => {
+                return Err(format!(
+                    "{loc}: vars_prompt '{prompt}' has no default and runs are not interactive; pass -e {prompt}=VALUE"
+                ));
+            }
+        }
+    }
+    let vars_files = Arc::new(files_vars);
     let all_names: Vec<Value> = hosts
         .iter()
         .map(|h| Value::String(h.name.clone()))

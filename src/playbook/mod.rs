@@ -97,6 +97,9 @@ pub struct Play {
     pub vars: Arc<Map<String, Value>>,
     /// `vars_files` entries (templated at run time); a list entry means "first that exists".
     pub vars_files: Vec<(Value, Loc)>,
+    /// `vars_prompt` entries: name, default, location. Runs are non-interactive, so a
+    /// prompt needs a default or an extra var.
+    pub vars_prompt: Vec<(String, Option<Value>, Loc)>,
     pub gather_facts: Option<Value>,
     pub serial: Vec<SerialStep>,
     pub strategy: Strategy,

@@ -224,6 +224,22 @@ fn parse_play(node: &Node, path: &Path, loader: &Loader) -> Result<Play> {
             Some(v) => vars_map(v)?,
             None => Map::new(),
         }),
+        vars_prompt: match node.get("vars_prompt").and_then(Node::as_seq) {
+            Some(items) => items
+                .iter()
+                .map(|i| {
+                    let name = i.get("name").and_then(Node::as_str).ok_or_else(|| {
+                        ParseError::at(&i.loc, "a vars_prompt entry needs 'name'")
+                    })?;
+                    Ok((
+                        name.to_string(),
+                        i.get("default").map(Node::to_json),
+                        i.loc.clone(),
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        },
         vars_files: match node.get("vars_files") {
             Some(v) => match v.as_seq() {
                 Some(items) => items.iter().map(|i| (i.to_json(), i.loc.clone())).collect(),

@@ -2,7 +2,7 @@
 //! and environment), facts, and connection settings from host variables.
 
 use super::{HostOutcome, Included, OMIT, Runner, unreachable};
-use crate::connection::{Become, ConnectionSpec};
+use crate::connection::Become;
 use crate::executor::events::Status;
 use crate::executor::play::GATHERING_FACTS;
 use crate::executor::vars::{self, Vars};
@@ -360,52 +360,5 @@ fn add_vars(item: TaskItem, params: &Arc<Map<String, Value>>) -> TaskItem {
                 .map(|i| add_vars(i, params))
                 .collect(),
         })),
-    }
-}
-
-/// Connection settings for a host from its variables, keywords and the command line.
-pub(crate) fn spec_from_vars(
-    name: &str,
-    vars: &Vars,
-    remote_user: Option<String>,
-    opts: &crate::executor::RunOptions,
-) -> ConnectionSpec {
-    let var = |k: &str| vars.get(k).map(py_str).filter(|s| !s.is_empty());
-    let kind = match var("ansible_connection")
-        .or_else(|| opts.connection.clone())
-        .as_deref()
-    {
-        Some("local") => crate::connection::ConnectionKind::Local,
-        _ if name == "localhost" && var("ansible_host").is_none() => {
-            crate::connection::ConnectionKind::Local
-        }
-        _ => crate::connection::ConnectionKind::Ssh,
-    };
-    let mut identity_files = Vec::new();
-    if let Some(k) = var("ansible_ssh_private_key_file").or_else(|| var("ansible_private_key_file"))
-    {
-        identity_files.push(std::path::PathBuf::from(k));
-    }
-    if let Some(k) = &opts.private_key {
-        identity_files.push(k.clone());
-    }
-    ConnectionSpec {
-        name: name.to_string(),
-        kind,
-        address: var("ansible_host").unwrap_or_else(|| name.to_string()),
-        port: var("ansible_port")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(22),
-        user: var("ansible_user")
-            .or(remote_user)
-            .or_else(|| opts.user.clone())
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "root".into()),
-        identity_files,
-        jump: None,
-        host_key_policy: opts.host_key_policy,
-        known_hosts_files: opts.known_hosts_files.clone(),
-        connect_timeout: opts.connect_timeout,
-        connect_retries: 3,
     }
 }

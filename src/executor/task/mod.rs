@@ -2,7 +2,6 @@
 //! `changed_when`/`failed_when`, `register`, facts, and the result events.
 
 mod action;
-pub(crate) use action::spec_from_vars;
 mod loops;
 
 use std::sync::Arc;

@@ -116,7 +116,7 @@ fn dumps<F: Formatter>(v: &J, formatter: PyFormatter<F>) -> Result<String, Error
 }
 
 /// Sorts object keys recursively (`sort_keys=True`).
-fn sorted(v: J) -> J {
+pub(crate) fn sorted(v: J) -> J {
     match v {
         J::Object(map) => {
             let mut entries: Vec<(String, J)> = map.into_iter().collect();
