@@ -10,9 +10,13 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaseFile {
-    /// What the case checks, shown nowhere but read by humans.
+    /// What the case checks, for the humans reading it.
     #[serde(default)]
+    #[allow(dead_code)]
     pub about: String,
+    /// An Ansible collection ansible-playbook needs for this case (`ansible.posix`).
+    #[serde(default)]
+    pub needs_collection: Option<String>,
     /// Extra command-line arguments given to both tools on every run (`--tags x`, `--check`).
     #[serde(default)]
     pub args: Vec<String>,
@@ -67,8 +71,9 @@ impl Case {
     fn load(name: String, dir: PathBuf) -> Result<Case, String> {
         let path = dir.join("case.yml");
         let file: CaseFile = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_saphyr::from_str(&text)
-                .map_err(|e| format!("{}: {e}", path.display()))?,
+            Ok(text) => {
+                serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
             Err(_) => CaseFile::default(),
         };
         let mut globs = globset::GlobSetBuilder::new();

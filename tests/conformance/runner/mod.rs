@@ -19,6 +19,8 @@ use crate::support::Hosts;
 /// Hosts per run: enough for serial, run_once and per-host differences, few enough that
 /// ansible-playbook (a Python process per host and task) stays quick on 2 cores.
 pub const HOSTS: usize = 2;
+/// File differences listed per run; the logs under target/tmp/conformance have the rest.
+const MAX_FILE_PROBLEMS: usize = 6;
 /// The same parallelism for both tools.
 const FORKS: &str = "5";
 
@@ -73,6 +75,30 @@ impl Env {
             ansible,
             logs,
         }
+    }
+
+    /// Whether ansible-playbook can load collection `name` (`ansible.posix`): from the
+    /// `ansible` package next to it, or from the usual collection paths.
+    fn has_collection(&self, name: &str) -> bool {
+        let rel: PathBuf = std::iter::once("ansible_collections")
+            .chain(name.split('.'))
+            .collect();
+        let mut roots: Vec<PathBuf> = std::env::var("ANSIBLE_COLLECTIONS_PATH")
+            .unwrap_or_default()
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if let Some(home) = std::env::var_os("HOME") {
+            roots.push(PathBuf::from(home).join(".ansible/collections"));
+        }
+        // A venv's bin/ansible-playbook sits next to lib/pythonX.Y/site-packages.
+        if let Some(venv) = self.ansible.parent().and_then(Path::parent)
+            && let Ok(libs) = std::fs::read_dir(venv.join("lib"))
+        {
+            roots.extend(libs.flatten().map(|l| l.path().join("site-packages")));
+        }
+        roots.iter().any(|r| r.join(&rel).is_dir())
     }
 
     fn clean(&self) {
@@ -166,6 +192,8 @@ fn run(env: &Env, tool: Tool, case: &Case, n: usize, args: &[String]) -> Run {
 
 /// The result of one case: what differed (empty = conformant) and a summary for the table.
 pub struct Outcome {
+    /// Why the case did not run (a collection Ansible lacks), outside CI only.
+    pub skipped: Option<String>,
     pub problems: Vec<String>,
     pub summary: String,
     pub times: Vec<Duration>,
@@ -174,6 +202,19 @@ pub struct Outcome {
 /// Runs `case` with every tool (cleaning the hosts first) and compares each run of the
 /// others with the first tool's.
 pub fn compare(env: &Env, case: &Case, tools: &[Tool]) -> Outcome {
+    if let Some(c) = &case.file.needs_collection
+        && !env.has_collection(c)
+    {
+        let why =
+            format!("ansible-playbook lacks the {c} collection (pip install 'ansible==12.*')");
+        let in_ci = std::env::var_os("CI").is_some();
+        return Outcome {
+            problems: if in_ci { vec![why.clone()] } else { Vec::new() },
+            skipped: (!in_ci).then_some(why),
+            summary: String::new(),
+            times: Vec::new(),
+        };
+    }
     let runs = case.runs();
     let mut results: Vec<Vec<Run>> = Vec::new();
     for &tool in tools {
@@ -196,8 +237,13 @@ pub fn compare(env: &Env, case: &Case, tools: &[Tool]) -> Outcome {
             if !case.ignores_recap() && a.recap != b.recap {
                 problems.push(format!("{which}: recap {}", recap_diff(&a.recap, &b.recap)));
             }
-            for d in snapshot::diff(&a.files, &b.files) {
+            let files = snapshot::diff(&a.files, &b.files);
+            for d in files.iter().take(MAX_FILE_PROBLEMS) {
                 problems.push(format!("{which}: {d}"));
+            }
+            if files.len() > MAX_FILE_PROBLEMS {
+                let more = files.len() - MAX_FILE_PROBLEMS;
+                problems.push(format!("{which}: ... and {more} more file differences"));
             }
         }
     }
@@ -217,6 +263,7 @@ pub fn compare(env: &Env, case: &Case, tools: &[Tool]) -> Outcome {
         .collect();
     Outcome {
         problems,
+        skipped: None,
         summary,
         times,
     }
@@ -238,7 +285,13 @@ fn recap_diff(a: &BTreeMap<String, Counts>, b: &BTreeMap<String, Counts>) -> Str
 /// The per-case table printed at the end, with every problem under its case.
 pub fn table(rows: &[(String, Outcome)]) -> String {
     let mut t = comfy_table::Table::new();
-    t.set_header(["case", "result", "host1 recap (ansible, per run)", "ansible s", "spark s"]);
+    t.set_header([
+        "case",
+        "result",
+        "host1 recap (ansible, per run)",
+        "ansible s",
+        "spark s",
+    ]);
     let mut details = String::new();
     for (name, o) in rows {
         let secs = |i: usize| {
@@ -247,7 +300,14 @@ pub fn table(rows: &[(String, Outcome)]) -> String {
                 .map(|d| format!("{:.1}", d.as_secs_f64()))
                 .unwrap_or_default()
         };
-        let result = if o.problems.is_empty() { "same" } else { "DIFFERS" };
+        let result = match (&o.skipped, o.problems.is_empty()) {
+            (Some(_), _) => "skipped",
+            (None, true) => "same",
+            (None, false) => "DIFFERS",
+        };
+        if let Some(why) = &o.skipped {
+            details.push_str(&format!("{name}: skipped: {why}\n"));
+        }
         t.add_row([name.as_str(), result, &o.summary, &secs(0), &secs(1)]);
         for p in &o.problems {
             details.push_str(&format!("{name}: {p}\n"));

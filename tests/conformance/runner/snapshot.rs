@@ -94,7 +94,10 @@ pub fn diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
 
 fn short(s: &str) -> String {
     if s.len() > 160 {
-        let cut = (0..=160).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=160)
+            .rev()
+            .find(|i| s.is_char_boundary(*i))
+            .unwrap_or(0);
         format!("{}...", &s[..cut])
     } else {
         s.to_string()
