@@ -152,3 +152,30 @@ fn missing_file_and_unknown_host_are_errors() {
     let out = ours(&["-i", "basic.ini"]);
     assert_eq!(out.status.code(), Some(5), "an action is required");
 }
+
+/// YAML output: the same tree as ansible-inventory's (scalar quoting style may differ,
+/// so both are parsed and compared as data).
+#[test]
+fn yaml_list_has_ansibles_tree() {
+    let args = &["-i", "nested", "--list", "--yaml"][..];
+    let out = ours(args);
+    assert!(out.status.success(), "{args:?}");
+    let parse = |text: &str| {
+        spark_openstack::yaml::load_str(text, Path::new("out.yaml"))
+            .expect("valid YAML")
+            .to_json()
+    };
+    let got = parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(got, parse(&reference(args, "nested.list.yaml")));
+    assert!(got["all"]["children"].is_object());
+    // PyYAML writes the key `y` bare, which YAML 1.1 readers take for `true`; ours is quoted.
+    let out = ours(&["-i", "basic.ini", "--list", "--yaml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tree = spark_openstack::yaml::load_str(&text, Path::new("out.yaml"))
+        .expect("valid YAML")
+        .to_json();
+    let web01 =
+        &tree["all"]["children"]["spark"]["children"]["db"]["children"]["web"]["hosts"]["web01"];
+    assert_eq!(web01["y"], serde_json::json!(5));
+    assert_eq!(web01["mode"], serde_json::json!("0644"));
+}

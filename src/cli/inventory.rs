@@ -60,6 +60,8 @@ fn render(args: &InventoryArgs) -> Result<String, InventoryError> {
         return show::graph(&inv, group);
     } else if let Some(host) = &args.host {
         show::host(&inv, host)?
+    } else if args.yaml {
+        show::yaml_tree(&inv)?
     } else {
         show::list(&inv)?
     };

@@ -85,6 +85,13 @@ pub struct PlayArgs {
 }
 
 pub fn run(args: PlayArgs, verbose: u8) -> Exit {
+    // A missing playbook is a plain error (1), not a parse error, as in ansible-playbook.
+    if let Some(p) = args.playbooks.iter().find(|p| !p.is_file()) {
+        return super::fail(
+            Exit::Error,
+            format!("the playbook: {} could not be found", p.display()),
+        );
+    }
     let mut extra = Map::new();
     for e in &args.extra_vars {
         match executor::vars::parse_extra_vars(e) {

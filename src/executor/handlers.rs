@@ -9,12 +9,29 @@ use futures::future::BoxFuture;
 use super::vars::{self, Vars};
 use crate::output::pyjson::py_str;
 use crate::playbook::Task;
+use crate::template::Templar;
 
 use super::batch::Batch;
 
 impl Batch<'_> {
     pub(super) fn notify(&self, h: usize, task: &Task) {
-        for n in &task.notify {
+        // `notify: "restart {{ service }}"` is rendered with the host's variables.
+        let names: Vec<String> = if task.notify.iter().any(|n| Templar::is_template(n)) {
+            let vars = self.task_vars(task, &self.hosts[h], Vars::new());
+            let ctx = vars::context(Arc::new(vars), &self.scope);
+            task.notify
+                .iter()
+                .map(|n| {
+                    self.shared
+                        .templar
+                        .render_str(n, &ctx)
+                        .unwrap_or_else(|_| n.clone())
+                })
+                .collect()
+        } else {
+            task.notify.clone()
+        };
+        for n in &names {
             let found: Vec<usize> = self
                 .play
                 .handlers

@@ -360,3 +360,40 @@ fn flatten(items: &[TaskItem], out: &mut Vec<Arc<Task>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(n: usize) -> Vec<Arc<Host>> {
+        let mut inv = Inventory::default();
+        for i in 0..n {
+            inv.add_host(&format!("h{i}"), Map::new(), &["ungrouped"]);
+        }
+        inv.hosts
+    }
+
+    fn sizes(serial: &[SerialStep], n: usize) -> Vec<usize> {
+        batches(&hosts(n), serial).iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn serial_counts_percentages_and_lists() {
+        assert_eq!(sizes(&[], 5), [5]);
+        assert_eq!(sizes(&[SerialStep::Count(2)], 5), [2, 2, 1]);
+        assert_eq!(sizes(&[SerialStep::Percent(30.0)], 10), [3, 3, 3, 1]);
+        // Every batch has at least one host; the last step repeats.
+        assert_eq!(sizes(&[SerialStep::Percent(1.0)], 3), [1, 1, 1]);
+        assert_eq!(
+            sizes(
+                &[
+                    SerialStep::Count(1),
+                    SerialStep::Count(2),
+                    SerialStep::Percent(50.0)
+                ],
+                10
+            ),
+            [1, 2, 5, 2]
+        );
+    }
+}

@@ -38,6 +38,9 @@ fn parse_port(p: &str) -> Result<u16, String> {
         .map_err(|_| format!("invalid port {p:?} (expected 1-65535)"))
 }
 
+/// A bound on one pattern's expansion, so a typo cannot exhaust memory.
+const MAX_HOSTS: usize = 100_000;
+
 /// Expands every `[a:b(:step)]` range in `pattern`; a name without ranges is returned as is.
 pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
     let Some(open) = pattern.find('[') else {
@@ -101,8 +104,10 @@ pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
                 (Ok(b), Ok(e)) => (b, e),
                 _ => return Err(format!("invalid host range [{range}]")),
             };
-            if e.saturating_sub(b) > 100_000 {
-                return Err(format!("host range [{range}] is too large"));
+            if e.saturating_sub(b) > MAX_HOSTS as u64 {
+                return Err(format!(
+                    "host range in {pattern:?} expands to more than {MAX_HOSTS} hosts"
+                ));
             }
             (b..=e)
                 .step_by(step)
@@ -113,6 +118,11 @@ pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for item in items {
         out.extend(expand(&format!("{head}{item}{tail}"))?);
+        if out.len() > MAX_HOSTS {
+            return Err(format!(
+                "host range in {pattern:?} expands to more than {MAX_HOSTS} hosts"
+            ));
+        }
     }
     Ok(out)
 }
@@ -146,6 +156,14 @@ mod tests {
         );
         assert!(expand("h[01:100]").unwrap_err().contains("equal-length"));
         assert!(expand("h[c:a]").unwrap_err().contains("begin <= end"));
+        assert!(
+            expand("h[0:99999][0:99999]")
+                .unwrap_err()
+                .contains("more than 100000 hosts")
+        );
+        for bad in ["h[a:9]", "h[-1:3]", "h[1:2:0]", "h[1:2:3:4]"] {
+            assert!(expand(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -89,6 +89,58 @@ pub fn host(inv: &Inventory, host: &str) -> Result<Value, InventoryError> {
     Ok(sorted(Value::Object(inv.get_vars(host)?)))
 }
 
+/// `--list --yaml`: Ansible's YAML inventory tree (`all: children: g: hosts: h: vars`).
+/// A host's variables appear at its first occurrence only; empty groups are left out.
+pub fn yaml_tree(inv: &Inventory) -> Result<Value, InventoryError> {
+    let mut seen_groups = Vec::new();
+    let mut seen_hosts = Vec::new();
+    let mut out = Map::new();
+    if let Some(tree) = yaml_group(inv, "all", &mut seen_groups, &mut seen_hosts)? {
+        out.insert("all".into(), tree);
+    }
+    Ok(sorted(Value::Object(out)))
+}
+
+fn yaml_group(
+    inv: &Inventory,
+    name: &str,
+    seen_groups: &mut Vec<String>,
+    seen_hosts: &mut Vec<String>,
+) -> Result<Option<Value>, InventoryError> {
+    let Some(g) = inv.groups.get(name) else {
+        return Ok(None);
+    };
+    let mut children = Map::new();
+    for c in g.children.iter().filter(|c| c.as_str() != "all") {
+        if seen_groups.contains(c) {
+            children.insert(c.clone(), json!({}));
+        } else {
+            seen_groups.push(c.clone());
+            if let Some(tree) = yaml_group(inv, c, seen_groups, seen_hosts)? {
+                children.insert(c.clone(), tree);
+            }
+        }
+    }
+    let mut hosts = Map::new();
+    for h in g.hosts.iter().filter(|_| name != "all") {
+        let vars = if seen_hosts.contains(h) {
+            Map::new()
+        } else {
+            seen_hosts.push(h.clone());
+            inv.get_vars(h)?
+        };
+        hosts.insert(h.clone(), Value::Object(vars));
+    }
+    let mut entry = Map::new();
+    if !children.is_empty() {
+        entry.insert("children".into(), Value::Object(children));
+    }
+    if !hosts.is_empty() {
+        entry.insert("hosts".into(), Value::Object(hosts));
+    }
+    Ok((!entry.is_empty()).then_some(Value::Object(entry)))
+}
+
 /// Python's `json.dumps(indent=4)`.
 pub fn to_pretty_json(v: &Value) -> String {
     let mut buf = Vec::new();

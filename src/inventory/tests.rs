@@ -294,3 +294,60 @@ fn implicit_localhost_is_local() {
         ConnectionKind::Ssh
     );
 }
+
+#[test]
+fn hostile_input_gives_errors_not_panics() {
+    for text in [
+        "[",
+        "[]",
+        "[a:b:c]",
+        "h[",
+        "h]",
+        "[:vars]",
+        ":",
+        "h:",
+        "h:0",
+        "h:99999",
+        "[g:children]\n[x",
+        "h a=",
+        "h =1",
+        "h a=b=c",
+        "[g]\nh\n[g:vars]\n=x",
+        "\u{feff}h",
+        "h[1:3]:22 a=[1,{2:3}]",
+        "é[a:c] é=1",
+        "h \"unterminated",
+        "[g:children]\ng",
+        "h\\",
+    ] {
+        let _ = ini::parse(text, Path::new("fuzz.ini"));
+        let _ = yaml_inv::parse(text, Path::new("fuzz.yml"));
+        let _ = yaml_inv::looks_like_yaml(text, Path::new("fuzz"));
+    }
+    for text in [
+        "all: 3",
+        "all: [1]",
+        "all:\n  children: [a]",
+        "all:\n  hosts:\n    h: 3",
+        "a:\n  vars: 1",
+        "- x",
+    ] {
+        assert!(yaml_inv::parse(text, Path::new("f.yml")).is_err(), "{text}");
+    }
+    let inv = ini("a\nb\n");
+    for p in [
+        "[",
+        "]",
+        "a[",
+        "a[1:",
+        "a[x]",
+        "~",
+        "&",
+        "!",
+        ":::",
+        "a[99999999999999999999]",
+        "*[0:-9]",
+    ] {
+        let _ = inv.select(p);
+    }
+}

@@ -11,7 +11,10 @@ use super::{InventoryError, Vars};
 /// Files read once per run: `get_vars` is called for every host, and the same
 /// `group_vars/all` would otherwise be parsed a thousand times for a thousand hosts.
 #[derive(Clone, Default)]
-pub struct VarsCache(Arc<RwLock<HashMap<(PathBuf, String), Arc<Vars>>>>);
+pub struct VarsCache(Arc<RwLock<HashMap<EntityKey, Arc<Vars>>>>);
+
+/// A vars directory (`.../group_vars`) and the group or host name in it.
+type EntityKey = (PathBuf, String);
 
 impl std::fmt::Debug for VarsCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

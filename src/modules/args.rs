@@ -179,10 +179,9 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// A file mode: an octal string (`'0644'`, `'644'`), an integer (YAML `0644` is read as
-    /// octal-looking decimal 644 by some loaders and as 420 by others, so both are handled
-    /// the way Ansible does: an int is taken as the value itself), or a symbolic mode
-    /// (`u+x,g-w`), `preserve` is left to the caller.
+    /// A file mode: an octal string (`'0644'`, `'644'`), an integer (the YAML loader reads
+    /// `0644` as octal, 420, like PyYAML, so an integer is taken as the mode's value), a
+    /// symbolic mode (`u+x,g-w`), or `preserve`, which the caller resolves.
     pub fn opt_mode(&self, key: &str) -> Result<Option<Mode>, ModuleError> {
         let bad = || {
             self.err(

@@ -193,7 +193,7 @@ pub async fn stat_paths(
     }
     let mut cmd = stat_function(follow, checksum);
     for p in paths {
-        cmd.push_str(&format!("st {}; ", sh_quote(p)));
+        cmd.push_str(&format!("st {}; ", qpath(p)));
     }
     let out = run(ctx, cmd).await?;
     if out.rc != 0 {
@@ -232,7 +232,7 @@ pub async fn read_with_stat(
     ctx: &ModuleCtx<'_>,
     path: &str,
 ) -> Result<Option<(RemoteStat, Vec<u8>)>, ModuleError> {
-    let q = sh_quote(path);
+    let q = qpath(path);
     let cmd = format!(
         "{}st {q}; if [ -f {q} ]; then cat -- {q}; elif [ -e {q} ]; then echo 'not a regular file' >&2; exit 3; fi",
         stat_function(true, None)
@@ -292,11 +292,11 @@ pub async fn place_file(
     source: Source<'_>,
     opts: &WriteOpts,
 ) -> Result<Option<String>, ModuleError> {
-    let d = sh_quote(dest);
-    let parent = sh_quote(parent(dest));
+    let d = qpath(dest);
+    let parent = qpath(parent(dest));
     let (fill, stdin) = match source {
         Source::Bytes(data) => ("cat > \"$t\"".to_string(), Some(data.to_vec())),
-        Source::Remote(src) => (format!("cat -- {} > \"$t\"", sh_quote(src)), None),
+        Source::Remote(src) => (format!("cat -- {} > \"$t\"", qpath(src)), None),
     };
     let mut cmd = format!(
         "set -e; if [ ! -d {parent} ]; then printf 'Destination directory %s does not exist\\n' {parent} >&2; exit 1; fi; \
@@ -402,7 +402,7 @@ pub async fn run_and_stat(
     let script = format!(
         "{}(set -e; {cmd}\n); rc=$?; echo; st {}; exit $rc",
         stat_function(follow, None),
-        sh_quote(path)
+        qpath(path)
     );
     let mut out = run(ctx, script).await?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -411,4 +411,40 @@ pub async fn run_and_stat(
     let st = parse_stat_line(last);
     out.stdout = before.as_bytes().to_vec();
     Ok((out, st))
+}
+
+/// Quotes a remote path for the shell like [`sh_quote`], but keeps a leading `~` or `~/`
+/// meaning the (become) user's home, as Ansible expands it on the host.
+pub fn qpath(p: &str) -> String {
+    if p == "~" {
+        "\"$HOME\"".to_string()
+    } else if let Some(rest) = p.strip_prefix("~/") {
+        format!("\"$HOME\"/{}", sh_quote(rest))
+    } else {
+        sh_quote(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_keep_their_home_prefix() {
+        assert_eq!(qpath("~/.ssh/a b"), "\"$HOME\"/'.ssh/a b'");
+        assert_eq!(qpath("/etc/x"), "/etc/x");
+        assert_eq!(parent("/a/b"), "/a");
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(basename("/a/b/"), "b");
+    }
+
+    #[test]
+    fn stat_lines_parse() {
+        let st = parse_stat_line("Y|81a4|0|0|root|root|3|1700000000|42|1|abc|").unwrap();
+        assert_eq!(
+            (st.mode, st.is_file(), st.size, st.checksum.as_deref()),
+            (0o644, true, 3, Some("abc"))
+        );
+        assert!(parse_stat_line("N").is_none());
+    }
 }

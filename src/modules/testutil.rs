@@ -19,6 +19,7 @@ pub struct Harness {
     pub search_paths: Vec<PathBuf>,
     pub check_mode: bool,
     pub diff: bool,
+    pub env: Vec<(String, String)>,
     pub dir: tempfile::TempDir,
 }
 
@@ -45,6 +46,7 @@ impl Harness {
             search_paths: vec![dir.path().to_path_buf()],
             check_mode: false,
             diff: false,
+            env: vec![],
             dir,
         }
     }
@@ -62,7 +64,7 @@ impl Harness {
             check_mode: self.check_mode,
             diff: self.diff,
             become_: None,
-            env: vec![],
+            env: self.env.clone(),
             vars: &self.vars,
             templar: &self.templar,
             search_paths: &self.search_paths,

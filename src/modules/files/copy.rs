@@ -11,10 +11,9 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::text_diff;
-use crate::connection::sh_quote;
 use crate::modules::args::{Args, Mode};
 use crate::modules::remote::{
-    self, RemoteStat, Source, WriteOpts, attrs_commands, attrs_match, basename, sha1_hex,
+    self, RemoteStat, Source, WriteOpts, attrs_commands, attrs_match, basename, qpath, sha1_hex,
 };
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
@@ -155,7 +154,7 @@ pub async fn copy_content(
     if !ctx.check_mode {
         if p.write {
             if dest.ends_with('/') && st.is_none() {
-                remote::run(ctx, format!("mkdir -p {}", sh_quote(dest))).await?;
+                remote::run(ctx, format!("mkdir -p {}", qpath(dest))).await?;
             }
             let backup =
                 remote::place_file(ctx, &target, Source::Bytes(data), &opts.write_opts()).await?;
@@ -190,7 +189,7 @@ pub async fn copy_content(
 /// Applies mode/owner/group to an existing file whose content is already right.
 async fn set_attrs(ctx: &ModuleCtx<'_>, path: &str, opts: &FileOpts) -> Result<(), ModuleError> {
     let cmd = attrs_commands(
-        &sh_quote(path),
+        &qpath(path),
         opts.mode.as_ref(),
         opts.owner.as_deref(),
         opts.group.as_deref(),
@@ -261,7 +260,7 @@ async fn copy_tree(
         .collect();
     let mut changed = !missing_dirs.is_empty();
     if !missing_dirs.is_empty() && !ctx.check_mode {
-        let quoted: Vec<String> = missing_dirs.iter().map(|d| sh_quote(d)).collect();
+        let quoted: Vec<String> = missing_dirs.iter().map(|d| qpath(d)).collect();
         let mut cmd = format!("set -e; mkdir -p {}; ", quoted.join(" "));
         for d in &quoted {
             cmd.push_str(&attrs_commands(
@@ -364,7 +363,7 @@ async fn copy_remote_tree(
     } else {
         join(dest, basename(src))
     };
-    let (s, t) = (sh_quote(src.trim_end_matches('/')), sh_quote(&target));
+    let (s, t) = (qpath(src.trim_end_matches('/')), qpath(&target));
     let act = if ctx.check_mode {
         String::new()
     } else {

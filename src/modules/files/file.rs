@@ -7,9 +7,8 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::connection::sh_quote;
 use crate::modules::args::{Args, Mode};
-use crate::modules::remote::{self, RemoteStat, attrs_commands, attrs_match, parent};
+use crate::modules::remote::{self, RemoteStat, attrs_commands, attrs_match, parent, qpath};
 use crate::modules::{Diff, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct File;
@@ -77,7 +76,7 @@ impl Req<'_> {
     }
     fn attrs_cmd(&self, recurse: bool) -> String {
         attrs_commands(
-            &sh_quote(self.path),
+            &qpath(self.path),
             self.mode.as_ref(),
             self.owner.as_deref(),
             self.group.as_deref(),
@@ -149,7 +148,7 @@ impl Module for File {
             st = remote::stat_path(ctx, &path, true, None).await?;
         }
         let before = state_of(st.as_ref());
-        let q = sh_quote(&path);
+        let q = qpath(&path);
 
         // The shell commands that bring the path to the wanted state; empty when it is already there.
         let cmd = match state {
@@ -201,7 +200,7 @@ impl Module for File {
                     Some(_) if same => req.link_owner_cmd(),
                     _ => format!(
                         "rm -rf -- {q}; ln -s -- {} {q}; {}",
-                        sh_quote(src),
+                        qpath(src),
                         req.link_owner_cmd()
                     ),
                 }
@@ -222,7 +221,7 @@ impl Module for File {
                             "refusing to convert from {before} to hard link for {path}"
                         ));
                     }
-                    _ => format!("ln -f -- {} {q}; {}", sh_quote(src), req.attrs_cmd(false)),
+                    _ => format!("ln -f -- {} {q}; {}", qpath(src), req.attrs_cmd(false)),
                 }
             }
         };
@@ -272,11 +271,11 @@ impl Req<'_> {
     }
     /// Links have no mode of their own on Linux; only their owner is set, with `-h`.
     fn link_owner_cmd(&self) -> String {
-        let q = sh_quote(self.path);
+        let q = qpath(self.path);
         match (&self.owner, &self.group) {
-            (Some(o), Some(g)) => format!("chown -h {} {q}", sh_quote(&format!("{o}:{g}"))),
-            (Some(o), None) => format!("chown -h {} {q}", sh_quote(o)),
-            (None, Some(g)) => format!("chgrp -h {} {q}", sh_quote(g)),
+            (Some(o), Some(g)) => format!("chown -h {} {q}", qpath(&format!("{o}:{g}"))),
+            (Some(o), None) => format!("chown -h {} {q}", qpath(o)),
+            (None, Some(g)) => format!("chgrp -h {} {q}", qpath(g)),
             (None, None) => String::new(),
         }
     }
@@ -313,7 +312,7 @@ async fn recurse_dir(
     req: &Req<'_>,
     st: &RemoteStat,
 ) -> Result<ModuleResult, ModuleError> {
-    let q = sh_quote(req.path);
+    let q = qpath(req.path);
     let cmd = if ctx.check_mode {
         let mut tests = Vec::new();
         match &req.mode {
@@ -322,10 +321,10 @@ async fn recurse_dir(
             _ => {}
         }
         if let Some(o) = &req.owner {
-            tests.push(format!("! -user {}", sh_quote(o)));
+            tests.push(format!("! -user {}", qpath(o)));
         }
         if let Some(g) = &req.group {
-            tests.push(format!("! -group {}", sh_quote(g)));
+            tests.push(format!("! -group {}", qpath(g)));
         }
         if tests.is_empty() {
             return Ok(with_state(

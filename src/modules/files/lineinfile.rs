@@ -113,12 +113,18 @@ pub fn present(text: &str, spec: &Spec) -> Result<(String, &'static str), String
                     caps.expand(&python_replacement(&spec.line), &mut s);
                     replacement = Some(s);
                 }
+                if spec.firstmatch {
+                    break;
+                }
             }
         }
     } else if let Some(ss) = &spec.search_string {
         for (i, l) in lines.iter().enumerate() {
             if l.contains(ss.as_str()) {
                 found = Some(i);
+                if spec.firstmatch {
+                    break;
+                }
             }
         }
     }
@@ -328,6 +334,17 @@ mod tests {
         assert_eq!(
             present("nothing\n", &s).unwrap(),
             ("nothing\n".to_string(), "")
+        );
+    }
+
+    #[test]
+    fn firstmatch_replaces_the_first_match() {
+        let mut s = spec("port=2");
+        s.regexp = Some(Regex::new("^port=").unwrap());
+        s.firstmatch = true;
+        assert_eq!(
+            present("port=1\nport=1\n", &s).unwrap().0,
+            "port=2\nport=1\n"
         );
     }
 

@@ -398,3 +398,23 @@ async fn stat_slurp_fetch() {
     assert_eq!(flat.data["dest"], json!(format!("{out}/flat/data")));
     assert!(!std::path::Path::new(&format!("{out}/flat/data")).exists());
 }
+
+#[tokio::test]
+async fn tilde_paths_expand_on_the_host() {
+    let mut h = Harness::new();
+    h.env = vec![("HOME".into(), h.path(""))];
+    let r = h
+        .ok(&Copy, json!({"content": "x", "dest": "~/in home.txt"}))
+        .await;
+    assert!(r.changed);
+    assert_eq!(std::fs::read_to_string(h.path("in home.txt")).unwrap(), "x");
+    assert!(
+        !h.ok(&Copy, json!({"content": "x", "dest": "~/in home.txt"}))
+            .await
+            .changed
+    );
+    let r = h
+        .ok(&File, json!({"path": "~/d", "state": "directory"}))
+        .await;
+    assert!(r.changed && std::path::Path::new(&h.path("d")).is_dir());
+}

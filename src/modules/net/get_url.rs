@@ -8,9 +8,8 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::connection::sh_quote;
 use crate::modules::args::Args;
-use crate::modules::remote::{self, CHECKSUM_ALGORITHMS, attrs_commands};
+use crate::modules::remote::{self, CHECKSUM_ALGORITHMS, attrs_commands, qpath};
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct GetUrl;
@@ -143,15 +142,15 @@ impl Module for GetUrl {
         ];
         let mut cmd = String::new();
         for (k, v) in vars {
-            cmd.push_str(&format!("{k}={}; ", sh_quote(&v)));
+            cmd.push_str(&format!("{k}={}; ", qpath(&v)));
         }
         let hc: Vec<String> = headers
             .iter()
-            .map(|h: &String| format!("-H {}", sh_quote(h)))
+            .map(|h: &String| format!("-H {}", qpath(h)))
             .collect();
         let hw: Vec<String> = headers
             .iter()
-            .map(|h| sh_quote(&format!("--header={h}")))
+            .map(|h| qpath(&format!("--header={h}")))
             .collect();
         // Headers are spliced in as words, already quoted.
         let script = SCRIPT
@@ -159,8 +158,8 @@ impl Module for GetUrl {
             .replace("$HEADERS_WGET", &hw.join(" "));
         cmd.push_str(&format!(
             "set -- {} {}\n{script}",
-            sh_quote(&url),
-            sh_quote(&dest)
+            qpath(&url),
+            qpath(&dest)
         ));
         let out = remote::run(ctx, cmd).await?;
         let text = out.stdout_str();
@@ -197,7 +196,7 @@ impl Module for GetUrl {
                 !remote::attrs_match(&s, mode.as_ref(), owner.as_deref(), group.as_deref())
             }) {
                 let fix = attrs_commands(
-                    &sh_quote(&target),
+                    &qpath(&target),
                     mode.as_ref(),
                     owner.as_deref(),
                     group.as_deref(),

@@ -8,9 +8,8 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::connection::sh_quote;
 use crate::modules::args::Args;
-use crate::modules::remote::{self, attrs_commands};
+use crate::modules::remote::{self, attrs_commands, qpath};
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Unarchive;
@@ -87,7 +86,7 @@ impl Module for Unarchive {
                 .with("src", src));
         }
         let (archive_setup, stdin) = if remote_src {
-            (format!("a_path={}; ", sh_quote(&src)), None)
+            (format!("a_path={}; ", qpath(&src)), None)
         } else {
             let local = ctx.find_file("files", &src).ok_or_else(|| {
                 a.err(
@@ -102,17 +101,17 @@ impl Module for Unarchive {
             (
                 format!(
                     "a_path=$(mktemp -d)/{} || exit 1; trap 'rm -rf \"$(dirname \"$a_path\")\"' EXIT; cat > \"$a_path\"; ",
-                    sh_quote(&suffix)
+                    qpath(&suffix)
                 ),
                 Some(data),
             )
         };
         let cmd = format!(
             "EXTRA={}; LIST={}; CHECK={}; {archive_setup}set -- \"$a_path\" {}\n{SCRIPT}",
-            sh_quote(&extra.join(" ")),
+            qpath(&extra.join(" ")),
             u8::from(list),
             u8::from(ctx.check_mode),
-            sh_quote(&dest)
+            qpath(&dest)
         );
         let out = remote::run_with(ctx, cmd, stdin, None).await?;
         let text = out.stdout_str();
@@ -149,7 +148,7 @@ impl Module for Unarchive {
         );
         if r.changed && !ctx.check_mode && (mode.is_some() || owner.is_some() || group.is_some()) {
             let fix = attrs_commands(
-                &sh_quote(&dest),
+                &qpath(&dest),
                 mode.as_ref(),
                 owner.as_deref(),
                 group.as_deref(),

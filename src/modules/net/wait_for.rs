@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::connection::{ExecRequest, sh_quote};
 use crate::modules::args::Args;
+use crate::modules::remote::qpath;
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct WaitFor;
@@ -100,7 +101,7 @@ impl Module for WaitFor {
         }
         let (cond, what) = match (&path, port) {
             (Some(p), _) => {
-                let q = sh_quote(p);
+                let q = qpath(p);
                 let cond = match (state, &regex) {
                     ("absent" | "stopped", _) => format!("[ ! -e {q} ]"),
                     (_, Some(re)) => format!("grep -Eq -- {} {q} 2>/dev/null", sh_quote(re)),

@@ -7,10 +7,9 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::connection::sh_quote;
 use crate::modules::args::{Args, Mode};
 use crate::modules::files::text_diff;
-use crate::modules::remote::{self, WriteOpts};
+use crate::modules::remote::{self, WriteOpts, qpath};
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct AuthorizedKey;
@@ -134,9 +133,9 @@ impl Module for AuthorizedKey {
         let probe = format!(
             "h=$(getent passwd {u} | cut -d: -f6); g=$(id -gn {u} 2>/dev/null); [ -n \"$h\" ] || {{ echo 'no such user' >&2; exit 3; }}; \
              p={p}; echo \"$h\"; echo \"$g\"; echo \"$p\"; if [ -f \"$p\" ]; then cat \"$p\"; fi",
-            u = sh_quote(&user),
+            u = qpath(&user),
             p = match &path_arg {
-                Some(p) => sh_quote(p),
+                Some(p) => qpath(p),
                 None => "\"$h/.ssh/authorized_keys\"".into(),
             }
         );
@@ -181,8 +180,8 @@ impl Module for AuthorizedKey {
         if manage_dir {
             let cmd = format!(
                 "[ -d {d} ] || {{ mkdir -p {d} && chmod 700 {d} && chown {o} {d}; }}",
-                d = sh_quote(&dir),
-                o = sh_quote(&format!("{user}:{group}"))
+                d = qpath(&dir),
+                o = qpath(&format!("{user}:{group}"))
             );
             let out = remote::run(ctx, cmd).await?;
             if out.rc != 0 {

@@ -8,9 +8,9 @@
 //! `length`, `join`, `unique`, `sort`, `map`, `select`, `selectattr`, `reject`,
 //! `first`, `last`, `min`, `max`, `sum`, `zip`, `list`, `string`, `lower`, `upper`,
 //! `replace`, `trim`, `split`, `indent`, `format`, `dictsort`, `batch`, `slice`.
-//! Not implemented: `password_hash` (needs SHA-crypt; no crate in the tree provides it)
-//! and the `ipaddr` family.
+//! `password_hash` supports `sha512` only ([`crypt`]). Not implemented: the `ipaddr` family.
 
+mod crypt;
 pub mod data;
 pub mod serial;
 pub mod strings;
@@ -23,6 +23,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("int", int_filter);
     env.add_filter("ternary", ternary);
     env.add_filter("mandatory", mandatory);
+    env.add_filter("password_hash", crypt::password_hash);
     strings::register(env);
     data::register(env);
     serial::register(env);

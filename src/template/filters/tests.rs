@@ -333,3 +333,21 @@ fn tests_like_ansible() {
         json!(true)
     );
 }
+
+#[test]
+fn password_hash_is_sha512_crypt() {
+    // Same as `openssl passwd -6 -salt abcdefgh secret`.
+    assert_eq!(
+        render(
+            "{{ 'secret' | password_hash('sha512', 'abcdefgh') }}",
+            json!({})
+        ),
+        "$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG."
+    );
+    let random_salt = render("{{ 'secret' | password_hash('sha512') }}", json!({}));
+    assert!(
+        random_salt.starts_with("$6$") && random_salt.len() == 3 + 16 + 1 + 86,
+        "{random_salt}"
+    );
+    assert!(err("{{ 'x' | password_hash('md5') }}", json!({})).contains("not supported"));
+}
