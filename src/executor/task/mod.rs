@@ -285,7 +285,10 @@ impl Runner<'_, '_> {
         if out.status == Status::Skipped {
             return Ok(());
         }
-        let mut changed = out.status == Status::Changed;
+        // A failed result keeps the module's own `changed` (a command that ran and exited
+        // non-zero did change things): failed_when: false or ignore_errors counts it.
+        let mut changed = out.status == Status::Changed
+            || out.result.get("changed").and_then(Value::as_bool) == Some(true);
         let mut failed = out.status == Status::Failed;
         if !task.changed_when.is_empty() {
             changed = self.conds(&task.changed_when, v, ctx)?;
