@@ -246,7 +246,9 @@ impl Runner<'_, '_> {
                 }
                 Ok(false) if attempt > retries => {
                     if let Some(m) = out.result.as_object_mut() {
-                        m.insert("attempts".into(), json!(attempt));
+                        // Ansible reports `retries` (one less than the runs made) when
+                        // retries run out (task_executor: attempts = retries - 1).
+                        m.insert("attempts".into(), json!(attempt - 1));
                         m.insert("failed".into(), json!(true));
                         m.entry("msg").or_insert(json!("Retries exhausted"));
                     }
