@@ -8,11 +8,19 @@ use std::path::Path;
 /// Path (`host1/etc/x`, `controller/out`) → description (`file 0644 <content>`).
 pub type Snapshot = BTreeMap<String, String>;
 
-/// Backup files carry a timestamp in their names (`f.1234.2026-01-01@10:00:00~`); both
-/// tools use that pattern, so the comparison replaces the variable part.
-fn normalize(rel: &str) -> String {
+/// Backup files carry the writer's pid and a timestamp in their names, Ansible's pattern
+/// being `f.<pid>.2026-01-01@10:00:00~`; the comparison replaces those two parts (and
+/// numbers several backups of one file, in name order, so their count still counts).
+fn normalize(rel: &str, snap: &Snapshot, label: &str) -> String {
     let re = regex::Regex::new(r"\.\d+\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$").expect("valid regex");
-    re.replace(rel, ".<pid>.<time>~").into_owned()
+    if !re.is_match(rel) {
+        return rel.to_string();
+    }
+    let base = re.replace(rel, ".<pid>.<time>~").into_owned();
+    let n = (1..)
+        .find(|n| !snap.contains_key(&format!("{label}/{base}#{n}")))
+        .unwrap_or(1);
+    format!("{base}#{n}")
 }
 
 /// Adds everything under `root` to `snap`, keyed `label/relative`, skipping `ignore`d paths.
@@ -22,7 +30,7 @@ pub fn add(snap: &mut Snapshot, label: &str, root: &Path, ignore: &globset::Glob
         let Ok(rel) = entry.path().strip_prefix(root) else {
             continue;
         };
-        let rel = format!("{label}/{}", normalize(&rel.to_string_lossy()));
+        let rel = format!("{label}/{}", normalize(&rel.to_string_lossy(), snap, label));
         if ignore.is_match(&rel) {
             continue;
         }
@@ -79,7 +87,8 @@ pub fn diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
         match b.get(k) {
             None => out.push(format!("{k}: only ansible left it ({})", short(va))),
             Some(vb) if vb != va => {
-                out.push(format!("{k}: ansible {} / spark {}", short(va), short(vb)))
+                let (sa, sb) = around_difference(va, vb);
+                out.push(format!("{k}: ansible {sa} / spark {sb}"))
             }
             _ => {}
         }
@@ -90,6 +99,28 @@ pub fn diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
         }
     }
     out
+}
+
+/// Both descriptions from a little before their first difference, so long files show
+/// what differs.
+fn around_difference(a: &str, b: &str) -> (String, String) {
+    let common = a
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, ca), cb)| ca != cb)
+        .map(|((i, _), _)| i)
+        .unwrap_or(a.len().min(b.len()));
+    if common < 60 {
+        return (short(a), short(b));
+    }
+    let start = (0..=common - 40)
+        .rev()
+        .find(|i| a.is_char_boundary(*i) && b.is_char_boundary(*i))
+        .unwrap_or(0);
+    (
+        format!("...{}", short(&a[start..])),
+        format!("...{}", short(&b[start..])),
+    )
 }
 
 fn short(s: &str) -> String {
