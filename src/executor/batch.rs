@@ -386,10 +386,15 @@ impl Batch<'_> {
                 self.notify(h, task);
             }
             Status::Skipped => stat(&|s| s.skipped += 1),
-            Status::Failed if out.ignored => stat(&|s| {
-                s.ok += 1;
-                s.ignored += 1
-            }),
+            // Ansible's strategy also counts an ignored failure's `changed`.
+            Status::Failed if out.ignored => {
+                let changed = out.result.get("changed").and_then(|c| c.as_bool()) == Some(true);
+                stat(&|s| {
+                    s.ok += 1;
+                    s.ignored += 1;
+                    s.changed += u32::from(changed)
+                })
+            }
             Status::Failed if rescuable => {
                 stat(&|s| s.rescued += 1);
                 self.lock(h).pending_rescue = true;

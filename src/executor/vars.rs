@@ -145,7 +145,16 @@ impl PlayScope {
         put(&t.extra_magic);
         put(&self.extra);
         if !d.facts.is_empty() {
-            v.insert("ansible_facts".into(), Value::Object((*d.facts).clone()));
+            // Ansible's namespace_facts: `ansible_facts.hostname` is `ansible_hostname`.
+            let facts = d
+                .facts
+                .iter()
+                .map(|(k, val)| {
+                    let short = k.strip_prefix("ansible_").filter(|_| k != "ansible_local");
+                    (short.unwrap_or(k).to_string(), val.clone())
+                })
+                .collect();
+            v.insert("ansible_facts".into(), Value::Object(facts));
         }
         let short = host
             .name

@@ -303,8 +303,9 @@ pub async fn place_file(
          t={d}.so-tmp.$$; trap 'rm -f \"$t\"' EXIT; (umask 077; {fill}); "
     );
     if opts.backup {
+        // Ansible's backup name: `<file>.<pid>.<timestamp>~`.
         cmd.push_str(&format!(
-            "if [ -f {d} ]; then b={d}.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {d} \"$b\"; echo \"$b\"; fi; "
+            "if [ -f {d} ]; then b={d}.$$.$(date +%Y-%m-%d@%H:%M:%S)~; cp -p {d} \"$b\"; echo \"$b\"; fi; "
         ));
     }
     cmd.push_str(&format!(

@@ -151,11 +151,13 @@ impl Templar {
     }
 
     /// Renders every string inside `v`, recursively. A string that is exactly one
-    /// `{{ expr }}` evaluates to the expression's native value.
+    /// `{{ expr }}` evaluates to the expression's native value. Whitespace around the
+    /// braces is text, as in Ansible: `"{{ x }}\n"` (a block scalar, a `content:` line)
+    /// renders to a string that keeps its newline.
     pub fn render_value(&self, v: &Value, ctx: &JValue) -> Result<Value, TemplateError> {
         match v {
             Value::String(s) => {
-                if let Some(expr) = single_expression(s) {
+                if let Some(expr) = single_expression(s).filter(|_| s.trim() == s) {
                     let value = self.eval_expr(expr, ctx)?;
                     if value.is_undefined() {
                         return Err(TemplateError::undefined(expr.trim().to_string()));
@@ -287,6 +289,10 @@ mod tests {
         assert_eq!(
             t.render_value(&json!("n={{ n }}"), &c).unwrap(),
             json!("n=3")
+        );
+        assert_eq!(
+            t.render_value(&json!("{{ l | join(',') }}\n"), &c).unwrap(),
+            json!("1,2\n")
         );
     }
 

@@ -246,7 +246,9 @@ impl Runner<'_, '_> {
                 }
                 Ok(false) if attempt > retries => {
                     if let Some(m) = out.result.as_object_mut() {
-                        m.insert("attempts".into(), json!(attempt));
+                        // Ansible reports `retries` (one less than the runs made) when
+                        // retries run out (task_executor: attempts = retries - 1).
+                        m.insert("attempts".into(), json!(attempt - 1));
                         m.insert("failed".into(), json!(true));
                         m.entry("msg").or_insert(json!("Retries exhausted"));
                     }
@@ -285,7 +287,10 @@ impl Runner<'_, '_> {
         if out.status == Status::Skipped {
             return Ok(());
         }
-        let mut changed = out.status == Status::Changed;
+        // A failed result keeps the module's own `changed` (a command that ran and exited
+        // non-zero did change things): failed_when: false or ignore_errors counts it.
+        let mut changed = out.status == Status::Changed
+            || out.result.get("changed").and_then(Value::as_bool) == Some(true);
         let mut failed = out.status == Status::Failed;
         if !task.changed_when.is_empty() {
             changed = self.conds(&task.changed_when, v, ctx)?;

@@ -55,7 +55,8 @@ impl Module for Script {
             "t=$(mktemp) || exit 1; cat > \"$t\"; chmod 700 \"$t\"; {interpreter}\"$t\" {} </dev/null; rc=$?; rm -f \"$t\"; exit $rc",
             quoted.join(" ")
         );
-        execute(
+        let guarded = c.creates.is_some() || c.removes.is_some();
+        let mut r = execute(
             ctx,
             Run {
                 line,
@@ -67,6 +68,12 @@ impl Module for Script {
                 strip_output: true,
             },
         )
-        .await
+        .await?;
+        // Unlike `command`, Ansible's script action reports a creates/removes skip as
+        // skipped (it counts in the recap's skipped).
+        if guarded && !r.changed && !r.failed {
+            r.skipped = true;
+        }
+        Ok(r)
     }
 }

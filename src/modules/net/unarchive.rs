@@ -80,10 +80,13 @@ impl Module for Unarchive {
         if let Some(c) = a.opt_str("creates")?
             && remote::stat_path(ctx, &c, false, None).await?.is_some()
         {
-            return Ok(ModuleResult::ok()
+            // Ansible's unarchive action reports this as skipped, not ok.
+            let mut r = ModuleResult::ok()
                 .with_msg(format!("skipped, since {c} exists"))
                 .with("dest", dest)
-                .with("src", src));
+                .with("src", src);
+            r.skipped = true;
+            return Ok(r);
         }
         let (archive_setup, stdin) = if remote_src {
             (format!("a_path={}; ", qpath(&src)), None)
