@@ -16,7 +16,7 @@ use super::task::OMIT;
 use super::vars::{PlayScope, Vars};
 use super::{RunOptions, Shared, tags};
 use crate::output::pyjson::py_str;
-use crate::playbook::{HostOrder, Play, Playbook, SerialStep, Task, TaskItem};
+use crate::playbook::{HostOrder, Play, Playbook, RoleInfo, SerialStep, Task, TaskItem};
 use crate::template::Templar;
 
 /// Runs one play of `book`. An `Err` is a run-stopping error (bad `vars_files`).
@@ -85,6 +85,15 @@ pub(super) async fn run_play(
             .or_insert_with(|| h.clone());
     }
     let groups = shared.inventory.groups_value();
+    let merged = |layer: fn(&RoleInfo) -> &Map<String, Value>| {
+        let mut m = Map::new();
+        for r in &play.role_list {
+            m.extend(layer(r).iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Arc::new(m)
+    };
+    let roles_defaults = merged(|r| &r.defaults);
+    let roles_vars = merged(|r| &r.vars);
     for batch_hosts in batches(&hosts, &play.serial) {
         // Ansible prints the play banner again for every `serial` batch.
         shared.output.play_start(&name, check);
@@ -121,6 +130,8 @@ pub(super) async fn run_play(
         magic.insert("omit".into(), Value::String(OMIT.into()));
         let scope = Arc::new(PlayScope {
             templar: shared.templar.clone(),
+            roles_defaults: roles_defaults.clone(),
+            roles_vars: roles_vars.clone(),
             play_vars: play.vars.clone(),
             vars_files: vars_files.clone(),
             extra: shared.extra.clone(),

@@ -1,13 +1,14 @@
 //! Variables: which layers exist, their precedence, and the template context.
 //!
 //! Implemented subset of Ansible's 22 levels, lowest first (later wins):
-//! 1. role defaults (of the task's role)
+//! 1. role defaults: of every role the play loads, then of the task's own role (Ansible's
+//!    default `private_role_vars = False`, so a role can use another role's defaults)
 //! 2. inventory variables, already merged `all` < parent group < child group < host
 //!    (including `group_vars/`/`host_vars/` files) by the inventory layer
 //! 3. host facts (gathered or `setup`), also under `ansible_facts`
 //! 4. play `vars`
 //! 5. play `vars_files`
-//! 6. role `vars/`
+//! 6. role `vars/`: of every role the play loads, then of the task's own role
 //! 7. block vars (outer block first), then include params
 //! 8. task `vars`
 //! 9. `include_vars`
@@ -76,6 +77,10 @@ impl HostStore {
 /// Play-wide values shared by every host's context.
 pub struct PlayScope {
     pub templar: Arc<Templar>,
+    /// `defaults/` of every role the play loads, merged in load order.
+    pub roles_defaults: Arc<Vars>,
+    /// `vars/` of every role the play loads, merged in load order.
+    pub roles_vars: Arc<Vars>,
     pub play_vars: Arc<Vars>,
     pub vars_files: Arc<Vars>,
     pub extra: Arc<Vars>,
@@ -122,6 +127,7 @@ impl PlayScope {
                 v.insert(k.clone(), val.clone());
             }
         };
+        put(&self.roles_defaults);
         if let Some(m) = t.role_defaults {
             put(m);
         }
@@ -129,6 +135,7 @@ impl PlayScope {
         put(&d.facts);
         put(&self.play_vars);
         put(&self.vars_files);
+        put(&self.roles_vars);
         if let Some(m) = t.role_vars {
             put(m);
         }
@@ -445,6 +452,13 @@ mod tests {
         store.set_fact("h1", "x", json!("set_fact"));
         let scope = PlayScope {
             templar: Arc::new(Templar::new()),
+            roles_defaults: Arc::new(
+                json!({"other": "other role", "d": "other role"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            roles_vars: Arc::new(Vars::new()),
             play_vars: Arc::new(
                 json!({"x": "play", "y": "play", "z": "play"})
                     .as_object()
@@ -477,5 +491,6 @@ mod tests {
         assert_eq!(v["y"], json!("task"));
         assert_eq!(v["z"], json!("extra"));
         assert_eq!(v["d"], json!("default"));
+        assert_eq!(v["other"], json!("other role"));
     }
 }
