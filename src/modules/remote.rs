@@ -265,7 +265,8 @@ pub struct WriteOpts {
 }
 
 /// Writes `data` to `dest` atomically (temp file in the same directory, then rename),
-/// keeping an existing file's owner, group and mode unless told otherwise.
+/// keeping an existing file's owner, group and mode unless told otherwise. A bind-mounted
+/// `dest` is rewritten in place instead (see [`place_file`]).
 /// Returns the backup file's path when one was made.
 pub async fn write_file(
     ctx: &ModuleCtx<'_>,
@@ -300,7 +301,7 @@ pub async fn place_file(
     };
     let mut cmd = format!(
         "set -e; if [ ! -d {parent} ]; then printf 'Destination directory %s does not exist\\n' {parent} >&2; exit 1; fi; \
-         t={d}.so-tmp.$$; trap 'rm -f \"$t\"' EXIT; (umask 077; {fill}); "
+         t=$(mktemp {d}.so-tmp.XXXXXX); trap 'rm -f \"$t\"' EXIT; (umask 077; {fill}); "
     );
     if opts.backup {
         // Ansible's backup name: `<file>.<pid>.<timestamp>~`.
@@ -319,7 +320,13 @@ pub async fn place_file(
         opts.group.as_deref(),
         false,
     ));
-    cmd.push_str(&format!("mv -f \"$t\" {d}; trap - EXIT"));
+    // A file that is itself a mount point (a container's or devcloud machine's bind-mounted
+    // /etc/hosts) cannot be renamed over ("Device or resource busy"); like Ansible's
+    // `unsafe_writes`, its content is then rewritten in place.
+    cmd.push_str(&format!(
+        "if ! e=$(mv -f \"$t\" {d} 2>&1); then case \"$e\" in *busy*) cat \"$t\" > {d}; rm -f \"$t\";; \
+         *) echo \"$e\" >&2; exit 1;; esac; fi; trap - EXIT"
+    ));
     let out = run_with(ctx, cmd, stdin, None).await?;
     if out.rc != 0 {
         return Err(ModuleError::Failed(format!(
