@@ -27,6 +27,28 @@ pub fn register(env: &mut Environment<'static>) {
     });
     env.add_filter("product", product);
     env.add_filter("random", random);
+    env.add_filter("extract", extract);
+}
+
+/// `extract`: `key | extract(container, morekeys)` is `container[key][morekeys...]`, so
+/// `groups.slaves | map('extract', hostvars, 'fixed_ip')` lists the slaves' addresses
+/// (Ansible's core filter). A missing key is an error naming it (Ansible's undefined
+/// value fails later with a vaguer message).
+fn extract(key: Value, container: Value, morekeys: Option<Value>) -> Result<Value, Error> {
+    let more: Vec<Value> = match morekeys {
+        None => vec![],
+        Some(m) if m.kind() == minijinja::value::ValueKind::Seq => m.try_iter()?.collect(),
+        Some(m) => vec![m],
+    };
+    let mut v = container;
+    for k in std::iter::once(key).chain(more) {
+        let next = v.get_item(&k)?;
+        if next.is_undefined() {
+            return Err(invalid(format!("extract: no key {k:?} in the container")));
+        }
+        v = next;
+    }
+    Ok(v)
 }
 
 fn list_of(v: &Value, filter: &str) -> Result<Vec<J>, Error> {

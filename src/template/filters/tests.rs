@@ -252,6 +252,31 @@ fn dict_and_list_filters() {
 }
 
 #[test]
+fn extract_reads_other_hosts_variables() {
+    let vars = json!({
+        "names": ["m", "s1"],
+        "hostvars": {"m": {"ip": "10.0.0.1", "d": {"k": 1}}, "s1": {"ip": "10.0.0.2"}},
+    });
+    assert_eq!(
+        eval(
+            "names | map('extract', hostvars, 'ip') | list",
+            vars.clone()
+        ),
+        json!(["10.0.0.1", "10.0.0.2"])
+    );
+    assert_eq!(
+        eval("'m' | extract(hostvars, ['d', 'k'])", vars.clone()),
+        json!(1)
+    );
+    assert_eq!(
+        eval("'s1' | extract(hostvars)", vars.clone()),
+        json!({"ip": "10.0.0.2"})
+    );
+    let e = err("{{ 'nope' | extract(hostvars, 'ip') }}", vars);
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
 fn random_is_in_range_and_seedable() {
     for _ in 0..20 {
         let v = eval("10 | random(start=5, step=2)", json!({}))
