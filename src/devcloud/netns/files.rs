@@ -79,6 +79,15 @@ impl MachineFiles {
         let mut keys = authorized_keys.trim_end().to_string();
         keys.push('\n');
         write(&self.path("authorized_keys"), &keys, 0o600)?;
+        // As cloud-init does on first boot: the key pair's key in ~/.ssh/authorized_keys,
+        // where the user (and spark-openstack's cluster key) can add more.
+        let ssh_dir = self.path("root/.ssh");
+        if !ssh_dir.join("authorized_keys").exists() {
+            fs::create_dir_all(&ssh_dir).map_err(|e| NetnsError::io(&ssh_dir, e))?;
+            fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| NetnsError::io(&ssh_dir, e))?;
+            write(&ssh_dir.join("authorized_keys"), &keys, 0o600)?;
+        }
         write(&self.sshd_config(), &self.sshd_config_text(), 0o644)?;
         if !self.host_key().exists() {
             let key = self.host_key().display().to_string();
@@ -101,7 +110,7 @@ impl MachineFiles {
              ListenAddress 0.0.0.0\n\
              HostKey {d}/ssh_host_ed25519_key\n\
              PidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\n\
+             AuthorizedKeysFile .ssh/authorized_keys {d}/authorized_keys\n\
              PermitRootLogin prohibit-password\n\
              PasswordAuthentication no\n\
              KbdInteractiveAuthentication no\n\
