@@ -25,6 +25,10 @@ pub struct Common {
     /// Login user on the nodes [default: recorded at launch, else ubuntu].
     #[arg(long, value_name = "USER", global = true)]
     pub ssh_user: Option<String>,
+    /// Playbook variables for the roles (`k=v`, JSON/YAML, or `@file`), as in `play -e`;
+    /// they win over the config file's `vars`. Repeatable.
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS", global = true)]
+    pub extra_vars: Vec<String>,
 }
 
 /// The options that shape a cluster (launch, add-slaves).
@@ -174,12 +178,36 @@ pub enum ClusterCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Push a local directory to the same path on every node.
+    /// Push a local directory to the same path on every node (or to --to).
     CopyDir {
         cluster: String,
         dir: PathBuf,
+        /// Path on the nodes [default: the same as DIR]; relative to the login home.
+        #[arg(long, value_name = "PATH")]
+        to: Option<String>,
         #[arg(long)]
         master_only: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a Spark application (.py or .jar) on the cluster from the master, streaming its
+    /// output; the exit code is spark-submit's.
+    Submit {
+        cluster: String,
+        /// The application on this machine; it is copied to the master first.
+        app: PathBuf,
+        /// Arguments for the application.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Main class of a .jar application.
+        #[arg(long)]
+        class: Option<String>,
+        /// Spark properties for this application (`--conf k=v`), repeatable.
+        #[arg(long = "conf", value_name = "K=V")]
+        conf: Vec<String>,
+        /// Spark's directory on the master, relative to the login home.
+        #[arg(long, default_value = "spark")]
+        spark_home: String,
         #[command(flatten)]
         common: Common,
     },
@@ -292,11 +320,18 @@ fn context(
     let os_cloud = os_cloud.or(settings
         .str("os-cloud")
         .map_err(|e| (Exit::BadOptions, e))?);
+    let mut extra_vars = serde_json::Map::new();
+    for e in &common.extra_vars {
+        let vars = crate::executor::vars::parse_extra_vars(e)
+            .map_err(|msg| (Exit::BadOptions, format!("-e {e}: {msg}")))?;
+        extra_vars.extend(vars);
+    }
     Ok(Ctx {
         cluster: cluster.unwrap_or_default().to_string(),
         os_cloud,
         verbose,
         settings,
+        extra_vars,
     })
 }
 
@@ -447,6 +482,7 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
         C::CopyDir {
             cluster,
             dir,
+            to,
             master_only,
             common,
         } => {
@@ -459,11 +495,33 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
                     format!("{}: not a directory", dir.display()),
                 ));
             }
-            let extra = json!({"dir": dir.display().to_string(), "master_only": master_only})
+            let mut extra = json!({"dir": dir.display().to_string(), "master_only": master_only})
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
+            if let Some(to) = to {
+                extra.insert("dest".into(), json!(to));
+            }
             cmds::run_playbooks(&ctx, "copy-dir", extra, false, false).await
+        }
+        C::Submit {
+            cluster,
+            app,
+            args,
+            class,
+            conf,
+            spark_home,
+            common,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            let job = ssh::SparkJob {
+                app: &app,
+                args: &args,
+                class: class.as_deref(),
+                conf: &conf,
+                spark_home: &spark_home,
+            };
+            ssh::submit(&ctx, &job).await
         }
         C::Tunnel { cluster, common } => ssh::tunnel(&ctx(Some(&cluster), &common, None)?).await,
         C::ClusterInventory {

@@ -84,7 +84,7 @@ pub struct PlayArgs {
     pub json: bool,
 }
 
-pub fn run(args: PlayArgs, verbose: u8) -> Exit {
+pub fn run(args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
     // A missing playbook is a plain error (1), not a parse error, as in ansible-playbook.
     if let Some(p) = args.playbooks.iter().find(|p| !p.is_file()) {
         return super::fail(
@@ -107,9 +107,11 @@ pub fn run(args: PlayArgs, verbose: u8) -> Exit {
             format!("unknown connection type '{c}' (expected ssh or local)"),
         );
     }
+    let cluster = extra.get("cluster").and_then(|c| c.as_str());
     let inventory = match load_inventory(
-        &args.inventory,
-        args.playbooks.first().map(PathBuf::as_path),
+        &args,
+        cluster.filter(|_| args.inventory.is_empty()),
+        os_cloud,
     ) {
         Ok(i) => Arc::new(i),
         Err(msg) => return super::fail(Exit::Error, msg),
@@ -199,12 +201,36 @@ pub fn run(args: PlayArgs, verbose: u8) -> Exit {
 }
 
 /// Builds the inventory from `-i` sources (files, directories, `a,b,` lists) through the
-/// inventory layer; `group_vars/`/`host_vars/` next to the first playbook apply too.
+/// inventory layer, or, without `-i` but with `-e cluster=NAME`, from Nova: the cluster's
+/// servers, as the cluster commands see them (so `play playbooks/restart-spark.yml -e
+/// cluster=demo` works like a cluster command). `group_vars/`/`host_vars/` next to the
+/// first playbook apply too.
 fn load_inventory(
-    sources: &[String],
-    playbook: Option<&std::path::Path>,
+    args: &PlayArgs,
+    cluster: Option<&str>,
+    os_cloud: Option<String>,
 ) -> Result<Inventory, String> {
-    let mut inv = crate::inventory::load_sources(sources).map_err(|e| e.to_string())?;
+    use crate::inventory::InventorySource;
+    let playbook = args.playbooks.first().map(PathBuf::as_path);
+    let mut inv = match cluster {
+        Some(name) => {
+            crate::cluster::model::validate_name(name).map_err(|e| format!("-e cluster: {e}"))?;
+            let conn = crate::cluster::inventory::ConnOptions {
+                ssh_user: args.user.clone(),
+                identity_file: args.private_key.clone(),
+                known_hosts: crate::cluster::inventory::known_hosts_path(os_cloud.as_deref(), name),
+                net_mode: None,
+            };
+            crate::cluster::inventory::NovaInventory {
+                os_cloud,
+                cluster: name.to_string(),
+                conn,
+            }
+            .load()
+        }
+        None => crate::inventory::load_sources(&args.inventory),
+    }
+    .map_err(|e| e.to_string())?;
     inv.vars_dirs.playbook = playbook.and_then(|p| p.parent()).map(|d| {
         if d.as_os_str().is_empty() {
             std::path::PathBuf::from(".")

@@ -26,6 +26,8 @@ pub struct Ctx {
     pub os_cloud: Option<String>,
     pub verbose: u8,
     pub settings: Settings,
+    /// `-e` variables: over the config file's `vars` and every option.
+    pub extra_vars: Map<String, Value>,
 }
 
 /// A failed command: exit code and one message.
@@ -71,11 +73,15 @@ impl Ctx {
         })
     }
 
-    /// Playbook variables: every option under its `_` name, plus the cluster and cloud.
+    /// Playbook variables: the config file's `vars`, every option under its `_` name, the
+    /// cluster and cloud, then `-e` over all of them.
     pub fn vars(&self) -> Map<String, Value> {
         let mut v = Map::new();
+        if let Some(Value::Object(vars)) = self.settings.get("vars").map(|s| &s.value) {
+            v.extend(vars.clone());
+        }
         for (key, setting) in &self.settings.values {
-            if matches!(key.as_str(), "identity-file" | "os-cloud") {
+            if matches!(key.as_str(), "identity-file" | "os-cloud" | "vars") {
                 continue; // local paths and the cloud name are not playbook options
             }
             v.insert(key.replace('-', "_"), setting.value.clone());
@@ -84,6 +90,7 @@ impl Ctx {
         if let Some(c) = &self.os_cloud {
             v.insert("os_cloud".into(), json!(c));
         }
+        v.extend(self.extra_vars.clone());
         v
     }
 

@@ -15,7 +15,12 @@
 //!   demo:                    # only for `... demo`
 //!     slaves: 4
 //!     zone: [az1, az2]
+//!     vars:                  # role variables (roles/README.md), as `-e` would set them
+//!       spark_source: pypi
 //! ```
+//!
+//! `vars` is merged key by key (a cluster's `vars` add to and override the defaults'),
+//! and `-e` on the command line wins over both.
 //!
 //! A `playbooks/` or `roles/` directory next to the file replaces the bundled ones
 //! (see [`super::bundle`]).
@@ -45,6 +50,7 @@ pub const KEYS: &[&str] = &[
     "spark-version",
     "slave-volume-size",
     "persistent-volume-size",
+    "vars",
 ];
 
 /// One option's value and where it came from, for error messages.
@@ -226,6 +232,10 @@ fn apply_section(settings: &mut Settings, section: &Node) -> Result<(), String> 
         )
     })?;
     for (key, value) in entries {
+        if key == "vars" {
+            merge_vars(settings, value)?;
+            continue;
+        }
         let key = key.replace('_', "-");
         if !KEYS.contains(&key.as_str()) {
             let hint = KEYS
@@ -239,6 +249,26 @@ fn apply_section(settings: &mut Settings, section: &Node) -> Result<(), String> 
         }
         settings.set(&key, value.to_json(), value.loc.to_string());
     }
+    Ok(())
+}
+
+/// Adds a section's `vars` mapping to the vars set so far, key by key.
+fn merge_vars(settings: &mut Settings, value: &Node) -> Result<(), String> {
+    let Some(entries) = value.as_map() else {
+        return Err(format!(
+            "{}: vars must map variable names to values, found {}",
+            value.loc,
+            value.type_name()
+        ));
+    };
+    let mut vars = match settings.get("vars").map(|s| s.value.clone()) {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    for (k, v) in entries {
+        vars.insert(k.clone(), v.to_json());
+    }
+    settings.set("vars", Value::Object(vars), value.loc.to_string());
     Ok(())
 }
 
@@ -277,6 +307,19 @@ mod tests {
         let s = parse("defaults:\n  slaves: many\n", None).unwrap();
         let err = s.uint("slaves").unwrap_err();
         assert!(err.starts_with("spark-openstack.yaml:2:11"), "{err}");
+    }
+
+    #[test]
+    fn vars_merge_across_sections() {
+        let text = "defaults:\n  vars: {a: 1, b: 2}\nclusters:\n  demo:\n    vars: {b: 3}\n";
+        let s = parse(text, Some("demo")).unwrap();
+        assert_eq!(
+            s.get("vars").unwrap().value,
+            serde_json::json!({"a": 1, "b": 3})
+        );
+        let err = parse("defaults:\n  vars: [a]\n", None).unwrap_err();
+        assert!(err.starts_with("spark-openstack.yaml:2:9"), "{err}");
+        assert!(err.contains("vars must map"), "{err}");
     }
 
     #[test]

@@ -85,10 +85,12 @@ pub fn build(cluster: &Cluster, flavors: &[Flavor], images: &[Image], opts: &Con
     let master_name = cluster.master().map(|m| m.name.clone());
     for s in cluster.servers() {
         let role = role_of(&cluster.name, s).unwrap_or(Role::Slave);
-        let Some(vars) = host_vars(s, role, &acc, master_name.as_deref(), flavors, images, opts)
+        let Some(mut vars) =
+            host_vars(s, role, &acc, master_name.as_deref(), flavors, images, opts)
         else {
             continue; // no address yet: nothing can connect to it
         };
+        vars.insert("volumes".into(), attached_volumes(cluster, s));
         hostvars.insert(s.name.clone(), Value::Object(vars));
         match role {
             Role::Master => masters.push(s.name.clone()),
@@ -110,6 +112,27 @@ pub fn build(cluster: &Cluster, flavors: &[Flavor], images: &[Image], opts: &Con
         "ungrouped": {"hosts": []},
         "_meta": {"hostvars": hostvars},
     })
+}
+
+/// The cluster volumes attached to `s`, by kind (`data`, `persistent`), so roles can find
+/// their disk: a Cinder volume shows up in the guest as `/dev/disk/by-id/virtio-<id[..20]>`.
+fn attached_volumes(cluster: &Cluster, s: &Server) -> Value {
+    let mut by_kind = Map::new();
+    for v in &cluster.volumes {
+        let kind = v
+            .name
+            .strip_prefix(s.name.as_str())
+            .and_then(|k| k.strip_prefix('-'));
+        if let Some(kind) = kind
+            && v.attached_to.contains(&s.id)
+        {
+            by_kind.insert(
+                kind.to_string(),
+                json!({"id": v.id, "name": v.name, "size_gb": v.size_gb}),
+            );
+        }
+    }
+    Value::Object(by_kind)
 }
 
 fn host_vars(

@@ -14,7 +14,7 @@ use super::model::Cluster;
 use super::spec::NetMode;
 use crate::cli::Exit;
 use crate::connection::manager::ConnectionManager;
-use crate::connection::{ConnectionKind, ConnectionSpec, ExecRequest, HostKeyPolicy};
+use crate::connection::{ConnectionKind, ConnectionSpec, ExecRequest, HostKeyPolicy, sh_quote};
 
 /// OpenSSH options shared by `login` and `tunnel`: the user's key, the cluster's own
 /// known_hosts file (trust on first use; a changed key is refused), keep-alives.
@@ -91,6 +91,103 @@ pub async fn login(
         Exit::Error,
         format!("cannot run ssh (is OpenSSH installed?): {err}"),
     ))
+}
+
+/// What `submit` runs.
+pub struct SparkJob<'a> {
+    pub app: &'a std::path::Path,
+    pub args: &'a [String],
+    pub class: Option<&'a str>,
+    pub conf: &'a [String],
+    /// Relative to the login home on the master.
+    pub spark_home: &'a str,
+}
+
+impl SparkJob<'_> {
+    /// The spark-submit command line on the master, for the uploaded copy at `remote_app`.
+    fn command(&self, remote_app: &str) -> String {
+        let mut words = vec![format!("{}/bin/spark-submit", self.spark_home)];
+        if let Some(c) = self.class {
+            words.extend(["--class".into(), c.to_string()]);
+        }
+        for c in self.conf {
+            words.extend(["--conf".into(), c.clone()]);
+        }
+        words.push(remote_app.to_string());
+        words.extend(self.args.iter().cloned());
+        words
+            .iter()
+            .map(|w| sh_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// `submit`: copies the application to the master and runs spark-submit there in client
+/// mode (spark-defaults.conf names the master), with its output streamed as it comes.
+/// OpenSSH carries both steps, like `login`, so Ctrl-C reaches spark-submit.
+pub async fn submit(ctx: &Ctx, job: &SparkJob<'_>) -> CmdResult {
+    let bad = |m: String| (Exit::BadOptions, m);
+    let name = job
+        .app
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|_| job.app.is_file())
+        .ok_or_else(|| bad(format!("{}: not a file", job.app.display())))?;
+    let file = std::fs::File::open(job.app)
+        .map_err(|e| bad(format!("cannot read {}: {e}", job.app.display())))?;
+    let (conn, acc, _) = master_access(ctx).await?;
+    let target = format!(
+        "{}@{}",
+        acc.user,
+        acc.master_address.clone().unwrap_or_default()
+    );
+    let remote_app = format!("spark-openstack/apps/{name}");
+    let upload = format!(
+        "mkdir -p spark-openstack/apps && cat > {}",
+        sh_quote(&remote_app)
+    );
+    let ssh = |cmd: String| {
+        let mut c = tokio::process::Command::new("ssh");
+        c.args(ssh_base(&conn, &acc))
+            .arg(&target)
+            .arg("--")
+            .arg(cmd);
+        c
+    };
+    let status = |r: std::io::Result<std::process::ExitStatus>| {
+        r.map_err(|e| {
+            (
+                Exit::Error,
+                format!("cannot run ssh (is OpenSSH installed?): {e}"),
+            )
+        })
+    };
+    let up = status(ssh(upload).stdin(file).status().await)?;
+    if !up.success() {
+        return Err((
+            Exit::Error,
+            format!(
+                "could not copy {} to the master ({target})",
+                job.app.display()
+            ),
+        ));
+    }
+    let run = status(ssh(job.command(&remote_app)).status().await)?;
+    match run.code() {
+        Some(0) => Ok(Exit::Ok),
+        Some(255) => Err((
+            Exit::Unreachable,
+            format!("lost the SSH connection to the master ({target})"),
+        )),
+        code => Err((
+            Exit::Error,
+            format!(
+                "spark-submit {name} failed on the master (exit {})",
+                code.map_or("by a signal".to_string(), |c| c.to_string())
+            ),
+        )),
+    }
 }
 
 /// `tunnel`: forwards the master's web UIs to the same ports on localhost.
