@@ -8,8 +8,11 @@ use crate::inventory::{self, InventoryError, show};
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("action").required(true).args(["list", "graph", "host"])))]
 pub struct InventoryArgs {
+    /// A cluster: its servers read from Nova, as the cluster commands and playbooks see them.
+    #[arg(required_unless_present = "inventory", conflicts_with = "inventory")]
+    pub cluster: Option<String>,
     /// Inventory file(s), directories or comma-separated host lists (`a,b,`).
-    #[arg(short, long = "inventory", required = true)]
+    #[arg(short, long = "inventory")]
     pub inventory: Vec<String>,
     /// Print all hosts and groups as Ansible dynamic-inventory JSON.
     #[arg(long)]
@@ -31,8 +34,8 @@ pub struct InventoryArgs {
     pub limit: Option<String>,
 }
 
-pub fn run(args: InventoryArgs) -> Exit {
-    match render(&args) {
+pub fn run(args: InventoryArgs, os_cloud: Option<String>) -> Exit {
+    match render(&args, os_cloud) {
         Ok(text) => {
             print!("{text}");
             Exit::Ok
@@ -42,8 +45,14 @@ pub fn run(args: InventoryArgs) -> Exit {
     }
 }
 
-fn render(args: &InventoryArgs) -> Result<String, InventoryError> {
-    let mut inv = inventory::load_sources(&args.inventory)?;
+fn render(args: &InventoryArgs, os_cloud: Option<String>) -> Result<String, InventoryError> {
+    use crate::inventory::InventorySource;
+    let mut inv = match &args.cluster {
+        Some(c) => crate::cluster::inventory::NovaInventory::for_cluster(os_cloud, c, None, None)
+            .map_err(InventoryError::Invalid)?
+            .load()?,
+        None => inventory::load_sources(&args.inventory)?,
+    };
     inv.vars_dirs.playbook = args.playbook_dir.clone();
     if let Some(limit) = &args.limit {
         let mut sel = inv.select("all")?;

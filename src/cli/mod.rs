@@ -94,7 +94,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let exit = match cli.command {
         Command::Play(args) => play::run(*args, cli.os_cloud, cli.verbose),
-        Command::Inventory(args) => inventory::run(args),
+        Command::Inventory(args) => inventory::run(args, cli.os_cloud),
         Command::Devcloud(args) => devcloud::run(args),
         Command::Testbed(args) => testbed::run(args),
         Command::Completions { shell } => {

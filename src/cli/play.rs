@@ -84,7 +84,11 @@ pub struct PlayArgs {
     pub json: bool,
 }
 
-pub fn run(args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
+pub fn run(mut args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
+    let _bundle = match use_bundled(&mut args) {
+        Ok(b) => b,
+        Err(msg) => return super::fail(Exit::Error, msg),
+    };
     // A missing playbook is a plain error (1), not a parse error, as in ansible-playbook.
     if let Some(p) = args.playbooks.iter().find(|p| !p.is_file()) {
         return super::fail(
@@ -108,11 +112,17 @@ pub fn run(args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
         );
     }
     let cluster = extra.get("cluster").and_then(|c| c.as_str());
-    let inventory = match load_inventory(
-        &args,
-        cluster.filter(|_| args.inventory.is_empty()),
+    let source = Arc::new(InventorySpec {
+        sources: args.inventory.clone(),
+        cluster: cluster
+            .filter(|_| args.inventory.is_empty())
+            .map(String::from),
         os_cloud,
-    ) {
+        user: args.user.clone(),
+        private_key: args.private_key.clone(),
+        playbook: args.playbooks.first().cloned(),
+    });
+    let inventory = match source.load() {
         Ok(i) => Arc::new(i),
         Err(msg) => return super::fail(Exit::Error, msg),
     };
@@ -182,6 +192,7 @@ pub fn run(args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
     let result = rt.block_on(executor::run_playbook(PlaybookRun {
         playbooks: args.playbooks.clone(),
         inventory,
+        refresh: Some(Arc::new(move || source.load())),
         extra_vars: extra,
         options,
         output,
@@ -200,43 +211,72 @@ pub fn run(args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
     }
 }
 
-/// Builds the inventory from `-i` sources (files, directories, `a,b,` lists) through the
-/// inventory layer, or, without `-i` but with `-e cluster=NAME`, from Nova: the cluster's
-/// servers, as the cluster commands see them (so `play playbooks/restart-spark.yml -e
-/// cluster=demo` works like a cluster command). `group_vars/`/`host_vars/` next to the
-/// first playbook apply too.
-fn load_inventory(
-    args: &PlayArgs,
-    cluster: Option<&str>,
-    os_cloud: Option<String>,
-) -> Result<Inventory, String> {
-    use crate::inventory::InventorySource;
-    let playbook = args.playbooks.first().map(PathBuf::as_path);
-    let mut inv = match cluster {
-        Some(name) => {
-            crate::cluster::model::validate_name(name).map_err(|e| format!("-e cluster: {e}"))?;
-            let conn = crate::cluster::inventory::ConnOptions {
-                ssh_user: args.user.clone(),
-                identity_file: args.private_key.clone(),
-                known_hosts: crate::cluster::inventory::known_hosts_path(os_cloud.as_deref(), name),
-                net_mode: None,
-            };
-            crate::cluster::inventory::NovaInventory {
-                os_cloud,
-                cluster: name.to_string(),
-                conn,
-            }
-            .load()
-        }
-        None => crate::inventory::load_sources(&args.inventory),
+/// `play playbooks/restart-spark.yml` works from any directory, as the cluster commands do:
+/// a playbook path that does not exist but names a bundled playbook (`playbooks/NAME.yml`
+/// or `NAME.yml`) runs the bundled one, and the bundled roles join the roles path. The
+/// returned bundle keeps the materialised files alive for the run.
+fn use_bundled(args: &mut PlayArgs) -> Result<Option<crate::cluster::bundle::Bundle>, String> {
+    use crate::cluster::bundle;
+    let names = bundle::playbook_names();
+    let bundled = |p: &std::path::Path| -> Option<String> {
+        let parent = p.parent().and_then(|d| d.to_str()).unwrap_or("");
+        let stem = p.file_stem()?.to_str()?;
+        let is_yml = p.extension().is_some_and(|e| e == "yml");
+        (!p.exists()
+            && is_yml
+            && matches!(parent, "" | "playbooks")
+            && names.iter().any(|n| n == stem))
+        .then(|| stem.to_string())
+    };
+    if !args.playbooks.iter().any(|p| bundled(p).is_some()) {
+        return Ok(None);
     }
-    .map_err(|e| e.to_string())?;
-    inv.vars_dirs.playbook = playbook.and_then(|p| p.parent()).map(|d| {
-        if d.as_os_str().is_empty() {
-            std::path::PathBuf::from(".")
-        } else {
-            d.to_path_buf()
+    let b = bundle::prepare(None)?;
+    for p in args.playbooks.iter_mut() {
+        if let Some(name) = bundled(p) {
+            *p = b.playbook(&name);
         }
-    });
-    Inventory::from_inventory(inv)
+    }
+    args.roles_path.push(b.roles.clone());
+    Ok(Some(b))
+}
+
+/// Where the inventory comes from: `-i` sources (files, directories, `a,b,` lists) through
+/// the inventory layer, or, without `-i` but with `-e cluster=NAME`, Nova: the cluster's
+/// servers as the cluster commands see them (so `play playbooks/restart-spark.yml -e
+/// cluster=demo` works like a cluster command). `group_vars/`/`host_vars/` next to the
+/// first playbook apply too. Loaded at the start and again for `meta: refresh_inventory`.
+struct InventorySpec {
+    sources: Vec<String>,
+    cluster: Option<String>,
+    os_cloud: Option<String>,
+    user: Option<String>,
+    private_key: Option<PathBuf>,
+    playbook: Option<PathBuf>,
+}
+
+impl InventorySpec {
+    fn load(&self) -> Result<Inventory, String> {
+        use crate::inventory::InventorySource;
+        let mut inv = match &self.cluster {
+            Some(name) => crate::cluster::inventory::NovaInventory::for_cluster(
+                self.os_cloud.clone(),
+                name,
+                self.user.clone(),
+                self.private_key.clone(),
+            )
+            .map_err(|e| format!("-e cluster: {e}"))?
+            .load(),
+            None => crate::inventory::load_sources(&self.sources),
+        }
+        .map_err(|e| e.to_string())?;
+        inv.vars_dirs.playbook = self.playbook.as_deref().and_then(|p| p.parent()).map(|d| {
+            if d.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                d.to_path_buf()
+            }
+        });
+        Inventory::from_inventory(inv)
+    }
 }

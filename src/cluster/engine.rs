@@ -1,12 +1,9 @@
 //! Running the bundled playbooks for the cluster commands: the inventory comes from Nova,
 //! the variables from the options, the output is the engine's console.
 //!
-//! The engine's `meta: refresh_inventory` does not re-read a source yet, so a command whose
-//! playbook creates servers and then configures them runs in two engine runs: the
-//! playbook itself (its node plays match no host on the inventory read before launch, or
-//! the old hosts on resume), then `configure.yml` on the inventory read afterwards. Both
-//! are idempotent, so the second run is correct either way; once the engine refreshes
-//! inventories from a source, [`ENGINE_REFRESHES_INVENTORY`] turns the second run off.
+//! A playbook that creates servers and then configures them (launch, start, add-slaves)
+//! is one engine run: its `meta: refresh_inventory` reads the cluster from Nova again (see
+//! [`refresher`]), so the plays after it see the new servers and addresses.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,11 +17,8 @@ use super::model::Cluster;
 use crate::connection::HostKeyPolicy;
 use crate::executor::events::EventSink;
 use crate::executor::hosts::Inventory;
-use crate::executor::{self, Outcome, PlaybookRun, RunOptions};
+use crate::executor::{self, InventoryRefresh, Outcome, PlaybookRun, RunOptions};
 use crate::modules::registry::Registry;
-
-/// See the module documentation.
-pub const ENGINE_REFRESHES_INVENTORY: bool = false;
 
 /// The engine's inventory for one cluster, read from the cloud now.
 pub async fn nova_inventory(
@@ -81,6 +75,13 @@ pub struct PlaybookCall<'a> {
     pub inventory: Inventory,
     pub conn: &'a ConnOptions,
     pub verbose: u8,
+    /// What `meta: refresh_inventory` reads; `None` keeps the inventory as given.
+    pub refresh: Option<InventoryRefresh>,
+}
+
+/// `meta: refresh_inventory` for a cluster: the cluster read from Nova again.
+pub fn refresher(source: super::inventory::NovaInventory) -> InventoryRefresh {
+    Arc::new(move || source.read().map(|doc| to_engine(&doc)))
 }
 
 pub async fn run(call: PlaybookCall<'_>) -> Outcome {
@@ -101,6 +102,7 @@ pub async fn run(call: PlaybookCall<'_>) -> Outcome {
     executor::run_playbook(PlaybookRun {
         playbooks: vec![call.bundle.playbook(call.name)],
         inventory: Arc::new(call.inventory),
+        refresh: call.refresh,
         extra_vars: call.vars,
         options,
         output,

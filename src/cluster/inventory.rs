@@ -222,10 +222,36 @@ pub struct NovaInventory {
     pub conn: ConnOptions,
 }
 
-impl crate::inventory::InventorySource for NovaInventory {
-    fn load(&self) -> Result<crate::inventory::Inventory, crate::inventory::InventoryError> {
-        use crate::inventory::InventoryError;
-        let doc = std::thread::scope(|s| {
+impl NovaInventory {
+    /// The inventory of `cluster` for `play -e cluster=NAME` and `inventory NAME`: login user
+    /// and key as given (else what launch recorded), the cluster's own known_hosts file.
+    pub fn for_cluster(
+        os_cloud: Option<String>,
+        cluster: &str,
+        ssh_user: Option<String>,
+        identity_file: Option<PathBuf>,
+    ) -> Result<Self, String> {
+        super::model::validate_name(cluster)?;
+        let conn = ConnOptions {
+            ssh_user,
+            identity_file,
+            known_hosts: known_hosts_path(os_cloud.as_deref(), cluster),
+            net_mode: None,
+        };
+        Ok(NovaInventory {
+            os_cloud,
+            cluster: cluster.to_string(),
+            conn,
+        })
+    }
+}
+
+impl NovaInventory {
+    /// The dynamic-inventory document, read from the cloud now. The cloud calls run on a
+    /// runtime of their own in a scoped thread, so this works from sync code and from
+    /// inside another runtime (e.g. a `spawn_blocking` task).
+    pub fn read(&self) -> Result<Value, String> {
+        std::thread::scope(|s| {
             s.spawn(|| {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -241,9 +267,15 @@ impl crate::inventory::InventorySource for NovaInventory {
             .join()
             .unwrap_or_else(|_| Err("the inventory thread panicked".into()))
         })
-        .map_err(|e| {
-            InventoryError::Invalid(format!("OpenStack cluster '{}': {e}", self.cluster))
-        })?;
+        .map_err(|e| format!("OpenStack cluster '{}': {e}", self.cluster))
+    }
+}
+
+impl crate::inventory::InventorySource for NovaInventory {
+    fn load(&self) -> Result<crate::inventory::Inventory, crate::inventory::InventoryError> {
+        let doc = self
+            .read()
+            .map_err(crate::inventory::InventoryError::Invalid)?;
         Ok(to_model(&doc))
     }
 }

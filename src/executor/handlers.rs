@@ -135,7 +135,14 @@ impl Batch<'_> {
                         .update(&self.hosts[h].name, |d| d.facts = Default::default());
                 }
             }
-            "noop" | "refresh_inventory" | "reset_connection" | "end_play" | "end_batch" => {}
+            "refresh_inventory" => {
+                if let Err(e) = self.shared.refresh_inventory().await {
+                    self.shared
+                        .output
+                        .warning(&format!("{}: refresh_inventory: {e}", task.loc));
+                }
+            }
+            "noop" | "reset_connection" | "end_play" | "end_batch" => {}
             other => self.shared.output.warning(&format!(
                 "{}: unknown meta action '{other}' ignored",
                 task.loc

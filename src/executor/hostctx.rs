@@ -143,7 +143,8 @@ impl Batch<'_> {
             timeout: opts.connect_timeout,
             retries: 3,
         };
-        let source = self.shared.inventory.source.as_deref();
+        let inventory = self.shared.inventory();
+        let source = inventory.source.as_deref();
         let resolve = |jump: &str| match source {
             Some(inv) if inv.hosts.contains_key(jump) => {
                 inv.connection_spec(jump, &defaults).map(Some)

@@ -87,9 +87,16 @@ impl Default for RunOptions {
 }
 
 /// Everything a playbook run needs.
+/// Reads the inventory again for `meta: refresh_inventory`: a playbook that creates servers
+/// (launch) can then configure them in the same run. Called off the async runtime.
+pub type InventoryRefresh = Arc<dyn Fn() -> Result<Inventory, String> + Send + Sync>;
+
 pub struct PlaybookRun {
     pub playbooks: Vec<PathBuf>,
     pub inventory: Arc<Inventory>,
+    /// Where `meta: refresh_inventory` reads from; without it the meta task is a no-op, as
+    /// for static inventory files that did not change.
+    pub refresh: Option<InventoryRefresh>,
     pub extra_vars: Map<String, Value>,
     pub options: RunOptions,
     pub output: Arc<dyn EventSink>,
@@ -120,7 +127,9 @@ pub(crate) struct Shared {
     pub registry: Arc<Registry>,
     pub loader: Loader,
     pub conns: ConnectionManager,
-    pub inventory: Arc<Inventory>,
+    /// Replaced by `meta: refresh_inventory`; plays read it when they start.
+    inventory: std::sync::RwLock<Arc<Inventory>>,
+    refresh: Option<InventoryRefresh>,
     pub output: Arc<dyn EventSink>,
     pub opts: RunOptions,
     pub extra: Arc<Map<String, Value>>,
@@ -137,6 +146,29 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The inventory as it is now (see `meta: refresh_inventory`).
+    pub fn inventory(&self) -> Arc<Inventory> {
+        match self.inventory.read() {
+            Ok(i) => i.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// `meta: refresh_inventory`: reads the inventory again where the run has a source.
+    pub async fn refresh_inventory(&self) -> Result<(), String> {
+        let Some(refresh) = self.refresh.clone() else {
+            return Ok(());
+        };
+        let inv = tokio::task::spawn_blocking(move || refresh())
+            .await
+            .map_err(|e| format!("refresh_inventory: {e}"))??;
+        match self.inventory.write() {
+            Ok(mut i) => *i = Arc::new(inv),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(inv),
+        }
+        Ok(())
+    }
+
     pub fn stat(&self, host: &str, f: impl FnOnce(&mut events::HostStats)) {
         if let Ok(mut s) = self.stats.lock() {
             f(s.entry(host.to_string()).or_default());
@@ -181,7 +213,8 @@ pub async fn run_playbook(run: PlaybookRun) -> RunOutcome {
         registry: run.registry,
         loader,
         conns: ConnectionManager::new(),
-        inventory: run.inventory,
+        inventory: std::sync::RwLock::new(run.inventory),
+        refresh: run.refresh,
         output: run.output,
         forks: tokio::sync::Semaphore::new(run.options.forks.max(1)),
         dead_hosts: Default::default(),

@@ -35,7 +35,8 @@ pub(super) async fn run_play(
     let name = t
         .render_str(&play.name, &ctx)
         .unwrap_or_else(|_| play.name.clone());
-    let mut hosts = select(&shared.inventory, &pattern, &shared.opts);
+    let inventory = shared.inventory();
+    let mut hosts = select(&inventory, &pattern, &shared.opts);
     if let Ok(dead) = shared.dead_hosts.lock() {
         hosts.retain(|h| !dead.contains(&h.name));
     }
@@ -73,8 +74,7 @@ pub(super) async fn run_play(
         .iter()
         .map(|h| Value::String(h.name.clone()))
         .collect();
-    let mut inventory_hosts: HashMap<String, Arc<Host>> = shared
-        .inventory
+    let mut inventory_hosts: HashMap<String, Arc<Host>> = inventory
         .hosts
         .iter()
         .map(|h| (h.name.clone(), h.clone()))
@@ -84,7 +84,7 @@ pub(super) async fn run_play(
             .entry(h.name.clone())
             .or_insert_with(|| h.clone());
     }
-    let groups = shared.inventory.groups_value();
+    let groups = inventory.groups_value();
     let merged = |layer: fn(&RoleInfo) -> &Map<String, Value>| {
         let mut m = Map::new();
         for r in &play.role_list {
