@@ -181,6 +181,9 @@ pub trait ClusterApi: Send + Sync {
     async fn flavors(&self) -> ApiResult<Vec<Flavor>>;
     async fn images(&self) -> ApiResult<Vec<Image>>;
     async fn networks(&self) -> ApiResult<Vec<Network>>;
+    /// Names of the user's Nova key pairs.
+    async fn keypair_names(&self) -> ApiResult<Vec<String>>;
+    async fn import_keypair(&self, name: &str, public_key: &str) -> ApiResult<()>;
 
     async fn security_groups(&self) -> ApiResult<Vec<SecurityGroup>>;
     async fn create_security_group(

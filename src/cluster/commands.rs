@@ -87,6 +87,13 @@ impl Ctx {
             v.insert(key.replace('-', "_"), setting.value.clone());
         }
         v.insert("cluster".into(), json!(self.cluster));
+        // For importing a missing --key-pair (the public half only; never the private key).
+        if let Ok(Some(id)) = self.settings.str("identity-file")
+            && let Ok(public) =
+                std::fs::read_to_string(format!("{}.pub", expand_home(&id).display()))
+        {
+            v.insert("key_pair_public_key".into(), json!(public.trim()));
+        }
         if let Some(c) = &self.os_cloud {
             v.insert("os_cloud".into(), json!(c));
         }
@@ -158,13 +165,15 @@ pub fn confirm(what: &str, yes: bool) -> Result<(), (Exit, String)> {
     }
 }
 
-/// Runs a bundled playbook with `vars`, then (for commands that create or start servers)
-/// `configure.yml` on the inventory read afterwards, unless `cloud_only`.
+/// Runs a bundled playbook with `vars` on the cluster read from Nova. Its `meta:
+/// refresh_inventory` reads Nova again, so a playbook that creates or starts servers
+/// configures them in the same run, unless `cloud_only` (then no node is ever in the
+/// inventory, and node plays are skipped). `summary` prints where the cluster is after.
 pub async fn run_playbooks(
     ctx: &Ctx,
     name: &str,
     extra: Map<String, Value>,
-    configure: bool,
+    summarize: bool,
     cloud_only: bool,
 ) -> CmdResult {
     let api = ctx.api().await?;
@@ -173,46 +182,34 @@ pub async fn run_playbooks(
     let mut vars = ctx.vars();
     vars.extend(extra);
     let started = Instant::now();
-    let inv = if cloud_only {
+    let (inv, refresh) = if cloud_only {
         // The groups exist (empty), so node plays are skipped without pattern warnings.
-        engine::to_engine(&json!({}))
+        (engine::to_engine(&json!({})), None)
     } else {
-        engine::nova_inventory(&api, &ctx.cluster, &conn)
-            .await
-            .map_err(error)?
-            .0
-    };
-    let mut phases = vec![];
-    let o = engine::run(PlaybookCall {
-        bundle: &bundle,
-        name,
-        vars: vars.clone(),
-        inventory: inv,
-        conn: &conn,
-        verbose: ctx.verbose,
-    })
-    .await;
-    phases.push((format!("{name}.yml"), started.elapsed()));
-    outcome_exit(o)?;
-    if configure && !cloud_only && !engine::ENGINE_REFRESHES_INVENTORY {
-        let t = Instant::now();
         let inv = engine::nova_inventory(&api, &ctx.cluster, &conn)
             .await
             .map_err(error)?
             .0;
-        let o = engine::run(PlaybookCall {
-            bundle: &bundle,
-            name: "configure",
-            vars,
-            inventory: inv,
-            conn: &conn,
-            verbose: ctx.verbose,
-        })
-        .await;
-        phases.push(("node setup".to_string(), t.elapsed()));
-        outcome_exit(o)?;
-    }
-    if configure {
+        let source = inventory::NovaInventory {
+            os_cloud: ctx.os_cloud.clone(),
+            cluster: ctx.cluster.clone(),
+            conn: conn.clone(),
+        };
+        (inv, Some(engine::refresher(source)))
+    };
+    let o = engine::run(PlaybookCall {
+        bundle: &bundle,
+        name,
+        vars,
+        inventory: inv,
+        conn: &conn,
+        verbose: ctx.verbose,
+        refresh,
+    })
+    .await;
+    let phases = vec![(format!("{name}.yml"), started.elapsed())];
+    outcome_exit(o)?;
+    if summarize {
         summary(ctx, &api, &conn, &phases).await?;
     }
     Ok(Exit::Ok)

@@ -182,6 +182,9 @@ async fn resolve_settings(
         .key_pair
         .clone()
         .or_else(|| sample.and_then(|s| s.key_name.clone()));
+    if let Some(name) = spec.key_pair.as_deref() {
+        ensure_keypair(api, name, spec.key_pair_public_key.as_deref()).await?;
+    }
     let network_id =
         resolve::cluster_network(&networks, spec.network.as_deref())?.map(|n| n.id.clone());
     let recorded = |key: &str| sample.and_then(|s| s.metadata.get(key).cloned());
@@ -202,6 +205,32 @@ async fn resolve_settings(
         net_mode,
         ssh_user: spec.ssh_user.clone().or_else(|| recorded(META_SSH_USER)),
     })
+}
+
+/// A `--key-pair` that Nova does not know is imported from the identity file's public
+/// key when there is one; otherwise the launch stops before creating anything.
+async fn ensure_keypair(
+    api: &dyn ClusterApi,
+    name: &str,
+    public_key: Option<&str>,
+) -> Result<(), String> {
+    let names = api.keypair_names().await.map_err(|e| e.msg)?;
+    if names.iter().any(|n| n == name) {
+        return Ok(());
+    }
+    match public_key {
+        Some(key) => {
+            api.import_keypair(name, key)
+                .await
+                .map_err(|e| format!("cannot import key pair '{name}': {}", e.msg))?;
+            tracing::warn!("imported key pair '{name}' into Nova from the identity file's .pub");
+            Ok(())
+        }
+        None => Err(format!(
+            "--key-pair: Nova has no key pair '{name}'; create it (openstack keypair create \
+             --public-key KEY.pub {name}) or pass -i with a key whose .pub file sits next to it"
+        )),
+    }
 }
 
 /// Ephemeral disks come from the flavor; nothing to configure, but a flavor without one is

@@ -48,6 +48,9 @@ pub struct LaunchSpec {
     pub resume: bool,
     pub image: Option<String>,
     pub key_pair: Option<String>,
+    /// The public half of `--identity-file` (its `.pub` file): a `--key-pair` missing
+    /// from Nova is imported from it, so a first launch needs no `openstack keypair create`.
+    pub key_pair_public_key: Option<String>,
     pub instance_type: Option<String>,
     pub master_instance_type: Option<String>,
     pub net_mode: Option<NetMode>,
@@ -154,6 +157,7 @@ impl LaunchSpec {
             resume: a.bool("resume")?,
             image: a.str("image")?,
             key_pair: a.str("key_pair")?,
+            key_pair_public_key: a.str("key_pair_public_key")?,
             instance_type: a.str("instance_type")?,
             master_instance_type: a.str("master_instance_type")?,
             net_mode,

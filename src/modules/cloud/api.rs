@@ -233,6 +233,19 @@ impl ClusterApi for OpenStack {
             .collect())
     }
 
+    async fn keypair_names(&self) -> ApiResult<Vec<String>> {
+        let list = self.cloud.list_keypairs().await.map_err(err)?;
+        Ok(list.into_iter().map(|k| k.name).collect())
+    }
+
+    async fn import_keypair(&self, name: &str, public_key: &str) -> ApiResult<()> {
+        self.cloud
+            .create_keypair(name, public_key)
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+
     async fn security_groups(&self) -> ApiResult<Vec<SecurityGroup>> {
         let list = self.cloud.list_security_groups(&[]).await.map_err(err)?;
         Ok(list
