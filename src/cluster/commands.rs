@@ -232,8 +232,21 @@ async fn summary(
     );
     if let Some(addr) = &acc.master_address {
         println!("  master:   {addr}");
+        // Only the UIs this run set up: HDFS unless `hdfs_enabled` is false, Ganglia only
+        // when `ganglia_enabled` is true (the roles' defaults).
+        let vars = ctx.vars();
+        let flag = |k: &str, default: bool| match vars.get(k) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => matches!(s.as_str(), "true" | "yes" | "1" | "True"),
+            _ => default,
+        };
+        let shown = |k: &str| match k {
+            "hdfs_namenode" => flag("hdfs_enabled", true),
+            "ganglia" => flag("ganglia_enabled", false),
+            _ => true,
+        };
         if let Some(urls) = describe::ui_urls(addr).as_object() {
-            for (k, v) in urls {
+            for (k, v) in urls.iter().filter(|(k, _)| shown(k)) {
                 println!("  {k:<18} {}", v.as_str().unwrap_or_default());
             }
         }

@@ -1,0 +1,655 @@
+//! The product end to end, as a user runs it: a Spark cluster launched on devcloud whose
+//! servers are real machines (network namespaces with sshd), the master reached on its
+//! floating IP and the slaves only through it.
+//!
+//! launch 1+2 with Spark from the pyspark sdist and HDFS from a stand-in Hadoop (see
+//! `tests/fixtures/hadoop-standin`: no Hadoop distribution can be fetched here) → the HDFS
+//! configuration, format-once and daemon starts as the role left them → describe /
+//! inventory / run-command / login
+//! → the master's /json lists 2 ALIVE workers with the cores and memory the role computed →
+//! a PySpark pi job through `submit` lands within 0.01 of pi → a changed spark-env.sh pushed
+//! with copy-dir reaches every node, and restart-spark.yml applies it → headless Chromium
+//! opens the master UI on the floating IP and follows a worker link (reverse proxy) →
+//! add-slaves 1 / remove-slaves 1 → stop / start, the job runs again → destroy --yes leaves
+//! no server, group, floating IP or machine.
+//!
+//! Needs root, OpenSSH, iproute2, rsync, curl, Java 17, chromium and the pyspark and py4j
+//! source distributions (`SPARK_OPENSTACK_PYSPARK_SDIST`, `SPARK_OPENSTACK_PY4J_SDIST`, which
+//! `.ci/run` downloads once). Skipped with the reason otherwise, but failed when `CI` is set.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::Value;
+use spark_openstack::cloud::{Cloud, LoadOptions, config};
+
+const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
+
+struct Inputs {
+    sdist: PathBuf,
+    py4j: PathBuf,
+    chromium: PathBuf,
+}
+
+fn inputs() -> Result<Inputs, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("not root".into());
+    }
+    for tool in [
+        "/usr/sbin/sshd",
+        "/usr/bin/ssh",
+        "/usr/bin/rsync",
+        "/usr/bin/curl",
+    ] {
+        if !Path::new(tool).exists() {
+            return Err(format!("{tool} missing"));
+        }
+    }
+    if Command::new("java").arg("-version").output().is_err() {
+        return Err("java missing".into());
+    }
+    let file = |var: &str| -> Result<PathBuf, String> {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .ok_or_else(|| format!("{var} does not name a file (.ci/run sets it)"))
+    };
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or("chromium missing (apt-get install chromium)")?;
+    Ok(Inputs {
+        sdist: file("SPARK_OPENSTACK_PYSPARK_SDIST")?,
+        py4j: file("SPARK_OPENSTACK_PY4J_SDIST")?,
+        chromium,
+    })
+}
+
+/// A devcloud with the netns backend in a directory of its own, and the environment every
+/// command of the test runs with (own HOME, clouds.yaml and known_hosts). `devcloud down`
+/// on drop, so a failed assertion leaves nothing on the host.
+struct World {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    /// devcloud's name prefix for this test's namespaces, bridges and machines.
+    prefix: String,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd(&["devcloud", "down", "--state-dir"])
+            .arg(self.path("state"))
+            .output();
+    }
+}
+
+impl World {
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.path("home"))
+            .env("OS_CLIENT_CONFIG_FILE", self.path("clouds.yaml"))
+            .env("OS_CLOUD", "devcloud")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_DATA_HOME");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run spark-openstack")
+    }
+
+    /// Stdout of a command that must succeed.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A cluster command with the user's key (`-i` is global: it goes right after the
+    /// command name, before any trailing arguments).
+    fn cluster(&self, args: &[&str]) -> String {
+        let key = self.key.display().to_string();
+        let mut line = vec![args[0], "-i", key.as_str()];
+        line.extend_from_slice(&args[1..]);
+        self.ok(&line)
+    }
+}
+
+fn up() -> World {
+    let pid = std::process::id();
+    // Outside /tmp: machines get a private /tmp, and their files live under the state dir.
+    let dir = tempfile::Builder::new()
+        .prefix("spark-e2e-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    std::fs::create_dir_all(dir.path().join("home")).unwrap();
+    // A prefix and range of our own (devcloud_netns uses 100-149, netns_machines 150-249).
+    let octet = 50 + (pid % 50) as u8;
+    let prefix = format!("e{}", pid % 10000);
+    std::fs::write(
+        dir.path().join("devcloud.yaml"),
+        format!(
+            "boot_time: {{min_ms: 300, max_ms: 300}}\naction_time_ms: 200\n\
+             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16}}\n"
+        ),
+    )
+    .unwrap();
+    let key = dir.path().join("id_ed25519");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh-keygen: {out:?}");
+    let w = World { dir, key, prefix };
+    let state = w.path("state").display().to_string();
+    let cfg = w.path("devcloud.yaml").display().to_string();
+    let clouds = w.path("clouds.yaml").display().to_string();
+    w.ok(&[
+        "devcloud",
+        "up",
+        "--backend",
+        "netns",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        &state,
+        "--config",
+        &cfg,
+        "--clouds-yaml",
+        &clouds,
+    ]);
+    // The key pair the user would make in Horizon.
+    let env = std::collections::BTreeMap::from([
+        ("OS_CLIENT_CONFIG_FILE".to_string(), clouds.clone()),
+        ("OS_CLOUD".to_string(), "devcloud".to_string()),
+    ]);
+    let cloud_cfg = config::load(&LoadOptions::default(), &env).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let public = std::fs::read_to_string(w.key.with_extension("pub")).unwrap();
+    rt.block_on(async {
+        let cloud = Cloud::connect(&cloud_cfg).await.unwrap();
+        cloud.create_keypair("e2e", &public).await.unwrap();
+    });
+    w
+}
+
+/// The master's /json (through its floating IP, as a user's browser would).
+fn master_json(addr: &str) -> Value {
+    let out = Command::new("curl")
+        .args([
+            "-fsS",
+            "--max-time",
+            "10",
+            &format!("http://{addr}:8080/json/"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl /json: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("the master's /json is JSON")
+}
+
+fn alive_workers(addr: &str) -> BTreeSet<String> {
+    master_json(addr)["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["state"] == "ALIVE")
+        .map(|w| w["host"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What the spark role computes for a node with this machine's memory (spark-ec2's rule).
+fn expected_worker_memory_mb() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let m = kb / 1024;
+    match m {
+        m if m > 102_400 => m - 15_360,
+        m if m > 61_440 => m - 10_240,
+        m if m > 40_960 => m - 6_144,
+        m if m > 20_480 => m - 3_072,
+        m if m > 10_240 => m - 2_048,
+        m => (m.saturating_sub(1_300)).max(512),
+    }
+}
+
+/// Runs the pi job through `submit` and returns its estimate.
+fn pi(w: &World) -> f64 {
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spark/pi.py");
+    let out = w.cluster(&["submit", "demo", app.to_str().unwrap(), "8"]);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Pi is roughly "))
+        .unwrap_or_else(|| panic!("no result in the job's output:\n{out}"));
+    line.trim().parse().unwrap()
+}
+
+/// Headless Chromium's DOM of `url` after the page loaded.
+fn browse(inputs: &Inputs, w: &World, url: &str) -> String {
+    let out = Command::new(&inputs.chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--timeout=20000",
+        ])
+        .arg(format!("--user-data-dir={}", w.path("chromium").display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium {url}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The network namespaces of this test's machines (`<prefix>-<server id>`).
+fn netns_of(w: &World) -> Vec<String> {
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|ns| ns.starts_with(&format!("{}-", w.prefix)))
+        .map(String::from)
+        .collect()
+}
+
+/// The stand-in Hadoop archive (`tests/fixtures/hadoop-standin`), packed as a release is.
+fn hadoop_standin(w: &World) -> PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let archive = w.path("hadoop-standin.tar.gz");
+    let out = Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&fixtures)
+        .arg("hadoop-standin")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar: {out:?}");
+    archive
+}
+
+/// `run-command` output of one host, without the `host | ok | rc=0 >>` line.
+fn on(w: &World, host_flag: &[&str], cmd: &str) -> String {
+    let mut args = vec!["run-command", "demo"];
+    args.extend_from_slice(host_flag);
+    args.push(cmd);
+    let out = w.cluster(&args);
+    out.lines().skip(1).map(|l| format!("{l}\n")).collect()
+}
+
+/// The `<property>` name → value pairs of a Hadoop configuration file.
+fn properties(xml: &str) -> std::collections::BTreeMap<String, String> {
+    let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
+    let text = |p: roxmltree::Node, tag: &str| {
+        p.children()
+            .find(|c| c.has_tag_name(tag))
+            .and_then(|c| c.text())
+            .unwrap_or_default()
+            .to_string()
+    };
+    doc.root_element()
+        .children()
+        .filter(|n| n.has_tag_name("property"))
+        .map(|p| (text(p, "name"), text(p, "value")))
+        .collect()
+}
+
+/// How many `namenode -format` the stand-in recorded on the master, both instances.
+fn format_calls(w: &World) -> usize {
+    on(
+        w,
+        &["--master-only"],
+        "cat ephemeral-hdfs/calls.log persistent-hdfs/calls.log 2>/dev/null",
+    )
+    .matches("namenode -format")
+    .count()
+}
+
+/// What the hdfs role left: every property of both instances' configuration, one
+/// NameNode format each, the ephemeral daemons started (the persistent ones are not, by
+/// default), and Spark's default filesystem on the ephemeral HDFS.
+fn check_hdfs(w: &World) {
+    let m = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    // name, NameNode rpc/http/secondary http, DataNode data/http/ipc, name and data dirs
+    for (inst, nn, dn, name_dir, data_dir) in [
+        (
+            "ephemeral-hdfs",
+            ["9000", "9870", "9868"],
+            ["9866", "9864", "9867"],
+            "/mnt/ephemeral-hdfs/name",
+            "/mnt/ephemeral-hdfs/data",
+        ),
+        (
+            "persistent-hdfs",
+            ["9010", "9880", "9968"],
+            ["9966", "9964", "9967"],
+            "/root/persistent-hdfs-data/name",
+            "/root/persistent-hdfs-data/data",
+        ),
+    ] {
+        let [rpc, http, secondary] = nn;
+        let core = properties(&on(
+            w,
+            &["--master-only"],
+            &format!("cat {inst}/etc/hadoop/core-site.xml"),
+        ));
+        assert_eq!(
+            core,
+            m(&[
+                ("fs.defaultFS", &format!("hdfs://demo-master:{rpc}")),
+                ("hadoop.tmp.dir", &format!("{data_dir}/tmp")),
+            ]),
+            "{inst} core-site.xml"
+        );
+        let site = properties(&on(
+            w,
+            &["--master-only"],
+            &format!("cat {inst}/etc/hadoop/hdfs-site.xml"),
+        ));
+        assert_eq!(
+            site,
+            m(&[
+                ("dfs.namenode.name.dir", &format!("file://{name_dir}")),
+                ("dfs.datanode.data.dir", &format!("file://{data_dir}")),
+                ("dfs.replication", "2"),
+                ("dfs.namenode.rpc-address", &format!("demo-master:{rpc}")),
+                ("dfs.namenode.http-address", &format!("0.0.0.0:{http}")),
+                (
+                    "dfs.namenode.secondary.http-address",
+                    &format!("demo-master:{secondary}")
+                ),
+                ("dfs.datanode.address", &format!("0.0.0.0:{}", dn[0])),
+                ("dfs.datanode.http.address", &format!("0.0.0.0:{}", dn[1])),
+                ("dfs.datanode.ipc.address", &format!("0.0.0.0:{}", dn[2])),
+                (
+                    "dfs.namenode.datanode.registration.ip-hostname-check",
+                    "false"
+                ),
+                ("dfs.permissions.enabled", "false"),
+            ]),
+            "{inst} hdfs-site.xml"
+        );
+    }
+    let master_calls = on(w, &["--master-only"], "cat ephemeral-hdfs/calls.log");
+    assert_eq!(
+        master_calls.lines().collect::<Vec<_>>(),
+        [
+            "namenode -format -nonInteractive -clusterId demo-ephemeral-hdfs",
+            "--daemon status namenode",
+            "--daemon start namenode",
+            "--daemon status secondarynamenode",
+            "--daemon start secondarynamenode",
+        ]
+    );
+    assert_eq!(
+        on(w, &["--master-only"], "cat persistent-hdfs/calls.log").trim(),
+        "namenode -format -nonInteractive -clusterId demo-persistent-hdfs"
+    );
+    let all = w.cluster(&["run-command", "demo", "cat ephemeral-hdfs/calls.log"]);
+    assert_eq!(all.matches("--daemon start datanode").count(), 2, "{all}");
+    let conf = on(w, &["--master-only"], "cat spark/conf/spark-defaults.conf");
+    assert!(
+        conf.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["spark.hadoop.fs.defaultFS", "hdfs://demo-master:9000"]),
+        "{conf}"
+    );
+}
+
+#[test]
+fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
+    let inputs = match inputs() {
+        Ok(i) => i,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the Spark end-to-end test cannot run in CI: {why}"
+            );
+            eprintln!("SKIPPED Spark end-to-end test: {why}");
+            return;
+        }
+    };
+    let w = up();
+    let hadoop = hadoop_standin(&w);
+    // The role variables every command that configures nodes gets. The kernel tuning is off
+    // because the machines share the host's kernel.
+    let role_vars = [
+        format!("spark_source={}", inputs.sdist.display()),
+        format!("spark_py4j_source={}", inputs.py4j.display()),
+        format!("hadoop_source={}", hadoop.display()),
+        "common_tune_system=false".to_string(),
+    ];
+    let with_vars = |args: &[&str]| -> String {
+        let mut a: Vec<&str> = args.to_vec();
+        for v in &role_vars {
+            a.extend(["-e", v.as_str()]);
+        }
+        w.cluster(&a)
+    };
+    let launch = || {
+        with_vars(&[
+            "launch",
+            "demo",
+            "-s",
+            "2",
+            "-a",
+            "debian-12",
+            "-k",
+            "e2e",
+            "--instance-type",
+            "m1.large",
+            "--ssh-user",
+            "root",
+        ])
+    };
+    let out = launch();
+    assert!(out.contains("Cluster demo: running (3 node(s))"), "{out}");
+    check_hdfs(&w);
+    // A second launch converges without touching anything, HDFS formats included.
+    let out = launch();
+    for host in ["demo-master", "demo-slave-1", "demo-slave-2"] {
+        let recap = out
+            .lines()
+            .find(|l| l.starts_with(host) && l.contains("changed="))
+            .unwrap_or_else(|| panic!("no recap line for {host}:\n{out}"));
+        assert!(recap.contains("changed=0 "), "{recap}");
+    }
+    assert_eq!(format_calls(&w), 2, "one format per HDFS instance");
+
+    // The cluster as the cloud and the inventory see it.
+    let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
+    assert_eq!(d["state"], "running", "{d}");
+    assert_eq!(d["slaves"].as_array().unwrap().len(), 2, "{d}");
+    let addr = d["master_address"].as_str().unwrap().to_string();
+    let inv: Value = serde_json::from_str(&w.ok(&["inventory", "demo", "--list"])).unwrap();
+    assert_eq!(
+        inv["master"]["hosts"],
+        serde_json::json!(["demo-master"]),
+        "{inv}"
+    );
+    assert_eq!(
+        inv["slaves"]["hosts"],
+        serde_json::json!(["demo-slave-1", "demo-slave-2"]),
+        "{inv}"
+    );
+
+    // Three machines answer with three names; login reaches the master.
+    let out = w.cluster(&["run-command", "demo", "hostname"]);
+    let names: BTreeSet<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("demo-") && !l.contains(" | "))
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["demo-master", "demo-slave-1", "demo-slave-2"]),
+        "{out}"
+    );
+    assert_eq!(
+        w.cluster(&["login", "demo", "--", "hostname"]).trim(),
+        "demo-master"
+    );
+    // The master reaches every slave with the cluster key (copy-dir's way).
+    let out = w.cluster(&[
+        "run-command",
+        "demo",
+        "--master-only",
+        "ssh demo-slave-1 hostname && ssh demo-slave-2 hostname",
+    ]);
+    assert!(out.contains("demo-slave-1\ndemo-slave-2"), "{out}");
+
+    // Spark: both workers ALIVE with the cores and memory the role computed.
+    let json = master_json(&addr);
+    assert_eq!(json["aliveworkers"], 2, "{json}");
+    let cores = std::thread::available_parallelism().unwrap().get() as u64;
+    for worker in json["workers"].as_array().unwrap() {
+        assert_eq!(worker["cores"], cores, "{worker}");
+        assert_eq!(worker["memory"], expected_worker_memory_mb(), "{worker}");
+    }
+    assert_eq!(
+        alive_workers(&addr),
+        BTreeSet::from(["demo-slave-1".to_string(), "demo-slave-2".to_string()])
+    );
+
+    // A PySpark job through submit.
+    let estimate = pi(&w);
+    assert!((estimate - std::f64::consts::PI).abs() < 0.01, "{estimate}");
+
+    // A changed spark-env.sh pushed from the controller reaches every node, and
+    // restart-spark.yml (run from a directory without playbooks/) applies it.
+    let conf = w.path("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let current = w.cluster(&[
+        "run-command",
+        "demo",
+        "--master-only",
+        "cat spark/conf/spark-env.sh",
+    ]);
+    let body: String = current.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    assert!(body.contains("SPARK_MASTER_HOST"), "{current}");
+    std::fs::write(
+        conf.join("spark-env.sh"),
+        format!("{body}export SPARK_E2E_MARKER=pushed\n"),
+    )
+    .unwrap();
+    w.cluster(&[
+        "copy-dir",
+        "demo",
+        conf.to_str().unwrap(),
+        "--to",
+        "spark/conf",
+    ]);
+    let out = w.cluster(&[
+        "run-command",
+        "demo",
+        "grep -c SPARK_E2E_MARKER spark/conf/spark-env.sh",
+    ]);
+    assert_eq!(out.matches("| ok |").count(), 3, "{out}");
+    let key = w.key.display().to_string();
+    w.ok(&[
+        "play",
+        "playbooks/restart-spark.yml",
+        "-e",
+        "cluster=demo",
+        "--private-key",
+        &key,
+    ]);
+    let out = w.cluster(&[
+        "run-command",
+        "demo",
+        "tr '\\0' '\\n' < /proc/$(cat /tmp/spark-*.pid)/environ | grep SPARK_E2E_MARKER",
+    ]);
+    assert_eq!(out.matches("SPARK_E2E_MARKER=pushed").count(), 3, "{out}");
+    assert_eq!(alive_workers(&addr).len(), 2);
+
+    // The master UI from a browser: the worker links go through the master's reverse proxy.
+    let page = browse(&inputs, &w, &format!("http://{addr}:8080/"));
+    let link = page
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .find(|h| h.contains("/proxy/worker-"))
+        .unwrap_or_else(|| panic!("no worker link in the master UI:\n{page}"))
+        .to_string();
+    assert!(link.starts_with(&format!("http://{addr}:8080/")), "{link}");
+    let worker_page = browse(&inputs, &w, &link);
+    assert!(
+        worker_page.contains("Spark Worker at demo-slave-"),
+        "{worker_page}"
+    );
+
+    // Grow and shrink.
+    with_vars(&["add-slaves", "demo", "1"]);
+    assert_eq!(alive_workers(&addr).len(), 3);
+    w.cluster(&["remove-slaves", "demo", "1", "--yes"]);
+    let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
+    assert_eq!(d["slaves"].as_array().unwrap().len(), 2, "{d}");
+
+    // Stop and start: the same cluster comes back and runs the job again.
+    w.cluster(&["stop", "demo", "--yes"]);
+    let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
+    assert_eq!(d["state"], "stopped", "{d}");
+    with_vars(&["start", "demo"]);
+    let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
+    let addr = d["master_address"].as_str().unwrap().to_string();
+    assert_eq!(
+        alive_workers(&addr),
+        BTreeSet::from(["demo-slave-1".to_string(), "demo-slave-2".to_string()])
+    );
+    let estimate = pi(&w);
+    assert!((estimate - std::f64::consts::PI).abs() < 0.01, "{estimate}");
+
+    // Persistent and ephemeral HDFS kept their name directories: never formatted again.
+    assert_eq!(format_calls(&w), 2, "one format per HDFS instance");
+
+    // Destroy: nothing of the cluster is left, in the cloud or on the host.
+    assert!(!netns_of(&w).is_empty());
+    w.cluster(&["destroy", "demo", "--yes"]);
+    let d: Value = serde_json::from_str(&w.ok(&["describe", "--json"])).unwrap();
+    assert_eq!(d["clusters"], serde_json::json!([]), "clusters left: {d}");
+    let servers = w.run(&["inventory", "demo", "--list"]);
+    let inv: Value = serde_json::from_slice(&servers.stdout).unwrap();
+    assert_eq!(inv["_meta"]["hostvars"], serde_json::json!({}), "{inv}");
+    let mut gone = false;
+    for _ in 0..100 {
+        if netns_of(&w).is_empty() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "machines left after destroy: {:?}", netns_of(&w));
+}
