@@ -320,8 +320,8 @@ impl Batch<'_> {
         outcomes
     }
 
-    /// `run_once`: the first host's result (register, notifications, includes) applies
-    /// to every host of the batch.
+    /// `run_once`: the first host's result (register, `set_fact`/`include_vars` variables,
+    /// notifications, includes) applies to every host of the batch.
     pub(super) fn share_run_once(
         &self,
         task: &Task,
@@ -334,6 +334,9 @@ impl Batch<'_> {
                 self.shared
                     .store
                     .set_fact(&self.hosts[h].name, reg, out.result.clone());
+            }
+            if let Some((action, facts)) = &out.facts {
+                super::task::store_facts_on(&self.shared.store, &self.hosts[h].name, action, facts);
             }
             if out.status == Status::Changed {
                 self.notify(h, task);

@@ -3,7 +3,9 @@
 //! One [`Templar`] (one `minijinja::Environment`) serves the whole run: compiled
 //! templates are cached there, and it is `Send + Sync`. Ansible differs from plain
 //! Jinja in ways playbooks rely on, and each is handled here rather than in callers:
-//! - `trim_blocks` is on and the trailing newline is kept, as in the template module;
+//! - `trim_blocks` is on, and trailing newlines follow Ansible's `preserve_trailing_newlines`:
+//!   Jinja drops the source's last newline, then the result is padded to as many
+//!   trailing newlines as the source has (so `"{{ x }}\n"` with `x = "a\n"` is `"a\n"`);
 //! - printing an undefined value is an error, but `foo.bar | default(x)` works when
 //!   `foo` is undefined (chainable undefined plus an erroring formatter);
 //! - `"no" | bool` is false (Ansible's `bool`, not Jinja truthiness);
@@ -73,6 +75,20 @@ pub struct Templar {
     env: Environment<'static>,
 }
 
+/// The source as Jinja sees it with `keep_trailing_newline` off (Ansible's default).
+fn without_last_newline(src: &str) -> &str {
+    src.strip_suffix('\n').unwrap_or(src)
+}
+
+/// Ansible's `preserve_trailing_newlines`: the result ends with at least as many newlines
+/// as the source did.
+fn pad_newlines(src: &str, mut out: String) -> String {
+    let count = |t: &str| t.len() - t.trim_end_matches('\n').len();
+    let missing = count(src).saturating_sub(count(&out));
+    out.extend(std::iter::repeat_n('\n', missing));
+    out
+}
+
 impl Default for Templar {
     fn default() -> Self {
         Self::new()
@@ -125,13 +141,13 @@ impl Templar {
         }
         let tmpl = self
             .env
-            .template_from_str(src)
+            .template_from_str(without_last_newline(src))
             .map_err(|e| TemplateError::from_jinja(&e))?;
         let out = tmpl
             .render(ctx)
             .map_err(|e| TemplateError::from_jinja(&e))?;
         self.check_missing(src, tmpl.undeclared_variables(false), ctx)?;
-        Ok(out)
+        Ok(pad_newlines(src, out))
     }
 
     /// Fails like Ansible when the template read a variable that does not exist, even if
@@ -226,9 +242,9 @@ impl Templar {
         };
         let tmpl = self
             .env
-            .template_from_named_str(&name, &src)
+            .template_from_named_str(&name, without_last_newline(&src))
             .map_err(located)?;
-        let out = tmpl.render(ctx).map_err(located)?;
+        let out = pad_newlines(&src, tmpl.render(ctx).map_err(located)?);
         self.check_missing(&src, tmpl.undeclared_variables(false), ctx)
             .map_err(|e| {
                 let line = e

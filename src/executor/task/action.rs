@@ -197,7 +197,11 @@ impl Runner<'_, '_> {
                 } else {
                     Status::Ok
                 };
-                HostOutcome::new(status, result)
+                let mut out = HostOutcome::new(status, result);
+                if matches!(task.action.as_str(), "set_fact" | "include_vars") {
+                    out.facts = r.facts.clone().map(|f| (task.action.clone(), f));
+                }
+                out
             }
             Err(ModuleError::Conn(e)) if e.is_unreachable() => unreachable(&e),
             Err(e) => HostOutcome::new(
@@ -219,18 +223,7 @@ impl Runner<'_, '_> {
             Some(d) if self.flag(&self.task.scope.kw.delegate_facts, ctx) => d,
             _ => self.host,
         };
-        let store = &self.b.shared.store;
-        store.update(target, |d| {
-            let layer = match action {
-                "set_fact" => &mut d.set_facts,
-                "include_vars" => &mut d.include_vars,
-                _ => &mut d.facts,
-            };
-            let m = Arc::make_mut(layer);
-            for (k, v) in facts {
-                m.insert(k.clone(), v.clone());
-            }
-        });
+        store_facts_on(&self.b.shared.store, target, action, facts);
     }
 
     /// `become` from keywords, `ansible_become*` variables, then the command line.
@@ -361,4 +354,25 @@ fn add_vars(item: TaskItem, params: &Arc<Map<String, Value>>) -> TaskItem {
                 .collect(),
         })),
     }
+}
+
+/// Puts the facts a module returned into `host`'s layer for `action` (`set_fact`,
+/// `include_vars`, or gathered facts for everything else).
+pub(in crate::executor) fn store_facts_on(
+    store: &crate::executor::vars::HostStore,
+    host: &str,
+    action: &str,
+    facts: &Map<String, Value>,
+) {
+    store.update(host, |d| {
+        let layer = match action {
+            "set_fact" => &mut d.set_facts,
+            "include_vars" => &mut d.include_vars,
+            _ => &mut d.facts,
+        };
+        let m = Arc::make_mut(layer);
+        for (k, v) in facts {
+            m.insert(k.clone(), v.clone());
+        }
+    });
 }

@@ -2,13 +2,14 @@
 //! `changed_when`/`failed_when`, `register`, facts, and the result events.
 
 mod action;
+pub(super) use action::store_facts_on;
 mod loops;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use minijinja::Value as JValue;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::batch::Batch;
 use super::events::{HostResult, Status};
@@ -44,6 +45,9 @@ pub(super) struct HostOutcome {
     pub includes: Vec<Included>,
     /// The delegate that received facts with `delegate_facts`.
     pub unreachable_ignored: bool,
+    /// Variables `set_fact`/`include_vars` set on the host, which `run_once` gives to
+    /// every host of the batch as well (as Ansible does).
+    pub facts: Option<(String, Map<String, Value>)>,
 }
 
 impl HostOutcome {
@@ -54,6 +58,7 @@ impl HostOutcome {
             result,
             includes: Vec::new(),
             unreachable_ignored: false,
+            facts: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `command`: runs a program with arguments, without a shell in between.
 //!
-//! The argument vector is quoted word by word, so `$HOME`, `*` and `|` reach the program
-//! literally, as with Ansible's `command`. Use `shell` for shell features.
+//! The argument vector is quoted word by word, so `*`, `|` and `>` reach the program
+//! literally, as with Ansible's `command`; like ansible-core's `expand_argument_vars`
+//! (on by default), `$VAR`, `${VAR}` and a leading `~` are expanded on the host, and an
+//! unset variable stays as written. Use `shell` for shell features.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -12,6 +14,37 @@ use crate::modules::args::{Args, split_free_form};
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Command;
+
+/// Shell text for one argument that expands what Python's `os.path.expanduser` and
+/// `os.path.expandvars` would (a leading `~`, `$NAME`, `${NAME}`; an unset variable
+/// stays as written) and nothing else.
+fn expanding_word(word: &str) -> String {
+    static VAR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\$(\w+)|\$\{(\w+)\}").expect("valid regex")
+    });
+    let mut out = String::new();
+    let mut rest = word;
+    if rest == "~" || rest.starts_with("~/") {
+        out.push_str("\"$HOME\"");
+        rest = &rest[1..];
+    }
+    let mut last = 0;
+    for m in VAR.captures_iter(rest) {
+        let whole = m.get(0).expect("match");
+        let name = m.get(1).or(m.get(2)).expect("a name").as_str();
+        if whole.start() > last {
+            out.push_str(&sh_quote(&rest[last..whole.start()]));
+        }
+        // `${N-\$N}` inside double quotes: the value, or the text itself when unset.
+        let literal = whole.as_str().replace('$', "\\$").replace('}', "\\}");
+        out.push_str(&format!("\"${{{name}-{literal}}}\""));
+        last = whole.end();
+    }
+    if last < rest.len() || out.is_empty() {
+        out.push_str(&sh_quote(&rest[last..]));
+    }
+    out
+}
 
 /// Options that may be written inline in a free-form command (`ls creates=/x`).
 pub(super) const INLINE: &[&str] = &["creates", "removes", "chdir", "executable", "stdin"];
@@ -102,9 +135,16 @@ impl Module for Command {
                 return Err(a.fail("no command given: use the free form, 'cmd' or 'argv'"));
             }
         };
+        let expand = a.bool_or("expand_argument_vars", true)?;
         let mut line = words
             .iter()
-            .map(|w| sh_quote(w))
+            .map(|w| {
+                if expand {
+                    expanding_word(w)
+                } else {
+                    sh_quote(w)
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ");
         if let Some(exe) = &c.executable {
@@ -124,5 +164,31 @@ impl Module for Command {
             },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expanding_word;
+
+    fn sh(text: &str) -> String {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("unset NOPE; X=val; printf %s {text}")])
+            .env("HOME", "/home/u")
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn arguments_expand_like_ansible_core() {
+        assert_eq!(sh(&expanding_word("$HOME")), "/home/u");
+        assert_eq!(sh(&expanding_word("a${X}b$X-$NOPE")), "avalbval-$NOPE");
+        assert_eq!(sh(&expanding_word("~/x y")), "/home/u/x y");
+        assert_eq!(
+            sh(&expanding_word("> * | ; $(id) `id` '")),
+            "> * | ; $(id) `id` '"
+        );
+        assert_eq!(sh(&expanding_word("")), "");
     }
 }

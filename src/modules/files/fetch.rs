@@ -107,9 +107,32 @@ impl Module for Fetch {
                 ModuleError::Failed(format!("fetch: cannot create {}: {e}", dir.display()))
             })?;
         }
+        let new = !target.exists();
         std::fs::write(&target, &data)
             .map_err(|e| ModuleError::Failed(format!("fetch: cannot write {target_str}: {e}")))?;
+        if new {
+            // As Ansible's sftp transfer leaves it: the remote file's permission bits
+            // (owner-writable) less the controller's umask.
+            use std::os::unix::fs::PermissionsExt;
+            let umask = current_umask();
+            let mode = (st.mode | 0o200) & 0o777 & !umask;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).map_err(
+                |e| ModuleError::Failed(format!("fetch: cannot set the mode of {target_str}: {e}")),
+            )?;
+        }
         r = r.with("checksum", got);
         Ok(r)
     }
+}
+
+/// The process umask, from /proc (setting it to read it back would race other threads).
+fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }

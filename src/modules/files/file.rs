@@ -160,7 +160,18 @@ impl Module for File {
                 }
             }
             "directory" => match &st {
-                None => format!("mkdir -p -- {q}; {}", req.attrs_cmd(recurse)),
+                // Like Ansible, every directory created on the way gets the mode/owner.
+                None => format!(
+                    "d={q}; todo=''; while [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; do todo=\"$d\n$todo\"; d=$(dirname -- \"$d\"); done; \
+                     printf '%s' \"$todo\" | while IFS= read -r d; do mkdir -- \"$d\" || exit 1; {}done",
+                    attrs_commands(
+                        "\"$d\"",
+                        req.mode.as_ref(),
+                        req.owner.as_deref(),
+                        req.group.as_deref(),
+                        false
+                    )
+                ),
                 Some(s) if !s.is_dir() => {
                     return req.fail(format!("{path} already exists as a {before}"));
                 }
