@@ -335,7 +335,8 @@ impl Batch<'_> {
                     .store
                     .set_fact(&self.hosts[h].name, reg, out.result.clone());
             }
-            if let Some((action, facts)) = &out.facts {
+            if let Some(f) = &out.facts {
+                let (action, facts) = &**f;
                 super::task::store_facts_on(&self.shared.store, &self.hosts[h].name, action, facts);
             }
             if out.status == Status::Changed {

@@ -199,7 +199,7 @@ impl Runner<'_, '_> {
                 };
                 let mut out = HostOutcome::new(status, result);
                 if matches!(task.action.as_str(), "set_fact" | "include_vars") {
-                    out.facts = r.facts.clone().map(|f| (task.action.clone(), f));
+                    out.facts = r.facts.clone().map(|f| Box::new((task.action.clone(), f)));
                 }
                 out
             }

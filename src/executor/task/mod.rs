@@ -47,7 +47,7 @@ pub(super) struct HostOutcome {
     pub unreachable_ignored: bool,
     /// Variables `set_fact`/`include_vars` set on the host, which `run_once` gives to
     /// every host of the batch as well (as Ansible does).
-    pub facts: Option<(String, Map<String, Value>)>,
+    pub facts: Option<Box<(String, Map<String, Value>)>>,
 }
 
 impl HostOutcome {
