@@ -407,3 +407,70 @@ fn the_launch_playbook_runs_under_play_with_extra_vars() {
     cloud.ok(&["play", &book.display().to_string(), "-e", "cluster=viaplay"]);
     assert!(servers_of(&cloud.state(), "viaplay").is_empty());
 }
+
+#[test]
+fn ctrl_c_during_launch_then_resume_converges() {
+    // Boots take long enough for the interrupt to land while servers are building.
+    let cloud = Cloud::up("boot_time: {min_ms: 3000, max_ms: 3000}\nlatency_ms: 5\n");
+    let child = Command::new(BIN)
+        .args(LAUNCH)
+        .current_dir(cloud.dir.path())
+        .env("HOME", cloud.dir.path().join("home"))
+        .env(
+            "OS_CLIENT_CONFIG_FILE",
+            cloud.dir.path().join("clouds.yaml"),
+        )
+        .env("OS_CLOUD", "devcloud")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start launch");
+    // Interrupt once the first servers exist, as a user would mid-launch.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while servers_of(&cloud.state(), "demo").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "launch created no server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let out = child.wait_with_output().expect("launch exits");
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "an interrupted launch exits 99 like ansible-playbook: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let building = servers_of(&cloud.state(), "demo");
+    assert!(
+        building.iter().any(|s| s["vm_state"] != "active"),
+        "the interrupt came too late to test anything: {building:#?}"
+    );
+
+    // --resume converges to exactly the cluster asked for: no duplicate, all ACTIVE.
+    let mut resume = LAUNCH.to_vec();
+    resume.push("--resume");
+    cloud.ok(&resume);
+    let servers = servers_of(&cloud.state(), "demo");
+    let mut names: Vec<&str> = servers
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["demo-master", "demo-slave-1", "demo-slave-2"],
+        "{servers:#?}"
+    );
+    assert!(
+        servers.iter().all(|s| s["vm_state"] == "active"),
+        "{servers:#?}"
+    );
+    let d = cloud.json(&["describe", "demo", "--json"]);
+    assert!(d["master_address"].is_string(), "{d:#}");
+    cloud.ok(&["destroy", "demo", "--yes"]);
+}
