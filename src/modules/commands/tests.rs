@@ -11,11 +11,28 @@ use crate::modules::testutil::Harness;
 #[tokio::test]
 async fn command_does_not_use_a_shell_and_reports_output() {
     let h = Harness::new();
-    let r = h.ok(&Command, json!({"cmd": "echo $HOME 'a b'"})).await;
+    // No shell: the redirection is an argument. Variables expand as in ansible-core
+    // (expand_argument_vars), unless turned off.
+    let r = h
+        .ok(&Command, json!({"cmd": "echo $NOPE_UNSET 'a b' > x"}))
+        .await;
     assert!(r.changed && !r.failed);
-    assert_eq!(r.data["stdout"], json!("$HOME a b"));
-    assert_eq!(r.data["cmd"], json!(["echo", "$HOME", "a b"]));
+    assert_eq!(r.data["stdout"], json!("$NOPE_UNSET a b > x"));
+    assert_eq!(
+        r.data["cmd"],
+        json!(["echo", "$NOPE_UNSET", "a b", ">", "x"])
+    );
     assert_eq!(r.data["rc"], json!(0));
+    let home = std::env::var("HOME").unwrap_or_default();
+    let r = h.ok(&Command, json!({"cmd": "echo $HOME"})).await;
+    assert_eq!(r.data["stdout"], json!(home));
+    let r = h
+        .ok(
+            &Command,
+            json!({"cmd": "echo $HOME", "expand_argument_vars": false}),
+        )
+        .await;
+    assert_eq!(r.data["stdout"], json!("$HOME"));
     let r = h
         .ok(
             &Command,
