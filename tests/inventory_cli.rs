@@ -179,3 +179,29 @@ fn yaml_list_has_ansibles_tree() {
     assert_eq!(web01["y"], serde_json::json!(5));
     assert_eq!(web01["mode"], serde_json::json!("0644"));
 }
+
+#[test]
+fn the_example_inventory_of_the_repository_reads_like_ansible_and_fits_configure() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let hosts = repo.join("inventory/hosts.yml").display().to_string();
+    check(&["-i", &hosts, "--list"], "repo_hosts_list.json");
+    // The bundled node setup finds its groups in it.
+    let out = Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+        .args([
+            "play",
+            "playbooks/configure.yml",
+            "-i",
+            &hosts,
+            "--list-hosts",
+        ])
+        .current_dir(repo)
+        .output()
+        .expect("run spark-openstack");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Install and configure the software"),
+        "{text}"
+    );
+    assert_eq!(text.matches("onprem-slave-2").count(), 2, "{text}");
+}
