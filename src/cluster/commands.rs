@@ -235,10 +235,11 @@ async fn summary(
         // Only the UIs this run set up: HDFS unless `hdfs_enabled` is false, Ganglia only
         // when `ganglia_enabled` is true (the roles' defaults).
         let vars = ctx.vars();
-        let flag = |k: &str, default: bool| match vars.get(k) {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => matches!(s.as_str(), "true" | "yes" | "1" | "True"),
-            _ => default,
+        let flag = |k: &str, default: bool| {
+            vars.get(k).map_or(default, |v| {
+                use crate::template::filters::{ansible_bool, from_json};
+                ansible_bool(&from_json(v))
+            })
         };
         let shown = |k: &str| match k {
             "hdfs_namenode" => flag("hdfs_enabled", true),
