@@ -320,12 +320,8 @@ fn context(
     let os_cloud = os_cloud.or(settings
         .str("os-cloud")
         .map_err(|e| (Exit::BadOptions, e))?);
-    let mut extra_vars = serde_json::Map::new();
-    for e in &common.extra_vars {
-        let vars = crate::executor::vars::parse_extra_vars(e)
-            .map_err(|msg| (Exit::BadOptions, format!("-e {e}: {msg}")))?;
-        extra_vars.extend(vars);
-    }
+    let extra_vars = crate::executor::vars::parse_all_extra_vars(&common.extra_vars)
+        .map_err(|msg| (Exit::BadOptions, msg))?;
     Ok(Ctx {
         cluster: cluster.unwrap_or_default().to_string(),
         os_cloud,

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use serde_json::Map;
 
 use super::Exit;
 use crate::connection::HostKeyPolicy;
@@ -96,13 +95,10 @@ pub fn run(mut args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
             format!("the playbook: {} could not be found", p.display()),
         );
     }
-    let mut extra = Map::new();
-    for e in &args.extra_vars {
-        match executor::vars::parse_extra_vars(e) {
-            Ok(m) => extra.extend(m),
-            Err(msg) => return super::fail(Exit::BadOptions, msg),
-        }
-    }
+    let extra = match executor::vars::parse_all_extra_vars(&args.extra_vars) {
+        Ok(m) => m,
+        Err(msg) => return super::fail(Exit::BadOptions, msg),
+    };
     if let Some(c) = &args.connection
         && !matches!(c.as_str(), "ssh" | "local" | "smart" | "paramiko")
     {

@@ -244,9 +244,7 @@ impl NovaInventory {
             conn,
         })
     }
-}
 
-impl NovaInventory {
     /// The dynamic-inventory document, read from the cloud now. The cloud calls run on a
     /// runtime of their own in a scoped thread, so this works from sync code and from
     /// inside another runtime (e.g. a `spawn_blocking` task).

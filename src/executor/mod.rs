@@ -86,11 +86,11 @@ impl Default for RunOptions {
     }
 }
 
-/// Everything a playbook run needs.
 /// Reads the inventory again for `meta: refresh_inventory`: a playbook that creates servers
 /// (launch) can then configure them in the same run. Called off the async runtime.
 pub type InventoryRefresh = Arc<dyn Fn() -> Result<Inventory, String> + Send + Sync>;
 
+/// Everything a playbook run needs.
 pub struct PlaybookRun {
     pub playbooks: Vec<PathBuf>,
     pub inventory: Arc<Inventory>,
@@ -161,7 +161,7 @@ impl Shared {
         };
         let inv = tokio::task::spawn_blocking(move || refresh())
             .await
-            .map_err(|e| format!("refresh_inventory: {e}"))??;
+            .map_err(|e| format!("the inventory reader stopped: {e}"))??;
         match self.inventory.write() {
             Ok(mut i) => *i = Arc::new(inv),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(inv),

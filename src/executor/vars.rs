@@ -366,6 +366,15 @@ pub fn undefined_name(src: &str, vars: &Vars) -> Option<String> {
     None
 }
 
+/// Parses every `-e` argument in order (later ones win); an error names the argument.
+pub fn parse_all_extra_vars(args: &[String]) -> Result<Vars, String> {
+    let mut all = Vars::new();
+    for a in args {
+        all.extend(parse_extra_vars(a).map_err(|msg| format!("-e {a}: {msg}"))?);
+    }
+    Ok(all)
+}
+
 /// Parses one `-e` argument: `@file` (YAML/JSON), inline JSON/YAML mapping, or `k=v ...`.
 pub fn parse_extra_vars(arg: &str) -> Result<Vars, String> {
     if let Some(file) = arg.strip_prefix('@') {
