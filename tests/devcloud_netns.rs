@@ -6,6 +6,8 @@
 //! Needs root, `ip`, `sshd`, `ssh` and `ssh-keygen`; skipped with the reason otherwise, but
 //! failed when `CI` is set (CI runs as root and must run it).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -20,22 +22,15 @@ use spark_openstack::cloud::{Cloud, LoadOptions, config};
 const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
 
 fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root".into());
-    }
-    for tool in [
-        "/usr/sbin/sshd",
-        "/usr/bin/ssh",
-        "/usr/bin/ssh-keygen",
-        "/usr/bin/pgrep",
-    ] {
-        if !Path::new(tool).exists() {
-            return Some(format!(
-                "{tool} missing (apt-get install openssh-server procps)"
-            ));
-        }
-    }
-    None
+    support::machine_test_blocker(
+        &[
+            "/usr/sbin/sshd",
+            "/usr/bin/ssh",
+            "/usr/bin/ssh-keygen",
+            "/usr/bin/pgrep",
+        ],
+        "apt-get install openssh-server procps",
+    )
 }
 
 fn sh(program: &str, args: &[&str]) -> Output {

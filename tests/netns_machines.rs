@@ -2,6 +2,8 @@
 //! the real OpenSSH client, checked for isolation, stop/start and a teardown that leaves nothing.
 //! Needs root, `ip`, `sshd`, `ssh` and `ssh-keygen`; skipped with the reason otherwise.
 
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -27,15 +29,10 @@ impl Drop for Cleanup {
 }
 
 fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root".into());
-    }
-    for tool in ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"] {
-        if !Path::new(tool).exists() {
-            return Some(format!("{tool} missing (apt-get install openssh-server)"));
-        }
-    }
-    None
+    support::machine_test_blocker(
+        &["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"],
+        "apt-get install openssh-server",
+    )
 }
 
 fn sh(program: &str, args: &[&str]) -> Output {

@@ -17,6 +17,8 @@
 //! source distributions (`SPARK_OPENSTACK_PYSPARK_SDIST`, `SPARK_OPENSTACK_PY4J_SDIST`, which
 //! `.ci/run` downloads once). Skipped with the reason otherwise, but failed when `CI` is set.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -34,18 +36,16 @@ struct Inputs {
 }
 
 fn inputs() -> Result<Inputs, String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("not root".into());
-    }
-    for tool in [
-        "/usr/sbin/sshd",
-        "/usr/bin/ssh",
-        "/usr/bin/rsync",
-        "/usr/bin/curl",
-    ] {
-        if !Path::new(tool).exists() {
-            return Err(format!("{tool} missing"));
-        }
+    if let Some(why) = support::machine_test_blocker(
+        &[
+            "/usr/sbin/sshd",
+            "/usr/bin/ssh",
+            "/usr/bin/rsync",
+            "/usr/bin/curl",
+        ],
+        "apt-get install openssh-server rsync curl",
+    ) {
+        return Err(why);
     }
     if Command::new("java").arg("-version").output().is_err() {
         return Err("java missing".into());

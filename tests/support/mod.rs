@@ -1,7 +1,7 @@
 //! Shared helpers for integration tests: real sshd hosts started through the testbed API.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use spark_openstack::connection::ConnectionSpec;
 use spark_openstack::testbed::{HostOptions, Testbed, TestbedOptions};
@@ -44,4 +44,16 @@ pub fn start_with(n: usize, tweak: impl Fn(&mut HostOptions)) -> Hosts {
     opts.hosts.iter_mut().for_each(tweak);
     let tb = Testbed::up(&opts).unwrap_or_else(|e| panic!("testbed did not start: {e:#}"));
     Hosts { tb, dir }
+}
+
+/// Why a test that makes namespace machines cannot run here: not root, or one of `tools`
+/// missing (with `install`, the command that brings it). `None` when it can run.
+pub fn machine_test_blocker(tools: &[&str], install: &str) -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root".into());
+    }
+    tools
+        .iter()
+        .find(|t| !Path::new(t).exists())
+        .map(|t| format!("{t} missing ({install})"))
 }
