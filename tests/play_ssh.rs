@@ -39,3 +39,85 @@ fn playbook_runs_over_ssh_hosts() {
         assert!(stdout.contains(&recap), "{stdout}");
     }
 }
+
+/// A host whose sshd starts answering only after the play began, as a cloud VM does 20-90 s
+/// after Nova reports it ACTIVE: `wait_for_connection` must wait for it (connection refused
+/// is an answer to wait on, not a reason to mark the host unreachable before the module runs),
+/// and the tasks after it must then run over the new connection.
+#[test]
+fn wait_for_connection_waits_for_a_host_whose_sshd_starts_late() {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    let hosts = support::start(1);
+    let real_port = hosts.tb.hosts[0].port;
+    // A port nothing listens on yet; after the delay a forwarder to the real sshd opens it.
+    let late_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let delay = Duration::from_secs(4);
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        let listener = TcpListener::bind(("127.0.0.1", late_port)).expect("late port");
+        for client in listener.incoming().flatten() {
+            let server = TcpStream::connect(("127.0.0.1", real_port)).expect("real sshd");
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c, mut s) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c, &mut s2);
+                let _ = s2.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("late.yml");
+    let mut f = std::fs::File::create(&inventory).unwrap();
+    write!(
+        f,
+        "all:\n  hosts:\n    late:\n      ansible_host: 127.0.0.1\n      ansible_port: {late_port}\n      \
+         ansible_user: {}\n      ansible_ssh_private_key_file: {}\n      ansible_host_key_checking: false\n",
+        hosts.tb.user,
+        hosts.key().display()
+    )
+    .unwrap();
+    let book = dir.path().join("wait.yml");
+    std::fs::write(
+        &book,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - wait_for_connection:\n        timeout: 60\n    \
+         - command: echo reached\n      register: r\n    - debug: var=r.stdout\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+        .args(["play", "-i"])
+        .arg(&inventory)
+        .arg(&book)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() >= delay,
+        "the play cannot have reached the host before its port opened"
+    );
+    assert!(stdout.contains("\"r.stdout\": \"reached\""), "{stdout}");
+    assert!(
+        stdout.contains(
+            "late                       : ok=3    changed=1    unreachable=0    failed=0"
+        ),
+        "{stdout}"
+    );
+}

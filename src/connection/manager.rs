@@ -7,19 +7,23 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::local::LocalConnection;
-use super::{ConnError, Connection, ConnectionKind, ConnectionSpec};
+use super::{
+    Become, ConnError, Connection, ConnectionKind, ConnectionSpec, ExecOutput, ExecRequest, Tunnel,
+};
 
 /// A connection being opened or open; concurrent callers share one connect.
 type Slot = Arc<OnceCell<Arc<dyn Connection>>>;
 
-#[derive(Default)]
+/// Cloning is cheap and shares the cache (a [`LazyConnection`] holds a clone).
+#[derive(Default, Clone)]
 pub struct ConnectionManager {
-    cells: Mutex<HashMap<String, Slot>>,
+    cells: Arc<Mutex<HashMap<String, Slot>>>,
     /// Hosts used as jump hosts: closed last, as other connections tunnel through them.
-    jumps: Mutex<HashSet<String>>,
+    jumps: Arc<Mutex<HashSet<String>>>,
 }
 
 impl ConnectionManager {
@@ -35,6 +39,16 @@ impl ConnectionManager {
             cells.entry(spec.name.clone()).or_default().clone()
         };
         cell.get_or_try_init(|| self.open(spec)).await.cloned()
+    }
+
+    /// A handle that opens the connection on its first use instead of now, and tries again on
+    /// every later call while the host is unreachable: for modules that wait for a host to
+    /// come up (`wait_for_connection`), where a connect failure is an answer, not an error.
+    pub fn lazy(&self, spec: &ConnectionSpec) -> Arc<dyn Connection> {
+        Arc::new(LazyConnection {
+            manager: self.clone(),
+            spec: spec.clone(),
+        })
     }
 
     async fn open(&self, spec: &ConnectionSpec) -> Result<Arc<dyn Connection>, ConnError> {
@@ -67,5 +81,46 @@ impl ConnectionManager {
         for group in [first, last] {
             futures::future::join_all(group.iter().map(|(_, c)| c.close())).await;
         }
+    }
+}
+
+/// See [`ConnectionManager::lazy`]. A failed connect leaves the manager's slot empty, so the
+/// next call connects afresh; once connected, the shared connection is used like any other.
+struct LazyConnection {
+    manager: ConnectionManager,
+    spec: ConnectionSpec,
+}
+
+#[async_trait]
+impl Connection for LazyConnection {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    async fn exec(&self, req: ExecRequest) -> Result<ExecOutput, ConnError> {
+        self.manager.get(&self.spec).await?.exec(req).await
+    }
+
+    async fn put(
+        &self,
+        data: &[u8],
+        dest: &str,
+        mode: Option<u32>,
+        become_: Option<&Become>,
+    ) -> Result<(), ConnError> {
+        let conn = self.manager.get(&self.spec).await?;
+        conn.put(data, dest, mode, become_).await
+    }
+
+    async fn get(&self, src: &str, become_: Option<&Become>) -> Result<Vec<u8>, ConnError> {
+        self.manager.get(&self.spec).await?.get(src, become_).await
+    }
+
+    /// The shared connection is closed by [`ConnectionManager::close_all`], not by a handle.
+    async fn close(&self) {}
+
+    async fn open_tunnel(&self, host: &str, port: u16) -> Result<Box<dyn Tunnel>, ConnError> {
+        let conn = self.manager.get(&self.spec).await?;
+        conn.open_tunnel(host, port).await
     }
 }

@@ -163,6 +163,13 @@ pub trait Module: Send + Sync {
         false
     }
 
+    /// Modules whose job is to wait for the host to answer (`wait_for_connection`): the
+    /// executor hands them a connection that is opened on first use and retried on each
+    /// call, instead of failing the task as unreachable before the module runs.
+    fn waits_for_connection(&self) -> bool {
+        false
+    }
+
     /// The argument key that a free-form string maps to (`command: ls` → `cmd`), if any.
     fn free_form(&self) -> Option<&'static str> {
         None

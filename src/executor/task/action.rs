@@ -137,9 +137,13 @@ impl Runner<'_, '_> {
             Ok(s) => s,
             Err(msg) => return HostOutcome::new(Status::Failed, json!({"msg": msg})),
         };
-        let conn = match shared.conns.get(&spec).await {
-            Ok(c) => c,
-            Err(e) => return unreachable(&e),
+        let conn = if module.waits_for_connection() {
+            shared.conns.lazy(&spec)
+        } else {
+            match shared.conns.get(&spec).await {
+                Ok(c) => c,
+                Err(e) => return unreachable(&e),
+            }
         };
         let become_ = self.become_(vars, ctx);
         let env = match self.environment(ctx) {

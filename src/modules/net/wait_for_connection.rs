@@ -1,5 +1,7 @@
 //! `wait_for_connection`: waits until the host answers a trivial command again (after a
-//! reboot, or while a new VM boots). The connection layer reconnects on each attempt.
+//! reboot, or while a new VM boots). The executor gives this module a lazy connection
+//! ([`Module::waits_for_connection`]), so each attempt connects afresh until sshd answers:
+//! a cloud reports a VM ACTIVE 20-90 s before its sshd listens.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,10 @@ pub struct WaitForConnection;
 impl Module for WaitForConnection {
     fn name(&self) -> &'static str {
         "wait_for_connection"
+    }
+
+    fn waits_for_connection(&self) -> bool {
+        true
     }
 
     async fn run(
