@@ -177,10 +177,15 @@ fn launch_describe_relaunch_destroy() {
         .expect("master has a floating IP")
         .to_string();
     assert!(master_ip.starts_with("10.213.255."), "{master_ip}");
+    // The UI ports are open to the authorized range, so describe shows their URLs; HDFS
+    // runs by default, Ganglia does not.
     assert_eq!(
-        d["web_ui"]["spark_master"],
+        d["web_ui"]["spark_master"]["url"],
         format!("http://{master_ip}:8080/")
     );
+    assert_eq!(d["web_ui"]["hdfs_namenode"]["port"], 9870);
+    assert!(d["web_ui"].get("ganglia").is_none(), "{d:#}");
+    assert_eq!(d["tunnel"], "spark-openstack tunnel demo");
     assert_eq!(cloud.ok(&["get-master", "demo"]).trim(), master_ip);
 
     let inv = cloud.json(&["cluster-inventory", "demo", "--list"]);
@@ -303,7 +308,35 @@ fn grow_shrink_stop_start_keep_the_cluster_consistent() {
         "--slave-volume-size",
         "1",
         "--cloud-only",
+        "-e",
+        "hdfs_enabled=false",
+        "-e",
+        "spark_source=/srv/archives/pyspark-4.3.0.tar.gz",
     ]);
+    // The role variables of the launch are recorded on the master and come back as the
+    // inventory's `all` variables, so later commands configure the nodes the same way; the
+    // login user is the image's os_admin_user (debian-12 says `debian`).
+    let recorded = |cloud: &Cloud| {
+        // As ansible-inventory shows it: group variables merged into each host's.
+        let inv = cloud.json(&["inventory", "grow", "--list"]);
+        let vars = inv["_meta"]["hostvars"]["grow-slave-1"].clone();
+        let user = inv["_meta"]["hostvars"]["grow-master"]["ansible_user"].clone();
+        (vars, user)
+    };
+    let (vars, user) = recorded(&cloud);
+    assert_eq!(vars["hdfs_enabled"], "false", "{vars:#}");
+    assert_eq!(vars["spark_source"], "/srv/archives/pyspark-4.3.0.tar.gz");
+    assert!(
+        vars.get("slaves").is_none(),
+        "launch options are not role vars: {vars:#}"
+    );
+    assert_eq!(user, "debian");
+    let d = cloud.json(&["describe", "grow", "--json"]);
+    assert!(d["web_ui"].get("hdfs_namenode").is_none(), "{d:#}");
+    assert!(
+        d["web_ui"]["spark_master"].get("url").is_none(),
+        "no UI port is open: {d:#}"
+    );
     cloud.ok(&["add-slaves", "grow", "2", "--cloud-only"]);
     let d = cloud.json(&["describe", "grow", "--json"]);
     let slaves: Vec<&str> = d["slaves"]
@@ -346,11 +379,22 @@ fn grow_shrink_stop_start_keep_the_cluster_consistent() {
         cloud.json(&["describe", "grow", "--json"])["state"],
         "stopped"
     );
-    cloud.ok(&["start", "grow", "--cloud-only"]);
+    // A later -e is merged into the record; what launch recorded stays.
+    cloud.ok(&[
+        "start",
+        "grow",
+        "--cloud-only",
+        "-e",
+        "spark_worker_cores=1",
+    ]);
     assert_eq!(
         cloud.json(&["describe", "grow", "--json"])["state"],
         "running"
     );
+    let (vars, _) = recorded(&cloud);
+    assert_eq!(vars["spark_worker_cores"], "1", "{vars:#}");
+    assert_eq!(vars["spark_source"], "/srv/archives/pyspark-4.3.0.tar.gz");
+    assert_eq!(vars["hdfs_enabled"], "false");
 
     cloud.ok(&["destroy", "grow", "--yes"]);
     let st = cloud.state();

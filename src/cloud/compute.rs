@@ -371,6 +371,38 @@ impl Cloud {
         }
     }
 
+    /// Adds or replaces metadata items (`POST /servers/{id}/metadata` merges; other keys stay).
+    pub async fn merge_server_metadata(
+        &self,
+        id: &str,
+        items: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.call(
+            Service::Compute,
+            Method::POST,
+            &format!("/servers/{id}/metadata"),
+            Some(json!({ "metadata": items })),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Removes one metadata item; a missing one is not an error.
+    pub async fn delete_server_metadata_item(&self, id: &str, key: &str) -> Result<()> {
+        match self
+            .call(
+                Service::Compute,
+                Method::DELETE,
+                &format!("/servers/{id}/metadata/{}", q(key)),
+                None,
+            )
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     async fn action(&self, id: &str, body: Value) -> Result<Value> {
         let r = self
             .call(

@@ -107,6 +107,36 @@ pub struct Flavor {
 pub struct Image {
     pub id: String,
     pub name: String,
+    /// Glance's `os_admin_user` property: the user a stock image lets in.
+    pub os_admin_user: Option<String>,
+    /// Glance's `os_distro` property (`ubuntu`, `debian`, `rocky`, ...).
+    pub os_distro: Option<String>,
+}
+
+impl Image {
+    /// The user to log in as on a server of this image: `os_admin_user` when the image says,
+    /// else the name the distribution's cloud images use for `os_distro`. Stock cloud images
+    /// refuse root, so a guess from the distribution beats a fixed default.
+    pub fn login_user(&self) -> Option<String> {
+        if let Some(u) = self.os_admin_user.as_deref().filter(|u| !u.is_empty()) {
+            return Some(u.to_string());
+        }
+        let user = match self.os_distro.as_deref()?.to_ascii_lowercase().as_str() {
+            "ubuntu" => "ubuntu",
+            "debian" => "debian",
+            "centos" => "centos",
+            "rocky" => "rocky",
+            "almalinux" => "almalinux",
+            "fedora" | "fedora-coreos" => "fedora",
+            "rhel" => "cloud-user",
+            "opensuse" | "sles" | "suse" => "opensuse",
+            "arch" => "arch",
+            "alpine" => "alpine",
+            "cirros" => "cirros",
+            _ => return None,
+        };
+        Some(user.to_string())
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -142,6 +172,8 @@ pub struct FloatingIp {
     pub address: String,
     pub network_id: String,
     pub port_id: Option<String>,
+    /// The fixed address it is associated with (Neutron's `fixed_ip_address`).
+    pub fixed_ip_address: Option<String>,
     pub description: String,
 }
 
@@ -177,6 +209,13 @@ pub trait ClusterApi: Send + Sync {
     async fn create_server(&self, req: &ServerCreate) -> ApiResult<Server>;
     async fn delete_server(&self, id: &str) -> ApiResult<()>;
     async fn power(&self, id: &str, action: PowerAction) -> ApiResult<()>;
+    /// Adds or replaces the given metadata items of a server; other items stay.
+    async fn merge_server_metadata(
+        &self,
+        id: &str,
+        items: &BTreeMap<String, String>,
+    ) -> ApiResult<()>;
+    async fn delete_server_metadata_item(&self, id: &str, key: &str) -> ApiResult<()>;
 
     async fn flavors(&self) -> ApiResult<Vec<Flavor>>;
     async fn images(&self) -> ApiResult<Vec<Image>>;

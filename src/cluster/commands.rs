@@ -30,6 +30,17 @@ pub struct Ctx {
     pub extra_vars: Map<String, Value>,
 }
 
+/// Variables the bundled playbooks take as command arguments, not role variables.
+const COMMAND_VARS: &[&str] = &[
+    "cluster",
+    "resume",
+    "count",
+    "keep_volumes",
+    "key_pair_public_key",
+    "os_cloud",
+    "spark_openstack_role_vars",
+];
+
 /// A failed command: exit code and one message.
 pub type CmdResult = Result<Exit, (Exit, String)>;
 
@@ -98,6 +109,35 @@ impl Ctx {
             v.insert("os_cloud".into(), json!(c));
         }
         v.extend(self.extra_vars.clone());
+        let role_vars = self.role_vars();
+        if !role_vars.is_empty() {
+            v.insert("spark_openstack_role_vars".into(), Value::Object(role_vars));
+        }
+        v
+    }
+
+    /// The variables that decide what software the cluster runs: the config file's `vars`,
+    /// `spark-version`, and every `-e` that is not one of the commands' own options. The
+    /// playbooks record them on the master (see [`super::recorded`]) so `start`,
+    /// `add-slaves` and `--resume` set the nodes up as `launch` did.
+    pub fn role_vars(&self) -> Map<String, Value> {
+        let mut v = Map::new();
+        if let Some(Value::Object(vars)) = self.settings.get("vars").map(|s| &s.value) {
+            v.extend(vars.clone());
+        }
+        if let Some(s) = self.settings.get("spark-version") {
+            v.insert("spark_version".into(), s.value.clone());
+        }
+        let command_option = |k: &str| {
+            super::config::KEYS.iter().any(|o| o.replace('-', "_") == k) && k != "spark_version"
+                || COMMAND_VARS.contains(&k)
+        };
+        v.extend(
+            self.extra_vars
+                .iter()
+                .filter(|(k, _)| !command_option(k))
+                .map(|(k, val)| (k.clone(), val.clone())),
+        );
         v
     }
 
@@ -232,25 +272,20 @@ async fn summary(
     );
     if let Some(addr) = &acc.master_address {
         println!("  master:   {addr}");
-        // Only the UIs this run set up: HDFS unless `hdfs_enabled` is false, Ganglia only
-        // when `ganglia_enabled` is true (the roles' defaults).
-        let vars = ctx.vars();
-        let flag = |k: &str, default: bool| {
-            vars.get(k).map_or(default, |v| {
-                use crate::template::filters::{ansible_bool, from_json};
-                ansible_bool(&from_json(v))
-            })
-        };
-        let shown = |k: &str| match k {
-            "hdfs_namenode" => flag("hdfs_enabled", true),
-            "ganglia" => flag("ganglia_enabled", false),
-            _ => true,
-        };
-        if let Some(urls) = describe::ui_urls(addr).as_object() {
-            for (k, v) in urls.iter().filter(|(k, _)| shown(k)) {
-                println!("  {k:<18} {}", v.as_str().unwrap_or_default());
+        // A URL only where the security groups let this address in (--authorized-address).
+        let uis = describe::web_uis(&c, addr);
+        let uis = uis.as_object().cloned().unwrap_or_default();
+        for (name, ui) in &uis {
+            if let Some(url) = ui["url"].as_str() {
+                println!("  {name:<18} {url}");
             }
         }
+        let names: Vec<&str> = uis.keys().map(String::as_str).collect();
+        println!(
+            "  web UIs:  spark-openstack tunnel {}   ({})",
+            c.name,
+            names.join(", ")
+        );
         println!("  log in:   spark-openstack login {}", c.name);
     }
     for (name, d) in phases {

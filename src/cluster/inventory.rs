@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use super::api::{Flavor, Image, Server};
 use super::launch::{META_NET_MODE, META_SSH_USER};
 use super::model::{Cluster, Role, role_of};
+use super::recorded;
 use super::spec::NetMode;
 
 /// The default login user when neither the option nor the cluster's metadata says.
@@ -97,15 +98,26 @@ pub fn build(cluster: &Cluster, flavors: &[Flavor], images: &[Image], opts: &Con
             Role::Slave => slaves.push(s.name.clone()),
         }
     }
+    // The role variables recorded at launch, under the inventory's own variables.
+    let mut all_vars = cluster
+        .master()
+        .map(recorded::of_master)
+        .unwrap_or_default();
+    all_vars.extend(
+        json!({
+            "cluster_name": cluster.name,
+            "spark_openstack_network": acc.mode.as_str(),
+            "master_address": acc.master_address,
+            "master_fixed_ip": cluster.master().and_then(|m| m.fixed_ip()),
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    );
     json!({
         "all": {
             "children": ["master", "slaves", "ungrouped"],
-            "vars": {
-                "cluster_name": cluster.name,
-                "spark_openstack_network": acc.mode.as_str(),
-                "master_address": acc.master_address,
-                "master_fixed_ip": cluster.master().and_then(|m| m.fixed_ip()),
-            }
+            "vars": all_vars,
         },
         "master": {"hosts": masters},
         "slaves": {"hosts": slaves},

@@ -26,6 +26,8 @@ pub const META_SSH_USER: &str = "spark_openstack_ssh_user";
 pub const META_NET_MODE: &str = "spark_openstack_network";
 pub const META_SLAVE_VOLUME: &str = "spark_openstack_slave_volume_gb";
 pub const META_PERSISTENT_VOLUME: &str = "spark_openstack_persistent_volume_gb";
+/// `--authorized-address`: the UI ports are open to it (describe shows their URLs).
+pub const META_AUTHORIZED: &str = "spark_openstack_authorized_address";
 
 /// Concurrent API requests while creating or deleting servers.
 const CONCURRENCY: usize = 20;
@@ -150,6 +152,10 @@ async fn resolve_settings(
         (None, Some(s)) => s.image_id.clone(),
         (None, None) => return Err("launching a new cluster needs --image (name or id)".into()),
     };
+    let image_user = images
+        .iter()
+        .find(|i| i.id == image_id)
+        .and_then(|i| i.login_user());
     let flavor = |wanted: &Option<String>,
                   from: Option<&Server>,
                   opt: &str|
@@ -203,7 +209,12 @@ async fn resolve_settings(
         key_name,
         network_id,
         net_mode,
-        ssh_user: spec.ssh_user.clone().or_else(|| recorded(META_SSH_USER)),
+        // Recorded on the servers, so later commands log in as the launch did.
+        ssh_user: spec
+            .ssh_user
+            .clone()
+            .or_else(|| recorded(META_SSH_USER))
+            .or(image_user),
     })
 }
 
@@ -308,6 +319,9 @@ fn base_request(spec: &LaunchSpec, res: &Resolved, role: Role, sg: &str) -> Serv
     metadata.insert(META_NET_MODE.into(), res.net_mode.as_str().into());
     if let Some(u) = &res.ssh_user {
         metadata.insert(META_SSH_USER.into(), u.clone());
+    }
+    if let Some(cidr) = &spec.authorized_address {
+        metadata.insert(META_AUTHORIZED.into(), cidr.clone());
     }
     for (key, size) in [
         (META_SLAVE_VOLUME, spec.slave_volume_size),

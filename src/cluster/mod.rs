@@ -21,6 +21,7 @@ pub mod inventory;
 pub mod launch;
 pub mod model;
 pub mod power;
+pub mod recorded;
 pub mod report;
 pub mod resolve;
 pub mod secgroups;

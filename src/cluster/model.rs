@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::api::{FloatingIp, Server, Volume};
+use super::api::{Address, FloatingIp, Server, Volume};
 
 /// Metadata key holding the cluster name.
 pub const META_CLUSTER: &str = "spark_openstack_cluster";
@@ -126,9 +126,11 @@ impl Cluster {
             ..Default::default()
         };
         for s in servers {
-            match role_of(name, s) {
-                Some(Role::Master) => c.masters.push(s.clone()),
-                Some(Role::Slave) => c.slaves.push(s.clone()),
+            let mut s = s.clone();
+            floating_from_neutron(&mut s, fips);
+            match role_of(name, &s) {
+                Some(Role::Master) => c.masters.push(s),
+                Some(Role::Slave) => c.slaves.push(s),
                 None => {}
             }
         }
@@ -177,6 +179,51 @@ impl Cluster {
         } else {
             "mixed"
         }
+    }
+}
+
+/// Makes `server`'s floating addresses agree with Neutron's floating-IP list.
+///
+/// Nova learns of an association from Neutron's notifications and shows it in `addresses`
+/// only 1-3 s later (and keeps showing a disassociated one as long), so code that reads the
+/// master's address right after associating it would otherwise dial the fixed IP. Neutron is
+/// authoritative: a floating IP it lists on one of the server's fixed addresses is added, and
+/// one Nova still shows but Neutron lists elsewhere (or unassociated) is dropped. With an
+/// empty `fips` (a caller that did not list them) Nova's view is kept as it is.
+fn floating_from_neutron(server: &mut Server, fips: &[FloatingIp]) {
+    let fixed: Vec<Address> = server
+        .addresses
+        .iter()
+        .filter(|a| !a.floating)
+        .cloned()
+        .collect();
+    let on_server = |f: &FloatingIp| {
+        f.port_id.is_some()
+            && f.fixed_ip_address
+                .as_deref()
+                .is_some_and(|ip| fixed.iter().any(|a| a.addr == ip))
+    };
+    server.addresses.retain(|a| {
+        !a.floating
+            || fips
+                .iter()
+                .find(|f| f.address == a.addr)
+                .is_none_or(on_server)
+    });
+    for f in fips.iter().filter(|f| on_server(f)) {
+        if server.addresses.iter().any(|a| a.addr == f.address) {
+            continue;
+        }
+        let network = fixed
+            .iter()
+            .find(|a| Some(a.addr.as_str()) == f.fixed_ip_address.as_deref())
+            .map(|a| a.network.clone())
+            .unwrap_or_default();
+        server.addresses.push(Address {
+            network,
+            addr: f.address.clone(),
+            floating: true,
+        });
     }
 }
 
@@ -251,6 +298,44 @@ mod tests {
         let slaves: Vec<_> = c.slaves.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(slaves, ["demo-slave-2", "demo-slave-10"]);
         assert_eq!(cluster_names(&servers), ["demo", "demox", "other"]);
+    }
+
+    fn fip(addr: &str, fixed: Option<&str>) -> FloatingIp {
+        FloatingIp {
+            id: format!("fip-{addr}"),
+            address: addr.into(),
+            port_id: fixed.map(|_| "port".to_string()),
+            fixed_ip_address: fixed.map(String::from),
+            ..Default::default()
+        }
+    }
+
+    fn addr(a: &str, floating: bool) -> Address {
+        Address {
+            network: "private".into(),
+            addr: a.into(),
+            floating,
+        }
+    }
+
+    #[test]
+    fn neutron_decides_the_floating_address() {
+        let mut master = server("demo-master", &[], &["demo-master"]);
+        master.addresses = vec![addr("10.0.0.5", false)];
+        // Associated a moment ago: Neutron lists it, Nova does not show it yet.
+        let fips = [fip("172.24.4.9", Some("10.0.0.5")), fip("172.24.4.7", None)];
+        let c = Cluster::collect("demo", std::slice::from_ref(&master), &fips, &[]);
+        let m = c.master().unwrap();
+        assert_eq!(m.floating_ip(), Some("172.24.4.9"));
+        assert_eq!(m.fixed_ip(), Some("10.0.0.5"));
+        assert_eq!(m.addresses[1].network, "private");
+        // Disassociated a moment ago: Nova still shows it, Neutron has it unbound.
+        master.addresses.push(addr("172.24.4.7", true));
+        let c = Cluster::collect("demo", &[master.clone()], &[fip("172.24.4.7", None)], &[]);
+        assert_eq!(c.master().unwrap().floating_ip(), None);
+        // A caller that did not list floating IPs keeps Nova's view.
+        let c = Cluster::collect("demo", &[master], &[], &[]);
+        assert_eq!(c.master().unwrap().floating_ip(), Some("172.24.4.7"));
     }
 
     #[test]

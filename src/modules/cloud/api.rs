@@ -92,6 +92,8 @@ struct RawFip {
     #[serde(default)]
     port_id: Option<String>,
     #[serde(default)]
+    fixed_ip_address: Option<String>,
+    #[serde(default)]
     description: Option<String>,
 }
 
@@ -102,6 +104,7 @@ impl From<RawFip> for FloatingIp {
             address: f.floating_ip_address,
             network_id: f.floating_network_id,
             port_id: f.port_id,
+            fixed_ip_address: f.fixed_ip_address,
             description: f.description.unwrap_or_default(),
         }
     }
@@ -214,9 +217,19 @@ impl ClusterApi for OpenStack {
         let list = self.cloud.list_images(&[]).await.map_err(err)?;
         Ok(list
             .into_iter()
-            .map(|i| Image {
-                name: i.name.unwrap_or_default(),
-                id: i.id,
+            .map(|i| {
+                let prop = |k: &str| {
+                    i.properties
+                        .get(k)
+                        .and_then(|v| v.as_str())
+                        .map(String::from)
+                };
+                Image {
+                    os_admin_user: prop("os_admin_user"),
+                    os_distro: prop("os_distro"),
+                    name: i.name.unwrap_or_default(),
+                    id: i.id,
+                }
             })
             .collect())
     }
@@ -231,6 +244,24 @@ impl ClusterApi for OpenStack {
                 external: n.external,
             })
             .collect())
+    }
+
+    async fn merge_server_metadata(
+        &self,
+        id: &str,
+        items: &BTreeMap<String, String>,
+    ) -> ApiResult<()> {
+        self.cloud
+            .merge_server_metadata(id, items)
+            .await
+            .map_err(err)
+    }
+
+    async fn delete_server_metadata_item(&self, id: &str, key: &str) -> ApiResult<()> {
+        self.cloud
+            .delete_server_metadata_item(id, key)
+            .await
+            .map_err(err)
     }
 
     async fn keypair_names(&self) -> ApiResult<Vec<String>> {

@@ -9,6 +9,8 @@
 //!     remove_slaves: 1      # present: delete the highest-numbered slaves
 //!     image: ubuntu-22.04   # and the other launch options (see crate::cluster::spec)
 //!     keep_volumes: false   # absent / remove_slaves
+//!     role_vars: {...}      # present / started: merged into the variables recorded on
+//!                           # the master (crate::cluster::recorded)
 //! ```
 //! Returns `cluster` (the describe document), `created`, `replaced`, `removed`,
 //! `leftovers`, `phases` (seconds per phase) and `api_calls`. Fails, after doing
@@ -27,7 +29,7 @@ use crate::cluster::inventory::ConnOptions;
 use crate::cluster::model::Cluster;
 use crate::cluster::report::ServerFailure;
 use crate::cluster::spec::{Args, LaunchSpec};
-use crate::cluster::{describe, destroy, launch, power};
+use crate::cluster::{describe, destroy, launch, power, recorded};
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 #[derive(Default)]
@@ -140,6 +142,13 @@ pub async fn run_state(
     let (fips, vols) = futures::try_join!(api.floating_ips(), api.volumes())
         .map_err(|e| ModuleError::Failed(e.msg))?;
     let c = Cluster::collect(&cluster, &servers, &fips, &vols);
+    if let (Some(given), Some(master)) = (role_vars(args)?, c.master())
+        && matches!(state.as_deref(), None | Some("present" | "started"))
+    {
+        result.changed |= recorded::record(api, master, &given)
+            .await
+            .map_err(ModuleError::Failed)?;
+    }
     result.data.insert(
         "cluster".into(),
         describe::describe(&c, &ConnOptions::default()),
@@ -178,6 +187,18 @@ async fn present(
     r.data
         .insert("network".into(), json!(out.net_mode.map(|m| m.as_str())));
     Ok(r)
+}
+
+/// `role_vars`: the role variables given to this run (`-e`, the config file's `vars:`), to
+/// be recorded on the master so later runs configure the nodes the same way.
+fn role_vars(args: &Map<String, Value>) -> Result<Option<Map<String, Value>>, ModuleError> {
+    match args.get("role_vars") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m.clone())),
+        Some(other) => Err(ModuleError::Args(format!(
+            "argument 'role_vars' must be a mapping of variable names to values, got {other}"
+        ))),
+    }
 }
 
 fn failed_or_ok(changed: bool, failures: &[ServerFailure], what: &str) -> ModuleResult {
