@@ -611,8 +611,9 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         "{worker_page}"
     );
 
-    // Grow and shrink.
-    with_vars(&["add-slaves", "demo", "1"]);
+    // Grow and shrink. add-slaves and start get no -e: the role variables of the launch are
+    // recorded with the cluster (a new slave would otherwise fetch Spark from Apache).
+    w.cluster(&["add-slaves", "demo", "1"]);
     assert_eq!(alive_workers(&addr).len(), 3);
     w.cluster(&["remove-slaves", "demo", "1", "--yes"]);
     let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
@@ -622,7 +623,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     w.cluster(&["stop", "demo", "--yes"]);
     let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
     assert_eq!(d["state"], "stopped", "{d}");
-    with_vars(&["start", "demo"]);
+    w.cluster(&["start", "demo"]);
     let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
     let addr = d["master_address"].as_str().unwrap().to_string();
     assert_eq!(
