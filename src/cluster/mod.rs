@@ -26,4 +26,5 @@ pub mod resolve;
 pub mod secgroups;
 pub mod spec;
 pub mod ssh;
+pub mod tunnel;
 pub mod volumes;
