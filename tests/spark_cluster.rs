@@ -21,13 +21,11 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use spark_openstack::cloud::{Cloud, LoadOptions, config};
-
-const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
 
 struct Inputs {
     sdist: PathBuf,
