@@ -157,7 +157,8 @@ pub async fn tunnel(ctx: &Ctx, opts: &TunnelOptions) -> CmdResult {
                 format!("cannot reach the master of cluster '{}': {e}", ctx.cluster),
             )
         })?;
-    let result = forward(ctx, opts, ssh.clone(), &target).await;
+    let via = format!("{}@{} ({})", spec.user, spec.address, spec.name);
+    let result = forward(ctx, opts, ssh.clone(), &target, &via).await;
     ssh.close().await;
     result
 }
@@ -167,6 +168,7 @@ async fn forward(
     opts: &TunnelOptions,
     ssh: Arc<dyn Connection>,
     target: &str,
+    via: &str,
 ) -> CmdResult {
     let candidates = services();
     let running = probe(ctx, ssh.as_ref(), target, &candidates).await?;
@@ -187,7 +189,7 @@ async fn forward(
     }
     let forwards = listen(&running, opts).await?;
     print_mapping(&forwards, target, opts.json);
-    eprintln!("forwarding through {}; press Ctrl-C to stop", ssh.name());
+    eprintln!("forwarding through {via}; press Ctrl-C to stop");
     let servers: Vec<_> = forwards
         .into_iter()
         .map(|f| tokio::spawn(serve(ssh.clone(), f, target.to_string())))
