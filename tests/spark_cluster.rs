@@ -21,13 +21,11 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use spark_openstack::cloud::{Cloud, LoadOptions, config};
-
-const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
 
 struct Inputs {
     sdist: PathBuf,
@@ -68,114 +66,13 @@ fn inputs() -> Result<Inputs, String> {
     })
 }
 
-/// A devcloud with the netns backend in a directory of its own, and the environment every
-/// command of the test runs with (own HOME, clouds.yaml and known_hosts). `devcloud down`
-/// on drop, so a failed assertion leaves nothing on the host.
-struct World {
-    dir: tempfile::TempDir,
-    key: PathBuf,
-    /// devcloud's name prefix for this test's namespaces, bridges and machines.
-    prefix: String,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = self
-            .cmd(&["devcloud", "down", "--state-dir"])
-            .arg(self.path("state"))
-            .output();
-    }
-}
-
-impl World {
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.path("home"))
-            .env("OS_CLIENT_CONFIG_FILE", self.path("clouds.yaml"))
-            .env("OS_CLOUD", "devcloud")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_STATE_HOME")
-            .env_remove("XDG_DATA_HOME");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run spark-openstack")
-    }
-
-    /// Stdout of a command that must succeed.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A cluster command with the user's key (`-i` is global: it goes right after the
-    /// command name, before any trailing arguments).
-    fn cluster(&self, args: &[&str]) -> String {
-        let key = self.key.display().to_string();
-        let mut line = vec![args[0], "-i", key.as_str()];
-        line.extend_from_slice(&args[1..]);
-        self.ok(&line)
-    }
-}
+/// The test's cloud: a netns devcloud of its own (see `support::NetnsCloud`).
+type World = support::NetnsCloud;
 
 fn up() -> World {
-    let pid = std::process::id();
-    // Outside /tmp: machines get a private /tmp, and their files live under the state dir.
-    let dir = tempfile::Builder::new()
-        .prefix("spark-e2e-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    std::fs::create_dir_all(dir.path().join("home")).unwrap();
-    // A prefix and range of our own (devcloud_netns uses 100-149, netns_machines 150-249).
-    let octet = 50 + (pid % 50) as u8;
-    let prefix = format!("e{}", pid % 10000);
-    std::fs::write(
-        dir.path().join("devcloud.yaml"),
-        format!(
-            "boot_time: {{min_ms: 300, max_ms: 300}}\naction_time_ms: 200\n\
-             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16}}\n"
-        ),
-    )
-    .unwrap();
-    let key = dir.path().join("id_ed25519");
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ssh-keygen: {out:?}");
-    let w = World { dir, key, prefix };
-    let state = w.path("state").display().to_string();
-    let cfg = w.path("devcloud.yaml").display().to_string();
+    // Its own prefix and range of addresses (see `NetnsCloud::up`).
+    let w = World::up("e", (50, 50));
     let clouds = w.path("clouds.yaml").display().to_string();
-    w.ok(&[
-        "devcloud",
-        "up",
-        "--backend",
-        "netns",
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        &state,
-        "--config",
-        &cfg,
-        "--clouds-yaml",
-        &clouds,
-    ]);
     // The key pair the user would make in Horizon.
     let env = std::collections::BTreeMap::from([
         ("OS_CLIENT_CONFIG_FILE".to_string(), clouds.clone()),
@@ -268,17 +165,6 @@ fn browse(inputs: &Inputs, w: &World, url: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "chromium {url}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The network namespaces of this test's machines (`<prefix>-<server id>`).
-fn netns_of(w: &World) -> Vec<String> {
-    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&list.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|ns| ns.starts_with(&format!("{}-", w.prefix)))
-        .map(String::from)
-        .collect()
 }
 
 /// The stand-in Hadoop archive (`tests/fixtures/hadoop-standin`), packed as a release is.
@@ -637,7 +523,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     assert_eq!(format_calls(&w), 2, "one format per HDFS instance");
 
     // Destroy: nothing of the cluster is left, in the cloud or on the host.
-    assert!(!netns_of(&w).is_empty());
+    assert!(!w.netns().is_empty());
     w.cluster(&["destroy", "demo", "--yes"]);
     let d: Value = serde_json::from_str(&w.ok(&["describe", "--json"])).unwrap();
     assert_eq!(d["clusters"], serde_json::json!([]), "clusters left: {d}");
@@ -646,11 +532,11 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     assert_eq!(inv["_meta"]["hostvars"], serde_json::json!({}), "{inv}");
     let mut gone = false;
     for _ in 0..100 {
-        if netns_of(&w).is_empty() {
+        if w.netns().is_empty() {
             gone = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(gone, "machines left after destroy: {:?}", netns_of(&w));
+    assert!(gone, "machines left after destroy: {:?}", w.netns());
 }

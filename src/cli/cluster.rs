@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::Exit;
 use crate::cluster::commands::{self as cmds, CmdResult, Ctx};
 use crate::cluster::config::{self, Settings};
-use crate::cluster::ssh;
+use crate::cluster::{ssh, tunnel};
 
 /// Options every command accepts.
 #[derive(Args, Debug, Clone, Default)]
@@ -211,9 +211,23 @@ pub enum ClusterCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Forward the master's web UIs to localhost.
+    /// Forward the master's web UIs and Spark Connect to local ports over one SSH
+    /// connection, until Ctrl-C.
+    ///
+    /// The cluster's security groups open only SSH to the world, so the Spark master UI,
+    /// the HDFS NameNode UIs, Ganglia, the application UI and Spark Connect are reached
+    /// through the master's SSH connection. Only the services
+    /// that answer on the master are listed, one line each (`NAME  URL`); `-v` names the
+    /// ones skipped.
     Tunnel {
         cluster: String,
+        /// Local port for one service instead of a free one (`spark_master=18080`);
+        /// repeatable.
+        #[arg(long = "port", value_name = "NAME=PORT")]
+        ports: Vec<String>,
+        /// Print the mapping as one JSON object line, for scripts.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -519,7 +533,16 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             };
             ssh::submit(&ctx, &job).await
         }
-        C::Tunnel { cluster, common } => ssh::tunnel(&ctx(Some(&cluster), &common, None)?).await,
+        C::Tunnel {
+            cluster,
+            ports,
+            json,
+            common,
+        } => {
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            let ports = tunnel::parse_ports(&ports).map_err(|m| (Exit::BadOptions, m))?;
+            tunnel::tunnel(&ctx, &tunnel::TunnelOptions { ports, json }).await
+        }
         C::ClusterInventory {
             cluster,
             list: _,

@@ -27,4 +27,5 @@ pub mod resolve;
 pub mod secgroups;
 pub mod spec;
 pub mod ssh;
+pub mod tunnel;
 pub mod volumes;

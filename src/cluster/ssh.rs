@@ -1,6 +1,7 @@
-//! Commands that talk to the nodes directly: `login` and `tunnel` hand over to OpenSSH (an
-//! interactive terminal and port forwarding are what it does best), `run-command` uses the
-//! engine's SSH connections to run one command on every node at once.
+//! Commands that talk to the nodes directly: `login` and `submit` hand over to OpenSSH (an
+//! interactive terminal and Ctrl-C reaching the remote command are what it does best),
+//! `run-command` uses the engine's SSH connections to run one command on every node at
+//! once (and `tunnel`, in its own module, to forward the master's services).
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -16,7 +17,7 @@ use crate::cli::Exit;
 use crate::connection::manager::ConnectionManager;
 use crate::connection::{ConnectionKind, ConnectionSpec, ExecRequest, HostKeyPolicy, sh_quote};
 
-/// OpenSSH options shared by `login` and `tunnel`: the user's key, the cluster's own
+/// OpenSSH options shared by `login` and `submit`: the user's key, the cluster's own
 /// known_hosts file (trust on first use; a changed key is refused), keep-alives.
 fn ssh_base(conn: &ConnOptions, acc: &Access) -> Vec<String> {
     let mut a = vec![
@@ -26,9 +27,6 @@ fn ssh_base(conn: &ConnOptions, acc: &Access) -> Vec<String> {
         "ServerAliveInterval=30".into(),
     ];
     if let Some(kh) = &conn.known_hosts {
-        if let Some(dir) = kh.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
         a.extend(["-o".into(), format!("UserKnownHostsFile={}", kh.display())]);
     }
     if let Some(key) = &conn.identity_file {
@@ -43,9 +41,17 @@ fn ssh_base(conn: &ConnOptions, acc: &Access) -> Vec<String> {
     a
 }
 
-async fn master_access(ctx: &Ctx) -> Result<(ConnOptions, Access, Cluster), (Exit, String)> {
+/// The cluster read from Nova and how to reach its master, for every command that connects
+/// to it; an error naming the cluster when it has no reachable master. The cluster's
+/// known_hosts directory exists afterwards, so the first connection can record the key.
+pub(super) async fn master_access(
+    ctx: &Ctx,
+) -> Result<(ConnOptions, Access, Cluster), (Exit, String)> {
     let api = ctx.api().await?;
     let conn = ctx.conn_options()?;
+    if let Some(dir) = conn.known_hosts.as_ref().and_then(|k| k.parent()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let c = ctx.cluster(&api).await?;
     let acc = inventory::access(&c, &conn);
     if acc.master_address.is_none() {
@@ -190,28 +196,6 @@ pub async fn submit(ctx: &Ctx, job: &SparkJob<'_>) -> CmdResult {
     }
 }
 
-/// `tunnel`: forwards the master's web UIs to the same ports on localhost.
-pub async fn tunnel(ctx: &Ctx) -> CmdResult {
-    let (conn, acc, _) = master_access(ctx).await?;
-    let mut args = ssh_base(&conn, &acc);
-    args.push("-N".into());
-    for (name, port, path) in super::describe::WEB_UIS {
-        args.extend(["-L".into(), format!("127.0.0.1:{port}:localhost:{port}")]);
-        eprintln!("{name:<18} http://127.0.0.1:{port}{path}");
-    }
-    args.push(format!(
-        "{}@{}",
-        acc.user,
-        acc.master_address.unwrap_or_default()
-    ));
-    eprintln!("forwarding; press Ctrl-C to stop");
-    let err = Command::new("ssh").args(&args).exec();
-    Err((
-        Exit::Error,
-        format!("cannot run ssh (is OpenSSH installed?): {err}"),
-    ))
-}
-
 fn spec(
     name: &str,
     address: &str,
@@ -265,9 +249,6 @@ pub fn node_specs(
 /// the exit code is non-zero when any host failed or could not be reached.
 pub async fn run_command(ctx: &Ctx, command: &str, master_only: bool) -> CmdResult {
     let (conn, acc, c) = master_access(ctx).await?;
-    if let Some(kh) = conn.known_hosts.as_ref().and_then(|k| k.parent()) {
-        let _ = std::fs::create_dir_all(kh);
-    }
     let specs = node_specs(&c, &conn, &acc, master_only);
     let mgr = ConnectionManager::new();
     let runs = specs.iter().map(|s| {

@@ -164,12 +164,14 @@ pub trait Connection: Send + Sync {
     /// Closes every channel and the connection itself.
     async fn close(&self);
 
-    /// Opens a byte stream to `host:port` as seen from this host (SSH `direct-tcpip`), so a
-    /// host behind this one can be reached through it (jump host). Connections that cannot
-    /// forward keep this default, which says so.
+    /// Opens a byte stream to `host:port` as seen from this host (SSH `direct-tcpip`): a
+    /// host behind this one is reached through it (jump host), and `tunnel` forwards local
+    /// ports to the master's services with it. A service that refuses the connection gives
+    /// `Unreachable::Refused`. Connections that cannot forward keep this default, which
+    /// says so.
     async fn open_tunnel(&self, host: &str, port: u16) -> Result<Box<dyn Tunnel>, ConnError> {
         Err(ConnError::Setup(format!(
-            "{} cannot be used as a jump host to reach {host}:{port}",
+            "{} cannot forward connections to {host}:{port}",
             self.name()
         )))
     }

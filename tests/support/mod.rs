@@ -57,3 +57,148 @@ pub fn machine_test_blocker(tools: &[&str], install: &str) -> Option<String> {
         .find(|t| !Path::new(t).exists())
         .map(|t| format!("{t} missing ({install})"))
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
+
+/// A devcloud with the netns backend in a directory of its own, a fresh ed25519 key, and
+/// the environment every command of a test runs with (own HOME, clouds.yaml and
+/// known_hosts). `devcloud down` on drop, so a failed assertion leaves nothing on the host.
+pub struct NetnsCloud {
+    pub dir: tempfile::TempDir,
+    /// The user's private key (`<key>.pub` beside it).
+    pub key: PathBuf,
+    /// devcloud's name prefix for this test's namespaces, bridges and machines.
+    pub prefix: String,
+}
+
+impl Drop for NetnsCloud {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd(&["devcloud", "down", "--state-dir"])
+            .arg(self.path("state"))
+            .output();
+    }
+}
+
+impl NetnsCloud {
+    /// Starts the cloud. `tag` starts its name prefix and `octets` is the range of second
+    /// octets (first, count) its `10.x.0.0/16` supernet is picked from, both of the
+    /// calling test's own, so tests running at once never share a bridge or an address
+    /// (spark_cluster: 50-99, devcloud_netns: 100-149, netns_machines: 150-249,
+    /// tunnel: 250-254).
+    pub fn up(tag: &str, octets: (u8, u8)) -> NetnsCloud {
+        let pid = std::process::id();
+        // Outside /tmp: machines get a private /tmp, and their files live under the state dir.
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("spark-{tag}-"))
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let octet = octets.0 as u32 + pid % octets.1 as u32;
+        let prefix = format!("{tag}{}", pid % 10000);
+        std::fs::write(
+            dir.path().join("devcloud.yaml"),
+            format!(
+                "boot_time: {{min_ms: 300, max_ms: 300}}\naction_time_ms: 200\n\
+                 netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16}}\n"
+            ),
+        )
+        .unwrap();
+        let key = dir.path().join("id_ed25519");
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ssh-keygen: {out:?}");
+        let w = NetnsCloud { dir, key, prefix };
+        let state = w.path("state").display().to_string();
+        let cfg = w.path("devcloud.yaml").display().to_string();
+        let clouds = w.path("clouds.yaml").display().to_string();
+        w.ok(&[
+            "devcloud",
+            "up",
+            "--backend",
+            "netns",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            &state,
+            "--config",
+            &cfg,
+            "--clouds-yaml",
+            &clouds,
+        ]);
+        w
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(BIN);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.path("home"))
+            .env("OS_CLIENT_CONFIG_FILE", self.path("clouds.yaml"))
+            .env("OS_CLOUD", "devcloud")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_DATA_HOME");
+        c
+    }
+
+    /// A cluster command with the user's key (`-i` is global: it goes right after the
+    /// command name, before any trailing arguments).
+    pub fn cluster_cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = self.cmd(&args[..1]);
+        c.arg("-i").arg(&self.key).args(&args[1..]);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.cmd(args).output().expect("run spark-openstack")
+    }
+
+    /// Stdout of a command that must succeed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        succeeded(args, self.run(args))
+    }
+
+    /// Stdout of a cluster command (with the user's key) that must succeed.
+    pub fn cluster(&self, args: &[&str]) -> String {
+        succeeded(
+            args,
+            self.cluster_cmd(args)
+                .output()
+                .expect("run spark-openstack"),
+        )
+    }
+
+    /// The network namespaces of this cloud's machines (`<prefix>-<server id>`).
+    pub fn netns(&self) -> Vec<String> {
+        let list = std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|ns| ns.starts_with(&format!("{}-", self.prefix)))
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// Stdout of `out`, which must be a success (else every stream of it in the panic).
+pub fn succeeded(args: &[&str], out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -387,21 +387,27 @@ impl Connection for SshConnection {
     }
 
     async fn open_tunnel(&self, host: &str, port: u16) -> Result<Box<dyn Tunnel>, ConnError> {
-        // A jump host that never answers the open request would hang the handshake
-        // forever (russh#329), hence the timeout.
+        // A host that never answers the open request would hang the caller (a jump host's
+        // handshake, a forwarded connection) forever (russh#329), hence the timeout.
         let handle = self.session().await?;
         let open = handle.channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0);
-        let to = format!("{host}:{port} through jump host {}", self.name);
+        let to = format!("{host}:{port} through {}", self.name);
         match tokio::time::timeout(CHANNEL_OPEN_TIMEOUT, open).await {
             Ok(Ok(ch)) => Ok(Box::new(ch.into_stream())),
             Ok(Err(russh::Error::ChannelOpenFailure(f))) => {
-                let reason = match f {
-                    russh::ChannelOpenFailure::ConnectFailed => Unreachable::Refused,
-                    _ => Unreachable::Other,
+                let (reason, why) = match f {
+                    russh::ChannelOpenFailure::ConnectFailed => {
+                        (Unreachable::Refused, "nothing answers there".to_string())
+                    }
+                    russh::ChannelOpenFailure::AdministrativelyProhibited => (
+                        Unreachable::Other,
+                        "its sshd does not allow forwarding (AllowTcpForwarding)".to_string(),
+                    ),
+                    f => (Unreachable::Other, format!("its sshd answered {f:?}")),
                 };
                 Err(ConnError::Unreachable {
                     reason,
-                    detail: format!("cannot reach {to}: the jump host answered {f:?}"),
+                    detail: format!("cannot reach {to}: {why}"),
                 })
             }
             Ok(Err(e)) => Err(self.lost(&format!("cannot reach {to}"), e)),
