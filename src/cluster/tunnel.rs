@@ -59,21 +59,13 @@ impl Service {
     }
 }
 
-/// The services on the master beyond `describe`'s web UIs: persistent-hdfs's NameNode UI
-/// (`roles/hdfs/defaults`: not started by default, so `describe` does not promise it) and
-/// Spark Connect's default port (no role starts it yet).
-const MORE_SERVICES: &[Service] = &[
-    Service {
-        name: "persistent_hdfs_namenode",
-        port: 9880,
-        protocol: Protocol::Http { path: "/" },
-    },
-    Service {
-        name: "spark_connect",
-        port: 15002,
-        protocol: Protocol::SparkConnect,
-    },
-];
+/// The services on the master beyond `describe`'s web UIs: Spark Connect's default port
+/// (no role starts it yet).
+const MORE_SERVICES: &[Service] = &[Service {
+    name: "spark_connect",
+    port: 15002,
+    protocol: Protocol::SparkConnect,
+}];
 
 /// Every service `tunnel` probes, in the order it prints them.
 pub fn services() -> Vec<Service> {
