@@ -346,6 +346,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         }
         w.cluster(&a)
     };
+    let authorized = w.controller_cidr();
     let launch = || {
         with_vars(&[
             "launch",
@@ -358,8 +359,9 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
             "e2e",
             "--instance-type",
             "m1.large",
-            "--ssh-user",
-            "root",
+            // The UIs open to the controller only; everything else reaches them by tunnel.
+            "--authorized-address",
+            &authorized,
         ])
     };
     let out = launch();
@@ -481,8 +483,20 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     assert_eq!(out.matches("SPARK_E2E_MARKER=pushed").count(), 3, "{out}");
     assert_eq!(alive_workers(&addr).len(), 2);
 
-    // The master UI from a browser: the worker links go through the master's reverse proxy.
-    let page = browse(&inputs, &w, &format!("http://{addr}:8080/"));
+    // The master UI from a browser through `tunnel`: the worker links go through the master's
+    // reverse proxy and stay relative, so they work on the tunnel's local port too.
+    let tunnel = w.tunnel("demo");
+    let base = tunnel.services["spark_master"]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no spark_master in {}", tunnel.services))
+        .trim_end_matches('/')
+        .to_string();
+    assert!(base.starts_with("http://localhost:"), "{base}");
+    let page = browse(&inputs, &w, &format!("{base}/"));
+    assert!(
+        page.contains("Spark Master at spark://demo-master:7077"),
+        "{page}"
+    );
     let link = page
         .split("href=\"")
         .skip(1)
@@ -490,12 +504,13 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         .find(|h| h.contains("/proxy/worker-"))
         .unwrap_or_else(|| panic!("no worker link in the master UI:\n{page}"))
         .to_string();
-    assert!(link.starts_with(&format!("http://{addr}:8080/")), "{link}");
-    let worker_page = browse(&inputs, &w, &link);
+    assert!(link.starts_with("/proxy/worker-"), "{link}");
+    let worker_page = browse(&inputs, &w, &format!("{base}{link}"));
     assert!(
         worker_page.contains("Spark Worker at demo-slave-"),
         "{worker_page}"
     );
+    drop(tunnel);
 
     // Grow and shrink. add-slaves and start get no -e: the role variables of the launch are
     // recorded with the cluster (a new slave would otherwise fetch Spark from Apache).

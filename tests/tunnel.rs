@@ -12,11 +12,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -53,7 +52,7 @@ fn http_server(netns: &str, addr: &str, port: u16, root: &Path) -> Reaped {
         .expect("start python3 -m http.server");
     let stdout = child.stdout.take().unwrap();
     let server = Reaped(child);
-    let first = first_line(stdout, Duration::from_secs(20));
+    let first = support::first_line(stdout, Duration::from_secs(20));
     assert!(
         first
             .as_deref()
@@ -61,20 +60,6 @@ fn http_server(netns: &str, addr: &str, port: u16, root: &Path) -> Reaped {
         "the HTTP server did not start: {first:?}"
     );
     server
-}
-
-/// The first line `r` prints within `limit`, read on a thread (the rest is drained, so the
-/// writer never blocks on a full pipe).
-fn first_line(r: impl Read + Send + 'static, limit: Duration) -> Option<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(r).lines();
-        if let Some(Ok(l)) = lines.next() {
-            let _ = tx.send(l);
-        }
-        lines.for_each(drop);
-    });
-    rx.recv_timeout(limit).ok()
 }
 
 /// `GET path` over HTTP/1.0 through `127.0.0.1:port`: (status line, whole response).
@@ -199,7 +184,7 @@ fn tunnel_forwards_what_runs_on_the_master_and_stops_on_sigint() {
     );
     let stdout = tunnel.0.stdout.take().unwrap();
     let err_log = || std::fs::read_to_string(cloud.path("tunnel.err")).unwrap_or_default();
-    let line = first_line(stdout, Duration::from_secs(60))
+    let line = support::first_line(stdout, Duration::from_secs(60))
         .unwrap_or_else(|| panic!("tunnel printed no mapping; stderr:\n{}", err_log()));
     let map: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
 
@@ -246,7 +231,7 @@ fn tunnel_forwards_what_runs_on_the_master_and_stops_on_sigint() {
             .spawn()
             .unwrap(),
     );
-    let line = first_line(tunnel.0.stdout.take().unwrap(), Duration::from_secs(60))
+    let line = support::first_line(tunnel.0.stdout.take().unwrap(), Duration::from_secs(60))
         .expect("tunnel printed nothing");
     let url = line
         .strip_prefix("spark_master")

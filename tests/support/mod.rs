@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use spark_openstack::connection::ConnectionSpec;
 use spark_openstack::testbed::{HostOptions, Testbed, TestbedOptions};
@@ -69,6 +70,8 @@ pub struct NetnsCloud {
     pub key: PathBuf,
     /// devcloud's name prefix for this test's namespaces, bridges and machines.
     pub prefix: String,
+    /// Second octet of the cloud's `10.x.0.0/16`.
+    pub octet: u32,
 }
 
 impl Drop for NetnsCloud {
@@ -111,7 +114,12 @@ impl NetnsCloud {
             .output()
             .unwrap();
         assert!(out.status.success(), "ssh-keygen: {out:?}");
-        let w = NetnsCloud { dir, key, prefix };
+        let w = NetnsCloud {
+            dir,
+            key,
+            prefix,
+            octet,
+        };
         let state = w.path("state").display().to_string();
         let cfg = w.path("devcloud.yaml").display().to_string();
         let clouds = w.path("clouds.yaml").display().to_string();
@@ -201,4 +209,60 @@ pub fn succeeded(args: &[&str], out: std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The first line `r` prints within `limit`, read on a thread (the rest is drained, so the
+/// writer never blocks on a full pipe).
+pub fn first_line(r: impl std::io::Read + Send + 'static, limit: Duration) -> Option<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(r).lines();
+        if let Some(Ok(l)) = lines.next() {
+            let _ = tx.send(l);
+        }
+        lines.for_each(drop);
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+/// `spark-openstack tunnel NAME --json` running in the background, killed on drop.
+pub struct Tunnel {
+    pub child: std::process::Child,
+    /// What it printed: service name → `{url, local_port, remote}`.
+    pub services: serde_json::Value,
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl NetnsCloud {
+    /// Starts `tunnel NAME --json` and waits for its line of services.
+    pub fn tunnel(&self, cluster: &str) -> Tunnel {
+        let mut child = self
+            .cluster_cmd(&["tunnel", cluster, "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tunnel");
+        let stdout = child.stdout.take().unwrap();
+        let line = first_line(stdout, Duration::from_secs(60));
+        let mut t = Tunnel {
+            child,
+            services: serde_json::Value::Null,
+        };
+        let line = line.unwrap_or_else(|| panic!("tunnel {cluster} printed no services"));
+        t.services = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        t
+    }
+
+    /// The controller's address on the floating network (where the tests' connections come
+    /// from), as a /32 for `--authorized-address`.
+    pub fn controller_cidr(&self) -> String {
+        format!("10.{}.255.1/32", self.octet)
+    }
 }
