@@ -25,6 +25,9 @@ pub struct MachineSpec {
     pub nics: Vec<Nic>,
     /// The keypair's public key, to authorize for the default user.
     pub public_key: Option<String>,
+    /// The image's default (login) user: its `os_admin_user` property, else its `os_distro`
+    /// (cloud images name the user after the distribution), else `cloud-user`.
+    pub login_user: String,
     /// Base64 user data as given at create time.
     pub user_data: Option<String>,
     /// The floating IP associated with one of the server's ports, if any.

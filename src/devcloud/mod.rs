@@ -118,7 +118,11 @@ pub fn open_backend(
                 netns: Some(layout.clone()),
             }
             .save(state_dir)?;
-            Arc::new(netns_backend::NetnsBackend::open(layout)?)
+            let (min, max) = cfg
+                .netns
+                .ssh_delay()
+                .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
+            Arc::new(netns_backend::NetnsBackend::open(layout, min, max)?)
         }
     };
     Ok(backend)
@@ -134,7 +138,7 @@ fn netns_layout(cfg: &Config, state_dir: &Path) -> anyhow::Result<netns::NetnsCo
         .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
     let recorded = BackendChoice::load(state_dir)?.and_then(|c| c.netns);
     match recorded {
-        Some(rec) if cfg.netns != config::NetnsSettings::default() && rec != wanted => {
+        Some(rec) if cfg.netns.has_layout_settings() && rec != wanted => {
             anyhow::bail!(
                 "the config's netns settings (prefix `{}`, range {}) differ from those state \
                  dir {} was set up with (prefix `{}`, range {}); drop them, or start over \

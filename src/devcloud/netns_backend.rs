@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -30,8 +31,14 @@ impl NetnsBackend {
     /// Opens (or resumes) the setup and makes sure its networks exist, so a missing
     /// privilege or tool is reported when devcloud starts rather than at the first boot.
     /// The reject route for the whole range is installed before either bridge.
-    pub fn open(cfg: NetnsConfig) -> Result<Self, NetnsError> {
+    /// Every boot starts sshd after a random delay between `ssh_delay_min` and `_max`.
+    pub fn open(
+        cfg: NetnsConfig,
+        ssh_delay_min: Duration,
+        ssh_delay_max: Duration,
+    ) -> Result<Self, NetnsError> {
         let mut machines = NetnsMachines::open(cfg)?;
+        machines.set_ssh_delay(ssh_delay_min, ssh_delay_max)?;
         machines.ensure_networks()?;
         Ok(NetnsBackend {
             inner: Arc::new(Mutex::new(Inner {
@@ -88,8 +95,13 @@ impl Inner {
             self.machines.delete(&spec.id)?;
         }
         let keys = spec.public_key.clone().unwrap_or_default();
-        self.machines
-            .create(&spec.id, &hostname_from_name(&spec.name), fixed, &keys)?;
+        self.machines.create(
+            &spec.id,
+            &hostname_from_name(&spec.name),
+            fixed,
+            &spec.login_user,
+            &keys,
+        )?;
         let floating = match self.pending_floating.remove(&spec.id) {
             Some(announced) => announced,
             None => spec
