@@ -32,6 +32,8 @@ pub struct MachineSpec {
     pub user_data: Option<String>,
     /// The floating IP associated with one of the server's ports, if any.
     pub floating_ip: Option<String>,
+    /// What the server's security groups let in (see [`super::firewall`]).
+    pub firewall: super::netns::Firewall,
 }
 
 #[derive(Clone, Debug)]
@@ -72,6 +74,15 @@ pub trait ServerBackend: Send + Sync {
         &self,
         _server_id: &str,
         _address: Option<&str>,
+    ) -> Result<(), BackendFault> {
+        Ok(())
+    }
+    /// The ingress rules of every server (by id) as they are now; called whenever they may
+    /// have changed. Records have nothing to enforce; a backend with real machines applies
+    /// them (and the latest ones to machines it boots later).
+    async fn firewalls_changed(
+        &self,
+        _firewalls: std::collections::BTreeMap<String, super::netns::Firewall>,
     ) -> Result<(), BackendFault> {
         Ok(())
     }

@@ -78,6 +78,7 @@ pub fn machine_spec(st: &State, srv: &Server) -> MachineSpec {
         login_user,
         user_data: srv.user_data.clone(),
         floating_ip: floating_of(st, srv),
+        firewall: super::firewall::firewall_of(st, srv),
     }
 }
 

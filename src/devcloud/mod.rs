@@ -25,6 +25,7 @@ pub mod backend;
 pub mod cinder;
 pub mod config;
 pub mod error;
+pub mod firewall;
 pub mod glance;
 pub mod keystone;
 pub mod lifecycle;
@@ -80,6 +81,12 @@ pub async fn serve_with(
     });
     lifecycle::resume_all(&app);
     lifecycle::restore_active(&app);
+    {
+        // Machines that survived a restart get the current rules (the backend forgot what
+        // it applied).
+        let app = app.clone();
+        tokio::spawn(async move { firewall::sync(&app).await });
+    }
     std::fs::write(endpoint_file(state_dir), format!("{}\n", app.base_url))
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", endpoint_file(state_dir).display()))?;
     ready(addr);

@@ -48,7 +48,7 @@
 //! let mut machines = NetnsMachines::open(NetnsConfig::default())?;
 //! let keys = "ssh-ed25519 AAAA... me@laptop";
 //! let ip = "10.213.0.10".parse().unwrap();
-//! machines.create("0b9f7c1e-...", "demo-master", ip, "debian", keys)?;
+//! machines.create("0b9f7c1e-...", "demo-master", ip, "debian", keys, None)?;
 //! machines.attach_floating("0b9f7c1e-...", "10.213.255.10".parse().unwrap())?;
 //! // ssh debian@10.213.255.10 now reaches the machine; its console log has the host key.
 //! print!("{}", machines.console_log("0b9f7c1e-...")?);
@@ -61,6 +61,7 @@ mod cmd;
 mod config;
 mod error;
 mod files;
+mod firewall;
 mod machine;
 mod network;
 mod state;
@@ -73,6 +74,7 @@ pub use config::NetnsConfig;
 pub use error::NetnsError;
 use error::Result;
 use files::MachineFiles;
+pub use firewall::{Firewall, IngressRule};
 use state::{MachineRecord, State, StateLock};
 
 /// What devcloud needs to know about one machine.
@@ -199,6 +201,7 @@ impl NetnsMachines {
         fixed_ip: Ipv4Addr,
         user: &str,
         authorized_keys: &str,
+        firewall: Option<&Firewall>,
     ) -> Result<MachineInfo> {
         let mut rec = self.check_new(id, hostname, fixed_ip)?;
         rec.user = user.to_string();
@@ -210,6 +213,10 @@ impl NetnsMachines {
         let built = files
             .prepare(&rec, user, authorized_keys)
             .and_then(|()| machine::create_netns(cfg, &rec.short, fixed_ip))
+            .and_then(|()| match firewall {
+                Some(fw) => self.set_firewall(id, fw),
+                None => Ok(()),
+            })
             .and_then(|()| self.boot(&rec));
         if let Err(e) = built {
             // Best effort: the original error is the one worth reporting.
@@ -340,6 +347,18 @@ impl NetnsMachines {
     pub fn reboot(&mut self, id: &str) -> Result<()> {
         self.stop(id)?;
         self.start(id)
+    }
+
+    /// Replaces the machine's ingress firewall (nftables in its network namespace, kept while
+    /// it is stopped). A machine that never got one lets everything in.
+    pub fn set_firewall(&self, id: &str, firewall: &Firewall) -> Result<()> {
+        let rec = self.state.machine(id)?;
+        let files = MachineFiles::new(&self.state.config, &rec.short);
+        let path = files.firewall();
+        std::fs::write(&path, firewall.nft()).map_err(|e| NetnsError::io(&path, e))?;
+        let ns = self.state.config.netns_name(&rec.short);
+        let file = path.display().to_string();
+        cmd::run("ip", &["netns", "exec", &ns, "nft", "-f", &file]).map(|_| ())
     }
 
     /// Kills every process of the machine (like pulling the plug); keeps its files and network.

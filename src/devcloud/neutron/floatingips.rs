@@ -99,6 +99,8 @@ pub async fn syncing_floating<R>(
             );
         }
     }
+    // Floating IPs are sources of remote-group rules.
+    crate::devcloud::firewall::sync(app).await;
     Ok(out)
 }
 
