@@ -169,8 +169,15 @@ fn netns_machines_are_isolated_reachable_and_fully_removed() {
     // Like a cloud VM: running at once, but sshd only after a boot delay.
     let delay = (Duration::from_secs(2), Duration::from_secs(3));
     m.set_ssh_delay(delay.0, delay.1).unwrap();
-    m.create("master-0001", "tc-master", master_ip, "debian", &public_key)
-        .unwrap();
+    m.create(
+        "master-0001",
+        "tc-master",
+        master_ip,
+        "debian",
+        &public_key,
+        None,
+    )
+    .unwrap();
     m.attach_floating("master-0001", float_ip).unwrap();
     assert!(m.info("master-0001").unwrap().running);
     let refused = port22(float_ip).expect_err("sshd must not answer during the boot delay");
@@ -181,10 +188,24 @@ fn netns_machines_are_isolated_reachable_and_fully_removed() {
     );
     let console = m.console_log("master-0001").unwrap();
     assert!(!console.contains("BEGIN SSH HOST KEY KEYS"), "{console}");
-    m.create("slave-0001", "tc-slave-1", s1_ip, "debian", &public_key)
-        .unwrap();
-    m.create("slave-0002", "tc-slave-2", s2_ip, "debian", &public_key)
-        .unwrap();
+    m.create(
+        "slave-0001",
+        "tc-slave-1",
+        s1_ip,
+        "debian",
+        &public_key,
+        None,
+    )
+    .unwrap();
+    m.create(
+        "slave-0002",
+        "tc-slave-2",
+        s2_ip,
+        "debian",
+        &public_key,
+        None,
+    )
+    .unwrap();
     let waited = wait_for_sshd(float_ip);
     assert!(waited + Duration::from_millis(500) >= delay.0, "{waited:?}");
     // The slaves boot in parallel; 4 s covers their delay.
@@ -419,15 +440,22 @@ fn netns_bad_input_is_refused_with_the_resource_at_fault() {
     drop(guard);
 
     let ip = |c: u8, d: u8| Ipv4Addr::new(10, octet, c, d);
-    let e = err(m.create("a1", "ok", ip(255, 9), "debian", "ssh-ed25519 AAAA x"));
+    let e = err(m.create("a1", "ok", ip(255, 9), "debian", "ssh-ed25519 AAAA x", None));
     assert!(
         e.contains("not a host address of the tenant network"),
         "{e}"
     );
-    let e = err(m.create("a1", "bad host", ip(0, 9), "debian", "ssh-ed25519 AAAA x"));
+    let e = err(m.create(
+        "a1",
+        "bad host",
+        ip(0, 9),
+        "debian",
+        "ssh-ed25519 AAAA x",
+        None,
+    ));
     assert!(e.contains("hostname `bad host`"), "{e}");
     assert!(err(m.attach_floating("nope", ip(255, 9))).contains("`nope`"));
-    let e = err(m.create("a2", "ok", ip(0, 9), "bad user", "ssh-ed25519 AAAA x"));
+    let e = err(m.create("a2", "ok", ip(0, 9), "bad user", "ssh-ed25519 AAAA x", None));
     assert!(e.contains("login user `bad user`"), "{e}");
     assert!(!netns_list().contains(&format!("{}-a2", cfg.prefix)));
 
@@ -448,7 +476,7 @@ fn netns_bad_input_is_refused_with_the_resource_at_fault() {
 
     // sshd that does not start: the error says so and nothing of the machine stays behind.
     let mut broken = NetnsMachines::open(other).unwrap();
-    let e = err(broken.create("b1", "b1", ip(0, 20), "debian", "ssh-ed25519 AAAA x"));
+    let e = err(broken.create("b1", "b1", ip(0, 20), "debian", "ssh-ed25519 AAAA x", None));
     assert!(e.contains("sshd of machine `b1` did not start"), "{e}");
     assert!(broken.list().unwrap().is_empty());
     assert!(!netns_list().contains(&format!("{}-b1", cfg.prefix)));
