@@ -164,15 +164,17 @@ mod tests {
 
     #[test]
     fn remote_groups_admit_fixed_and_floating_ips_of_their_members() {
-        let mut st = State::default();
-        st.ports = vec![
-            doc(json!({"id": "p1", "security_groups": ["web", "peers"],
+        let mut st = State {
+            ports: vec![
+                doc(json!({"id": "p1", "security_groups": ["web", "peers"],
                 "fixed_ips": [{"ip_address": "10.213.0.5"}]})),
-            doc(json!({"id": "p2", "security_groups": ["peers"],
+                doc(json!({"id": "p2", "security_groups": ["peers"],
                 "fixed_ips": [{"ip_address": "10.213.0.6"}]})),
-            doc(json!({"id": "p3", "security_groups": ["default"],
+                doc(json!({"id": "p3", "security_groups": ["default"],
                 "fixed_ips": [{"ip_address": "10.213.0.7"}]})),
-        ];
+            ],
+            ..State::default()
+        };
         st.floatingips = vec![doc(
             json!({"id": "f", "port_id": "p2", "floating_ip_address": "10.213.255.9"}),
         )];
