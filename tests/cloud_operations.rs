@@ -251,11 +251,32 @@ async fn server_lifecycle_floating_ips_and_volumes() {
         fip.id,
         "reused, not a second IP"
     );
+    // Neutron knows at once; Nova's addresses lag 1-3 s behind, as on a real cloud.
+    let listed = cloud
+        .list_floating_ips(&[("port_id", ports[0].id.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].floating_ip_address, fip.floating_ip_address);
     let shown = cloud.get_server(&master).await.unwrap();
-    assert_eq!(
-        shown.ips("floating"),
-        vec![fip.floating_ip_address.as_str()]
+    assert!(
+        shown.ips("floating").is_empty(),
+        "Nova showed the floating IP at once: {:?}",
+        shown.ips("floating")
     );
+    let start = std::time::Instant::now();
+    loop {
+        let shown = cloud.get_server(&master).await.unwrap();
+        if shown.ips("floating") == vec![fip.floating_ip_address.as_str()] {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "Nova never showed the floating IP"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(start.elapsed() >= std::time::Duration::from_millis(500));
     let freed = cloud.set_floating_ip_port(&fip.id, None).await.unwrap();
     assert_eq!(freed.port_id, None);
     cloud.delete_floating_ip(&fip.id).await.unwrap();

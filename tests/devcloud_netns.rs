@@ -1,7 +1,10 @@
 //! `devcloud up --backend netns` end to end: servers made through the OpenStack API (with the
-//! project's own cloud client) are real machines reached with OpenSSH — the master through
-//! its floating IP, the other only through the master — stop/start/delete act on them, and
-//! `devcloud down` leaves no namespace, bridge, route or process behind.
+//! project's own cloud client) are real machines reached with OpenSSH as the image's user
+//! (`debian`, with sudo; root is refused) — the master through its floating IP, the others
+//! only through the master — once their boot delay is over. Nova shows a floating IP a few
+//! seconds after Neutron; security groups are enforced inside the machines;
+//! stop/start/delete act on them (stop leaves no process), and `devcloud down` leaves no
+//! namespace, bridge, route or process behind.
 //!
 //! Needs root, `ip`, `sshd`, `ssh` and `ssh-keygen`; skipped with the reason otherwise, but
 //! failed when `CI` is set (CI runs as root and must run it).
@@ -14,10 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use serde_json::json;
 use spark_openstack::cloud::compute::{ServerCreate, ServerFilter};
 use spark_openstack::cloud::network::SecurityGroupRule;
 use spark_openstack::cloud::wait::Wait;
-use spark_openstack::cloud::{Cloud, LoadOptions, config};
+use spark_openstack::cloud::{Cloud, LoadOptions, Service, config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
 
@@ -28,8 +32,10 @@ fn skip_reason() -> Option<String> {
             "/usr/bin/ssh",
             "/usr/bin/ssh-keygen",
             "/usr/bin/pgrep",
+            "/usr/sbin/nft",
+            "/usr/bin/python3",
         ],
-        "apt-get install openssh-server procps",
+        "apt-get install openssh-server procps nftables python3",
     )
 }
 
@@ -73,7 +79,7 @@ impl Ssh {
         std::fs::write(
             &config,
             format!(
-                "Host *\n  User root\n  IdentityFile {k}\n  IdentitiesOnly yes\n  \
+                "Host *\n  User debian\n  IdentityFile {k}\n  IdentitiesOnly yes\n  \
                  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n  \
                  ConnectTimeout 10\n  LogLevel ERROR\n"
             ),
@@ -88,7 +94,7 @@ impl Ssh {
     fn run(&self, jump: Option<&str>, host: &str, cmd: &str) -> Output {
         let mut args = vec!["-F".to_string(), self.config.clone()];
         if let Some(j) = jump {
-            args.extend(["-J".into(), format!("root@{j}")]);
+            args.extend(["-J".into(), format!("debian@{j}")]);
         }
         args.extend([host.to_string(), cmd.to_string()]);
         Command::new("ssh").args(&args).output().unwrap()
@@ -104,6 +110,24 @@ impl Ssh {
         );
         text(&out).trim().to_string()
     }
+}
+
+/// Connects to `ip:port` from the controller: true when something answered.
+fn reachable(ip: &str, port: u16) -> bool {
+    let addr: Ipv4Addr = ip.parse().unwrap();
+    TcpStream::connect_timeout(&SocketAddr::from((addr, port)), Duration::from_secs(2)).is_ok()
+}
+
+/// Host PIDs of processes whose command line contains `needle`.
+fn pgrep(needle: &str) -> String {
+    text(&sh("pgrep", &["-f", needle]))
+}
+
+/// A shell test (run inside a machine) that `host:port` accepts a TCP connection.
+fn probe(host: &str, port: u16) -> String {
+    format!(
+        "timeout 3 bash -c 'echo > /dev/tcp/{host}/{port}' 2>/dev/null && echo open || echo closed"
+    )
 }
 
 fn devcloud(args: &[&str], dir: &Path) -> Output {
@@ -142,7 +166,7 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
         &cfg_file,
         format!(
             "boot_time: {{min_ms: 200, max_ms: 200}}\naction_time_ms: 200\n\
-             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16}}\n"
+             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [3, 5]}}\n"
         ),
     )
     .unwrap();
@@ -207,33 +231,46 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
         )),
     )
     .unwrap();
+    // A group whose members (only) reach each other's port 8124.
+    let inner = rt
+        .block_on(cloud.ensure_security_group("inner", "members only"))
+        .unwrap();
+    let mut peers = SecurityGroupRule::tcp_from_cidr(&inner.id, 8124, 8124, "0.0.0.0/0");
+    peers.remote_ip_prefix = None;
+    peers.remote_group_id = Some(inner.id.clone());
+    rt.block_on(cloud.add_security_group_rule(&peers)).unwrap();
     let image = rt.block_on(cloud.find_image("debian-12")).unwrap();
     let flavor = rt.block_on(cloud.find_flavor("m1.tiny")).unwrap();
     let private = rt.block_on(cloud.find_network("private")).unwrap();
-    let create = |name: &str| ServerCreate {
+    let create = |name: &str, groups: &[&str]| ServerCreate {
         name: name.into(),
         image_id: Some(image.id.clone()),
         flavor_id: flavor.id.clone(),
         key_name: Some("wire".into()),
-        security_groups: vec!["wire".into()],
+        security_groups: groups.iter().map(|g| g.to_string()).collect(),
         network_ids: vec![private.id.clone()],
         ..ServerCreate::default()
     };
     let master = rt
-        .block_on(cloud.create_server(&create("Wire Master")))
+        .block_on(cloud.create_server(&create("Wire Master", &["wire", "inner"])))
         .unwrap();
     let slave = rt
-        .block_on(cloud.create_server(&create("wire-slave")))
+        .block_on(cloud.create_server(&create("wire-slave", &["wire", "inner"])))
         .unwrap();
-    let ids = vec![master.id.clone(), slave.id.clone()];
+    let outsider = rt
+        .block_on(cloud.create_server(&create("wire-out", &["wire"])))
+        .unwrap();
+    let ids = vec![master.id.clone(), slave.id.clone(), outsider.id.clone()];
     let active = rt
         .block_on(cloud.wait_for_servers(&ids, "ACTIVE", &filter, wait))
         .unwrap();
+    let active_at = std::time::Instant::now();
     let fixed = |id: &str| -> String {
         let s = active.iter().find(|s| s.id == id).unwrap();
         s.ips("fixed")[0].to_string()
     };
     let (master_ip, slave_ip) = (fixed(&master.id), fixed(&slave.id));
+    let outsider_ip = fixed(&outsider.id);
     assert!(
         master_ip.starts_with(&format!("10.{octet}.")),
         "{master_ip}"
@@ -249,8 +286,130 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
     let float = fip.floating_ip_address.clone();
     assert!(float.starts_with(&format!("10.{octet}.255.")), "{float}");
 
-    // The master answers on its floating IP with its own hostname (from the server name).
+    // ACTIVE, with the address on the machine, but still booting: port 22 refuses.
+    let float_addr: Ipv4Addr = float.parse().unwrap();
+    let err =
+        TcpStream::connect_timeout(&SocketAddr::from((float_addr, 22)), Duration::from_secs(2))
+            .expect_err("sshd answered during the boot delay");
+    assert!(
+        active_at.elapsed() < Duration::from_secs(3),
+        "test too slow"
+    );
+    assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED), "{err}");
+
+    // Neutron lists the association at once; Nova's addresses show it only 1-3 s later.
+    let listed = rt
+        .block_on(cloud.list_floating_ips(&[("port_id", port.as_str())]))
+        .unwrap();
+    assert_eq!(listed[0].floating_ip_address, float);
+    let shown = rt.block_on(cloud.get_server(&master.id)).unwrap();
+    assert!(
+        shown.ips("floating").is_empty(),
+        "{:?}",
+        shown.ips("floating")
+    );
+    let mut seen = false;
+    for _ in 0..50 {
+        let shown = rt.block_on(cloud.get_server(&master.id)).unwrap();
+        if shown.ips("floating") == vec![float.as_str()] {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen, "Nova never showed the floating IP");
+
+    // sshd answers once the boot delay (3-5 s after ACTIVE) is over.
+    let mut up = false;
+    for _ in 0..100 {
+        if ssh.run(None, &float, "true").status.success() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(up, "sshd never answered");
+    assert!(active_at.elapsed() >= Duration::from_millis(2900));
+    // The others boot in parallel; their delay is over too after at most 5 s.
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(active_at.elapsed()));
+
+    // The master answers on its floating IP with its own hostname (from the server name),
+    // as the image's user with passwordless sudo; root cannot log in.
     assert_eq!(ssh.ok(None, &float, "hostname"), "wire-master");
+    assert_eq!(
+        ssh.ok(None, &float, "id -un; sudo -n true && sudo -n id -un"),
+        "debian\nroot"
+    );
+    let root = Command::new("ssh")
+        .args(["-F", &ssh.config, "-l", "root", &float, "true"])
+        .output()
+        .unwrap();
+    assert!(!root.status.success(), "root logged in: {root:?}");
+
+    // Security groups are enforced in the machine: a port no rule opens is dropped...
+    ssh.ok(
+        None,
+        &float,
+        "for p in 8123 8124; do nohup python3 -m http.server $p >/dev/null 2>&1 </dev/null & done; sleep 1",
+    );
+    assert_eq!(ssh.ok(None, &float, &probe("127.0.0.1", 8123)), "open");
+    assert!(!reachable(&float, 8123), "8123 reachable without a rule");
+    // ...a rule opens it at once (from the controller's address)...
+    let body = json!({"security_group_rule": {"security_group_id": sg.id, "direction": "ingress",
+        "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 8123, "port_range_max": 8123,
+        "remote_ip_prefix": format!("10.{octet}.255.1/32")}});
+    let made = rt
+        .block_on(cloud.call(
+            Service::Network,
+            reqwest::Method::POST,
+            "/security-group-rules",
+            Some(body),
+        ))
+        .unwrap();
+    let rule: serde_json::Value = made.json().unwrap();
+    let rule_id = rule["security_group_rule"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reachable(&float, 8123), "8123 closed after adding a rule");
+    // ...and deleting the rule closes it again.
+    rt.block_on(cloud.call(
+        Service::Network,
+        reqwest::Method::DELETE,
+        &format!("/security-group-rules/{rule_id}"),
+        None,
+    ))
+    .unwrap();
+    assert!(
+        !reachable(&float, 8123),
+        "8123 still open after deleting the rule"
+    );
+    // remote_group_id: members of `inner` reach 8124, a machine outside it does not (nor
+    // does the controller).
+    assert_eq!(
+        ssh.ok(Some(&float), &slave_ip, &probe(&master_ip, 8124)),
+        "open"
+    );
+    assert_eq!(
+        ssh.ok(Some(&float), &outsider_ip, &probe(&master_ip, 8124)),
+        "closed"
+    );
+    assert!(!reachable(&float, 8124));
+    // Putting the outsider's port into `inner` lets it in.
+    let out_port = rt.block_on(cloud.server_ports(&outsider.id)).unwrap()[0]
+        .id
+        .clone();
+    rt.block_on(cloud.call(
+        Service::Network,
+        reqwest::Method::PUT,
+        &format!("/ports/{out_port}"),
+        Some(json!({"port": {"security_groups": [sg.id, inner.id]}})),
+    ))
+    .unwrap();
+    assert_eq!(
+        ssh.ok(Some(&float), &outsider_ip, &probe(&master_ip, 8124)),
+        "open"
+    );
     // The slave's fixed IP is not reachable from the controller; through the master it is.
     let slave_addr: Ipv4Addr = slave_ip.parse().unwrap();
     let err =
@@ -280,16 +439,29 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
         "host key {blob} not in console:\n{console}"
     );
 
-    // os-stop kills the machine (unreachable) and keeps /root; os-start brings sshd back.
-    ssh.ok(None, &float, "echo kept > /root/marker");
+    // os-stop kills the machine like a power-off (unreachable, nothing of it runs, also
+    // what sudo/setsid/nohup started) and keeps /root; os-start boots it again, sshd after
+    // the boot delay.
+    ssh.ok(None, &float, "echo kept | sudo tee /root/marker >/dev/null");
+    let sleeper = format!("sleep 6{}", pid % 100000);
+    ssh.ok(
+        None,
+        &float,
+        &format!("sudo setsid nohup {sleeper} >/dev/null 2>&1 </dev/null & sleep 0.3"),
+    );
+    assert!(!pgrep(&sleeper).is_empty());
     rt.block_on(cloud.stop_server(&master.id)).unwrap();
     rt.block_on(cloud.wait_for_servers(&ids[..1], "SHUTOFF", &filter, wait))
         .unwrap();
+    assert_eq!(pgrep(&sleeper), "", "a process survived stop");
+    assert_eq!(pgrep("http.server 812"), "", "the listeners survived stop");
     assert!(!ssh.run(None, &float, "true").status.success());
     rt.block_on(cloud.start_server(&master.id)).unwrap();
     rt.block_on(cloud.wait_for_servers(&ids[..1], "ACTIVE", &filter, wait))
         .unwrap();
-    assert_eq!(ssh.ok(None, &float, "cat /root/marker"), "kept");
+    assert!(!reachable(&float, 22), "sshd answered right after start");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(ssh.ok(None, &float, "sudo cat /root/marker"), "kept");
 
     // Disassociating takes the address off the machine; associating puts it back.
     rt.block_on(cloud.set_floating_ip_port(&fip.id, None))
@@ -299,12 +471,21 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
         .unwrap();
     assert_eq!(ssh.ok(None, &float, "hostname"), "wire-master");
 
+    // down waits for every machine process: a sleeper started with sudo is gone when it
+    // returns (checked in down_and_check_clean by the state dir's processes, and here).
+    ssh.ok(
+        None,
+        &float,
+        &format!("sudo setsid nohup {sleeper} >/dev/null 2>&1 </dev/null & sleep 0.3"),
+    );
+    assert!(!pgrep(&sleeper).is_empty());
+
     // Deleting a server removes its machine.
     let before = text(&sh("ip", &["netns", "list"]));
     let slave_ns = format!("{prefix}-{}", &slave.id[..8]);
     assert!(before.contains(&slave_ns), "{before}");
     rt.block_on(cloud.delete_server(&slave.id)).unwrap();
-    rt.block_on(cloud.wait_for_servers_deleted(&ids[1..], &filter, wait))
+    rt.block_on(cloud.wait_for_servers_deleted(&ids[1..2], &filter, wait))
         .unwrap();
     let mut gone = false;
     for _ in 0..100 {
@@ -324,19 +505,21 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
     // same netns setup again: the recorded choice and layout are reused.
     kill_server(&dir);
     up_again(&dir, &clouds);
-    assert_eq!(ssh.ok(None, &float, "cat /root/marker"), "kept");
+    assert_eq!(ssh.ok(None, &float, "sudo cat /root/marker"), "kept");
 
     // down, even with the server already dead: everything it made on the host is gone.
     kill_server(&dir);
     down_and_check_clean(&dir, &prefix, octet);
+    assert_eq!(pgrep(&sleeper), "", "a machine process survived down");
     assert!(!ssh.run(None, &float, "true").status.success());
 
     // The cloud's records outlive `down`: the next `up` rebuilds its ACTIVE server (a fresh
     // machine, like an instance rebuilt on a new host), floating IP included.
     up_again(&dir, &clouds);
     let mut back = None;
-    for _ in 0..60 {
-        let out = ssh.run(None, &float, "hostname; ls /root");
+    // A bare `up` has no config file: the default boot delay (10-40 s) applies.
+    for _ in 0..120 {
+        let out = ssh.run(None, &float, "hostname; sudo ls /root");
         if out.status.success() {
             back = Some(text(&out));
             break;

@@ -90,7 +90,13 @@ expect "server show AZ" "$(json_get "$show" OS-EXT-AZ:availability_zone)" nova
 fip=$("$OS" floating ip create public -f value -c floating_ip_address)
 contains "floating ip" "$fip" "10.213.255."
 "$OS" server add floating ip vm1 "$fip"
-contains "addresses after floating ip" "$("$OS" server show vm1 -f value -c addresses)" "$fip"
+# Like a real cloud, Nova's addresses show the floating IP 1-3 s after Neutron associated it.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  addrs=$("$OS" server show vm1 -f value -c addresses)
+  [[ "$addrs" == *"$fip"* ]] && break
+  sleep 1
+done
+contains "addresses after floating ip" "$addrs" "$fip"
 port=$("$OS" floating ip show "$fip" -f value -c port_id)
 [[ "$port" != None && -n "$port" ]] || fail "floating ip not associated with a port"
 

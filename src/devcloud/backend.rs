@@ -25,10 +25,15 @@ pub struct MachineSpec {
     pub nics: Vec<Nic>,
     /// The keypair's public key, to authorize for the default user.
     pub public_key: Option<String>,
+    /// The image's default (login) user: its `os_admin_user` property, else its `os_distro`
+    /// (cloud images name the user after the distribution), else `cloud-user`.
+    pub login_user: String,
     /// Base64 user data as given at create time.
     pub user_data: Option<String>,
     /// The floating IP associated with one of the server's ports, if any.
     pub floating_ip: Option<String>,
+    /// What the server's security groups let in (see [`super::firewall`]).
+    pub firewall: super::netns::Firewall,
 }
 
 #[derive(Clone, Debug)]
@@ -69,6 +74,15 @@ pub trait ServerBackend: Send + Sync {
         &self,
         _server_id: &str,
         _address: Option<&str>,
+    ) -> Result<(), BackendFault> {
+        Ok(())
+    }
+    /// The ingress rules of every server (by id) as they are now; called whenever they may
+    /// have changed. Records have nothing to enforce; a backend with real machines applies
+    /// them (and the latest ones to machines it boots later).
+    async fn firewalls_changed(
+        &self,
+        _firewalls: std::collections::BTreeMap<String, super::netns::Firewall>,
     ) -> Result<(), BackendFault> {
         Ok(())
     }

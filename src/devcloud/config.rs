@@ -6,6 +6,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::netns::NetnsConfig;
 
 /// The whole configuration, as read from the YAML file given to `devcloud up/serve --config`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Extra delay added to every API response, in milliseconds.
@@ -28,9 +29,36 @@ pub struct Config {
     pub faults: Faults,
     /// Quotas of every project.
     pub quotas: Quotas,
-    /// Address layout (both backends) and names (netns backend) of the simulated networks.
+    /// Address layout (both backends), names and boot behaviour (netns backend) of the
+    /// simulated networks and machines.
     pub netns: NetnsSettings,
+    /// How long after Neutron associated a floating IP Nova's `addresses` of the server show
+    /// it, in ms: a uniform random time in `[min, max]` per association (default
+    /// `[1000, 3000]`, like Nova's network info cache on a real cloud; Neutron's own floating
+    /// IP list shows the association at once). `[0, 0]` turns the lag off.
+    pub floating_ip_delay_ms: [u64; 2],
 }
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            latency_ms: 0,
+            boot_time: BootTime::default(),
+            action_time_ms: 0,
+            boot_error_rate: 0.0,
+            faults: Faults::default(),
+            quotas: Quotas::default(),
+            netns: NetnsSettings::default(),
+            floating_ip_delay_ms: DEFAULT_FLOATING_IP_DELAY_MS,
+        }
+    }
+}
+
+/// Real clouds show a new floating IP in the server's addresses 1-3 s after associating it.
+pub const DEFAULT_FLOATING_IP_DELAY_MS: [u64; 2] = [1000, 3000];
+
+/// A booting cloud VM answers SSH some 10-40 s after it is ACTIVE.
+pub const DEFAULT_SSH_DELAY_S: [f64; 2] = [10.0, 40.0];
 
 /// The address ranges devcloud's networks use, and how the netns backend names what it
 /// creates on the host. Both backends seed `private` and `public` from the same ranges, so a
@@ -48,9 +76,34 @@ pub struct NetnsSettings {
     pub state_dir: Option<PathBuf>,
     /// The sshd each machine runs (default: /usr/sbin/sshd).
     pub sshd: Option<PathBuf>,
+    /// How long a machine boots after its server is ACTIVE before its sshd answers, in
+    /// seconds: a uniform random time in `[min, max]` per boot (create, start, reboot),
+    /// during which connections to port 22 are refused (default: `[10, 40]`, like a cloud
+    /// VM; at most 600 s). Not part of the recorded layout: a restart may change it.
+    pub ssh_delay_s: Option<[f64; 2]>,
 }
 
 impl NetnsSettings {
+    /// True when any setting of the recorded layout (names, ranges, paths) is given.
+    pub fn has_layout_settings(&self) -> bool {
+        self.prefix.is_some()
+            || self.supernet.is_some()
+            || self.state_dir.is_some()
+            || self.sshd.is_some()
+    }
+
+    /// The boot delay range (see `ssh_delay_s`), checked.
+    pub fn ssh_delay(&self) -> Result<(Duration, Duration), String> {
+        let [min, max] = self.ssh_delay_s.unwrap_or(DEFAULT_SSH_DELAY_S);
+        if !(min.is_finite() && max.is_finite() && 0.0 <= min && min <= max && max <= 600.0) {
+            return Err(format!(
+                "netns.ssh_delay_s: [{min}, {max}] must be two numbers of seconds with \
+                 0 <= min <= max <= 600"
+            ));
+        }
+        Ok((Duration::from_secs_f64(min), Duration::from_secs_f64(max)))
+    }
+
     /// The full netns layout for devcloud state dir `dir`; an error names the bad setting.
     pub fn layout(&self, dir: &Path) -> Result<NetnsConfig, String> {
         let mut cfg = NetnsConfig::default();
@@ -91,7 +144,9 @@ impl NetnsSettings {
 /// share one.
 fn default_machines_dir(dir: &Path) -> PathBuf {
     let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let hidden = ["/root", "/tmp", "/mnt"].iter().any(|h| abs.starts_with(h));
+    let hidden = ["/root", "/tmp", "/mnt", "/home"]
+        .iter()
+        .any(|h| abs.starts_with(h));
     if hidden {
         use sha2::{Digest, Sha256};
         let digest = hex::encode(Sha256::digest(abs.to_string_lossy().as_bytes()));
@@ -212,6 +267,13 @@ impl Config {
         }
         // The ranges are needed whatever the backend; the state dir does not matter here.
         self.netns.layout(Path::new("/var/lib/devcloud"))?;
+        self.netns.ssh_delay()?;
+        let [fmin, fmax] = self.floating_ip_delay_ms;
+        if fmin > fmax {
+            return Err(format!(
+                "floating_ip_delay_ms: min ({fmin}) is greater than max ({fmax})"
+            ));
+        }
         if self.boot_time.min_ms > self.boot_time.max_ms {
             return Err(format!(
                 "boot_time: min_ms ({}) is greater than max_ms ({})",
@@ -280,6 +342,35 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("netns.supernet"));
         let bad: Config = serde_saphyr::from_str("netns: {prefix: TooLong}\n").unwrap();
         assert!(bad.validate().unwrap_err().contains("prefix"));
+    }
+
+    #[test]
+    fn delays_default_to_a_real_clouds_and_are_checked() {
+        let cfg = Config::default();
+        assert_eq!(cfg.floating_ip_delay_ms, [1000, 3000]);
+        assert_eq!(
+            cfg.netns.ssh_delay().unwrap(),
+            (Duration::from_secs(10), Duration::from_secs(40))
+        );
+        let cfg: Config = serde_saphyr::from_str(
+            "floating_ip_delay_ms: [0, 0]\nnetns: {ssh_delay_s: [2, 4.5]}\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.netns.ssh_delay().unwrap(),
+            (Duration::from_secs(2), Duration::from_millis(4500))
+        );
+        assert!(!cfg.netns.has_layout_settings());
+        for bad in [
+            "netns: {ssh_delay_s: [5, 2]}\n",
+            "netns: {ssh_delay_s: [-1, 2]}\n",
+            "netns: {ssh_delay_s: [1, 601]}\n",
+            "floating_ip_delay_ms: [3, 1]\n",
+        ] {
+            let cfg: Config = serde_saphyr::from_str(bad).unwrap();
+            assert!(cfg.validate().is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

@@ -13,12 +13,15 @@ use super::state::{Server, ServerFault, State, s as field};
 /// Builds what the backend needs from the server's record, ports and keypair.
 pub fn machine_spec(st: &State, srv: &Server) -> MachineSpec {
     let flavor = st.flavors.iter().find(|f| f.id == srv.flavor_id);
-    let image_name = st
-        .images
-        .iter()
-        .find(|i| field(i, "id") == srv.image_id)
+    let image = st.images.iter().find(|i| field(i, "id") == srv.image_id);
+    let image_name = image
         .map(|i| field(i, "name").to_string())
         .unwrap_or_default();
+    let login_user = ["os_admin_user", "os_distro"]
+        .iter()
+        .find_map(|k| image.map(|i| field(i, k)).filter(|u| !u.is_empty()))
+        .unwrap_or("cloud-user")
+        .to_string();
     let mut nics = Vec::new();
     for port in st
         .ports
@@ -72,8 +75,10 @@ pub fn machine_spec(st: &State, srv: &Server) -> MachineSpec {
         ram_mb: flavor.map(|f| f.ram).unwrap_or(512),
         nics,
         public_key,
+        login_user,
         user_data: srv.user_data.clone(),
         floating_ip: floating_of(st, srv),
+        firewall: super::firewall::firewall_of(st, srv),
     }
 }
 

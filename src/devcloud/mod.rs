@@ -25,6 +25,7 @@ pub mod backend;
 pub mod cinder;
 pub mod config;
 pub mod error;
+pub mod firewall;
 pub mod glance;
 pub mod keystone;
 pub mod lifecycle;
@@ -80,6 +81,12 @@ pub async fn serve_with(
     });
     lifecycle::resume_all(&app);
     lifecycle::restore_active(&app);
+    {
+        // Machines that survived a restart get the current rules (the backend forgot what
+        // it applied).
+        let app = app.clone();
+        tokio::spawn(async move { firewall::sync(&app).await });
+    }
     std::fs::write(endpoint_file(state_dir), format!("{}\n", app.base_url))
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", endpoint_file(state_dir).display()))?;
     ready(addr);
@@ -118,7 +125,11 @@ pub fn open_backend(
                 netns: Some(layout.clone()),
             }
             .save(state_dir)?;
-            Arc::new(netns_backend::NetnsBackend::open(layout)?)
+            let (min, max) = cfg
+                .netns
+                .ssh_delay()
+                .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
+            Arc::new(netns_backend::NetnsBackend::open(layout, min, max)?)
         }
     };
     Ok(backend)
@@ -134,7 +145,7 @@ fn netns_layout(cfg: &Config, state_dir: &Path) -> anyhow::Result<netns::NetnsCo
         .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
     let recorded = BackendChoice::load(state_dir)?.and_then(|c| c.netns);
     match recorded {
-        Some(rec) if cfg.netns != config::NetnsSettings::default() && rec != wanted => {
+        Some(rec) if cfg.netns.has_layout_settings() && rec != wanted => {
             anyhow::bail!(
                 "the config's netns settings (prefix `{}`, range {}) differ from those state \
                  dir {} was set up with (prefix `{}`, range {}); drop them, or start over \

@@ -9,17 +9,21 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::backend::{BackendFault, MachineSpec, ServerBackend};
-use super::netns::{NetnsConfig, NetnsError, NetnsMachines, hostname_from_name};
+use super::netns::{Firewall, NetnsConfig, NetnsError, NetnsMachines, hostname_from_name};
 
 /// The machines, plus floating IPs announced for servers whose machine does not exist yet
 /// (associated while the server is still in BUILD); boot applies them.
 struct Inner {
     machines: NetnsMachines,
     pending_floating: HashMap<String, Option<Ipv4Addr>>,
+    /// The latest firewall of every server (from the last sync), and what each machine has.
+    wanted_firewall: HashMap<String, Firewall>,
+    applied_firewall: HashMap<String, Firewall>,
 }
 
 pub struct NetnsBackend {
@@ -30,13 +34,21 @@ impl NetnsBackend {
     /// Opens (or resumes) the setup and makes sure its networks exist, so a missing
     /// privilege or tool is reported when devcloud starts rather than at the first boot.
     /// The reject route for the whole range is installed before either bridge.
-    pub fn open(cfg: NetnsConfig) -> Result<Self, NetnsError> {
+    /// Every boot starts sshd after a random delay between `ssh_delay_min` and `_max`.
+    pub fn open(
+        cfg: NetnsConfig,
+        ssh_delay_min: Duration,
+        ssh_delay_max: Duration,
+    ) -> Result<Self, NetnsError> {
         let mut machines = NetnsMachines::open(cfg)?;
+        machines.set_ssh_delay(ssh_delay_min, ssh_delay_max)?;
         machines.ensure_networks()?;
         Ok(NetnsBackend {
             inner: Arc::new(Mutex::new(Inner {
                 machines,
                 pending_floating: HashMap::new(),
+                wanted_firewall: HashMap::new(),
+                applied_firewall: HashMap::new(),
             })),
         })
     }
@@ -88,8 +100,23 @@ impl Inner {
             self.machines.delete(&spec.id)?;
         }
         let keys = spec.public_key.clone().unwrap_or_default();
-        self.machines
-            .create(&spec.id, &hostname_from_name(&spec.name), fixed, &keys)?;
+        // The firewall is in place before sshd can start: the latest synced one, else the
+        // one the spec was made with.
+        let firewall = self
+            .wanted_firewall
+            .get(&spec.id)
+            .cloned()
+            .unwrap_or_else(|| spec.firewall.clone());
+        self.applied_firewall.remove(&spec.id);
+        self.machines.create(
+            &spec.id,
+            &hostname_from_name(&spec.name),
+            fixed,
+            &spec.login_user,
+            &keys,
+            Some(&firewall),
+        )?;
+        self.applied_firewall.insert(spec.id.clone(), firewall);
         let floating = match self.pending_floating.remove(&spec.id) {
             Some(announced) => announced,
             None => spec
@@ -145,6 +172,8 @@ impl ServerBackend for NetnsBackend {
         let id = spec.id.clone();
         self.run(move |m| {
             m.pending_floating.remove(&id);
+            m.wanted_firewall.remove(&id);
+            m.applied_firewall.remove(&id);
             match m.exists(&id) {
                 true => m.machines.delete(&id),
                 false => Ok(()),
@@ -159,6 +188,37 @@ impl ServerBackend for NetnsBackend {
         self.run(move |m| match m.exists(&id) {
             true => m.machines.console_log(&id),
             false => Ok(String::new()),
+        })
+        .await
+    }
+
+    /// Applies every changed firewall to its machine (stopped ones too: the rules live in
+    /// the namespace); servers without a machine yet get theirs when they boot.
+    async fn firewalls_changed(
+        &self,
+        firewalls: std::collections::BTreeMap<String, Firewall>,
+    ) -> Result<(), BackendFault> {
+        self.run(move |m| {
+            m.wanted_firewall = firewalls.into_iter().collect();
+            let mut problems = Vec::new();
+            let ids: Vec<String> = m.wanted_firewall.keys().cloned().collect();
+            for id in ids {
+                let fw = &m.wanted_firewall[&id];
+                if !m.exists(&id) || m.applied_firewall.get(&id) == Some(fw) {
+                    continue;
+                }
+                match m.machines.set_firewall(&id, fw) {
+                    Ok(()) => {
+                        let fw = fw.clone();
+                        m.applied_firewall.insert(id, fw);
+                    }
+                    Err(e) => problems.push(format!("server {id}: {e}")),
+                }
+            }
+            match problems.is_empty() {
+                true => Ok(()),
+                false => Err(NetnsError::Invalid(problems.join("; "))),
+            }
         })
         .await
     }

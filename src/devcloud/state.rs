@@ -10,6 +10,7 @@
 //! APIs return: those APIs filter on any top-level attribute, and storing the document keeps
 //! field names exactly as the reference samples spell them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -39,6 +40,10 @@ pub struct State {
     pub security_group_rules: Vec<Doc>,
     pub floatingips: Vec<Doc>,
     pub volumes: Vec<Doc>,
+    /// When Nova's view (a server's `addresses`) shows a floating IP that Neutron associated
+    /// recently, by floating IP id: Nova's network info cache lags behind Neutron.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub nova_floating_visible_at: BTreeMap<String, DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -16,7 +16,7 @@ pub const MAX_PREFIX_LEN: usize = 5;
 
 /// Directories that are private inside each machine; the state dir must not live under them,
 /// or sshd could not read its configuration and keys from inside the machine.
-const SHADOWED_DIRS: [&str; 3] = ["/root", "/tmp", "/mnt"];
+const SHADOWED_DIRS: [&str; 4] = ["/root", "/tmp", "/mnt", "/home"];
 
 /// The layout of one netns setup.
 ///

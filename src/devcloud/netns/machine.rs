@@ -17,19 +17,34 @@ use super::error::{NetnsError, Result};
 use super::files::MachineFiles;
 use super::network::disable_ipv6;
 
-/// Runs as `sh -c BOOT_SCRIPT sh <machine dir> <sshd>` inside the new namespaces. It is a
-/// constant (arguments come as `$1`/`$2`), so no value is ever spliced into shell code.
-/// /tmp is bound last: the machine dir is outside /tmp, /root and /mnt (checked by the config),
-/// so the binds never hide each other.
+/// Runs as `sh -c BOOT_SCRIPT sh <machine dir> <sshd> <boot delay in s>` inside the new
+/// namespaces. It is a constant (arguments come as `$1`..`$3`), so no value is ever spliced
+/// into shell code. /tmp is bound last: the machine dir is outside /tmp, /root, /mnt and /home
+/// (checked by the config), so the binds never hide each other.
+///
+/// After the mounts the machine "boots" for `$3` seconds (sshd is not there yet, so port 22
+/// refuses connections, as on a booting VM), then the console gets its host keys and sshd
+/// replaces the script as the machine's PID 1. Killing the machine during the delay kills the
+/// script, so no sshd ever starts for a stopped or deleted machine.
 const BOOT_SCRIPT: &str = r#"set -e
 dir=$1
 mount --make-rprivate /
 mount --bind "$dir/root" /root
+mount --bind "$dir/home" /home
 mount --bind "$dir/hosts" /etc/hosts
 if [ -e /etc/hostname ]; then mount --bind "$dir/hostname" /etc/hostname; fi
+for f in passwd group shadow gshadow; do
+  if [ -e "$dir/etc/$f" ] && [ -e "/etc/$f" ]; then mount --bind "$dir/etc/$f" "/etc/$f"; fi
+done
+if [ -d "$dir/etc/sudoers.d" ] && [ -d /etc/sudoers.d ]; then
+  mount --bind "$dir/etc/sudoers.d" /etc/sudoers.d
+fi
 mount --bind "$dir/mnt" /mnt
 mount --bind "$dir/tmp" /tmp
 cat "$dir/hostname" > /proc/sys/kernel/hostname
+: > "$dir/mounted"
+sleep "$3"
+cat "$dir/console.boot" >> "$dir/console.log"
 exec "$2" -D -e -f "$dir/sshd_config"
 "#;
 
@@ -112,17 +127,36 @@ fn add_veth(
     Ok(())
 }
 
-/// Starts sshd inside the machine and waits until it listens (its pid file appears).
+/// Boots the machine: its namespaces and mounts at once, sshd after `delay`. Without a delay
+/// it waits until sshd listens (its pid file appears); with one, until the mounts are in place
+/// (sshd's configuration is checked with `sshd -t` first, so a broken sshd still fails here).
 ///
-/// `setsid -f` forks, so sshd is detached from devcloud (it survives devcloud exiting, and
-/// devcloud never has to reap it); `ip netns exec` and `unshare` exec in place, so sshd is the
-/// first process of the machine's PID namespace.
-pub fn start_sshd(cfg: &NetnsConfig, short: &str, files: &MachineFiles, id: &str) -> Result<()> {
+/// `setsid -f` forks, so the machine is detached from devcloud (it survives devcloud exiting,
+/// and devcloud never has to reap it); `ip netns exec` and `unshare` exec in place, so the boot
+/// script, and then sshd, is the first process of the machine's PID namespace.
+pub fn start_sshd(
+    cfg: &NetnsConfig,
+    short: &str,
+    files: &MachineFiles,
+    id: &str,
+    delay: Duration,
+) -> Result<()> {
     let ns = cfg.netns_name(short);
     // sshd refuses to start without its privilege separation directory (shared with the host).
     std::fs::create_dir_all("/run/sshd").map_err(|e| NetnsError::io("/run/sshd", e))?;
+    let config = files.sshd_config().display().to_string();
+    let sshd_bin = cfg.sshd.display().to_string();
+    if let Err(e) = run(&sshd_bin, &["-t", "-f", &config]) {
+        return Err(NetnsError::SshdStart {
+            id: id.into(),
+            log_tail: e.to_string(),
+        });
+    }
     let pid_file = files.pid_file();
     let _ = std::fs::remove_file(&pid_file);
+    let marker = files.mounted_marker();
+    let _ = std::fs::remove_file(&marker);
+    let delay_s = format!("{:.3}", delay.as_secs_f64());
     let log_path = files.log();
     let log = OpenOptions::new()
         .create(true)
@@ -150,6 +184,7 @@ pub fn start_sshd(cfg: &NetnsConfig, short: &str, files: &MachineFiles, id: &str
         "sh",
         &dir,
         &sshd,
+        &delay_s,
     ];
     let status = Command::new("setsid")
         .args(args)
@@ -170,7 +205,11 @@ pub fn start_sshd(cfg: &NetnsConfig, short: &str, files: &MachineFiles, id: &str
     }
     let started = Instant::now();
     loop {
-        let written = std::fs::read_to_string(&pid_file).is_ok_and(|s| !s.trim().is_empty());
+        let written = if delay.is_zero() {
+            std::fs::read_to_string(&pid_file).is_ok_and(|s| !s.trim().is_empty())
+        } else {
+            marker.exists()
+        };
         let alive = !pids(&ns)?.is_empty();
         if written && alive {
             return Ok(());
@@ -205,18 +244,41 @@ fn run_tolerant_output(ns: &str) -> Result<String> {
     }
 }
 
-/// SIGKILLs every process of the namespace, again and again until none is left (a process
-/// may fork while we kill its siblings). Like pulling the plug: nothing gets to clean up.
+/// SIGKILLs every process of the machine, again and again until none is left (a process may
+/// fork while we kill its siblings). Like pulling the plug: nothing gets to clean up. "The
+/// machine" is every process in its network namespace and every process in a PID namespace
+/// one of those is in (so a process that moved to another network namespace dies too).
+/// Zombies count as gone: they run nothing, and their parent (or init) reaps them.
 pub fn kill_all(ns: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pid_namespaces = std::collections::BTreeSet::new();
     loop {
-        let left = pids(ns)?;
+        let mut left: Vec<i32> = pids(ns)?.into_iter().filter(|p| !is_zombie(*p)).collect();
+        for p in &left {
+            if let Some(pidns) = pid_namespace(*p) {
+                pid_namespaces.insert(pidns);
+            }
+        }
+        for p in procs_in_pid_namespaces(&pid_namespaces) {
+            if !left.contains(&p) {
+                left.push(p);
+            }
+        }
         if left.is_empty() {
             return Ok(());
         }
         if Instant::now() > deadline {
+            let named: Vec<String> = left
+                .iter()
+                .map(|p| {
+                    let comm =
+                        std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                    format!("{p} ({})", comm.trim())
+                })
+                .collect();
             return Err(NetnsError::Invalid(format!(
-                "processes {left:?} of namespace {ns} survive SIGKILL"
+                "processes of machine {ns} survive SIGKILL: {}",
+                named.join(", ")
             )));
         }
         for pid in left {
@@ -224,6 +286,42 @@ pub fn kill_all(ns: &str) -> Result<()> {
         }
         sleep(Duration::from_millis(20));
     }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // A process that is gone already counts as a zombie here: nothing to kill.
+    stat.is_empty()
+        || stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.starts_with(" Z") || r.starts_with(" X"))
+}
+
+/// The PID namespace of a process (`pid:[4026532...]`); `None` once it is gone.
+fn pid_namespace(pid: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|l| l.display().to_string())
+}
+
+/// Live (non-zombie) processes whose PID namespace is one of `namespaces`.
+fn procs_in_pid_namespaces(namespaces: &std::collections::BTreeSet<String>) -> Vec<i32> {
+    if namespaces.is_empty() {
+        return Vec::new();
+    }
+    let me = pid_namespace(std::process::id() as i32);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            pid_namespace(*p).is_some_and(|n| namespaces.contains(&n) && Some(&n) != me.as_ref())
+        })
+        .filter(|p| !is_zombie(*p))
+        .collect()
 }
 
 /// Kills the machine's processes and removes its veths and namespace.

@@ -16,18 +16,29 @@
 //! # What a machine has of its own, and what it shares
 //! Private: network namespace (`lo`, `eth0` = fixed IP, `eth1` = floating IP), hostname (UTS
 //! namespace), PID namespace with its own `/proc` (`ps` shows only the machine), and through bind
-//! mounts in its own mount namespace: `/root`, `/tmp`, `/mnt`, `/etc/hosts`, `/etc/hostname`
-//! (the latter only if the host has one). These live in `<state_dir>/machines/<short id>/`.
+//! mounts in its own mount namespace: `/root`, `/home`, `/tmp`, `/mnt`, `/etc/hosts`,
+//! `/etc/hostname` (only if the host has one), the user database (`/etc/passwd`, `group`,
+//! `shadow`, `gshadow`) and `/etc/sudoers.d`. These live in `<state_dir>/machines/<short id>/`.
 //! Shared read-write with the host and every other machine: the rest of the filesystem —
-//! `/usr`, `/etc` (apart from the two files), `/opt`, `/var`, Java, installed packages,
-//! `/run`, `/dev/shm` — plus users, the kernel and its limits. A role that installs packages or
-//! edits `/etc/<anything else>` changes it for the host too.
+//! `/usr`, `/etc` (apart from those files), `/opt`, `/var`, Java, installed packages,
+//! `/run`, `/dev/shm` — plus the kernel and its limits. A role that installs packages or
+//! edits `/etc/<anything else>` changes it for the host too. (The bind-mounted files cannot
+//! be replaced by rename, so `useradd` inside a machine fails with "Device or resource busy".)
+//!
+//! # Like a cloud image, and a cloud's boot
+//! Each machine has one login user (e.g. `debian`, given at create time) with passwordless
+//! sudo and the key pair's key; root cannot log in over SSH. sshd starts only after a boot
+//! delay ([`NetnsMachines::set_ssh_delay`], none by default; devcloud uses 10-40 s): until
+//! then port 22 refuses connections. A machine can carry an ingress firewall
+//! ([`NetnsMachines::set_firewall`], nftables inside its namespace) made from its security
+//! groups.
 //!
 //! # Lifecycle
 //! Everything created is recorded in `<state_dir>/netns-state.json` before it is created, so a
 //! restarted devcloud finds its machines again and [`NetnsMachines::teardown_all`] works from a
-//! fresh process. `stop` kills every process of the machine and keeps its files; `start` boots
-//! sshd again with the same host key. Methods are synchronous (they run `ip`, `unshare`, ...);
+//! fresh process. `stop` kills every process of the machine (everything in its network or PID
+//! namespace: also what `sudo`, `setsid` or `nohup` started) and keeps its files; `start` boots
+//! again (after the boot delay) with the same host key. Methods are synchronous (they run `ip`, `unshare`, ...);
 //! call them from `spawn_blocking` in async code, one at a time (wrap the value in a mutex).
 //! One process at a time may open a state dir (an exclusive lock file inside it).
 //!
@@ -36,9 +47,10 @@
 //! # fn main() -> Result<(), spark_openstack::devcloud::netns::NetnsError> {
 //! let mut machines = NetnsMachines::open(NetnsConfig::default())?;
 //! let keys = "ssh-ed25519 AAAA... me@laptop";
-//! machines.create("0b9f7c1e-...", "demo-master", "10.213.0.10".parse().unwrap(), keys)?;
+//! let ip = "10.213.0.10".parse().unwrap();
+//! machines.create("0b9f7c1e-...", "demo-master", ip, "debian", keys, None)?;
 //! machines.attach_floating("0b9f7c1e-...", "10.213.255.10".parse().unwrap())?;
-//! // ssh root@10.213.255.10 now reaches the machine; its console log has the host key.
+//! // ssh debian@10.213.255.10 now reaches the machine; its console log has the host key.
 //! print!("{}", machines.console_log("0b9f7c1e-...")?);
 //! machines.teardown_all()?;
 //! # Ok(())
@@ -49,17 +61,20 @@ mod cmd;
 mod config;
 mod error;
 mod files;
+mod firewall;
 mod machine;
 mod network;
 mod state;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use config::NetnsConfig;
 pub use error::NetnsError;
 use error::Result;
 use files::MachineFiles;
+pub use firewall::{Firewall, IngressRule};
 use state::{MachineRecord, State, StateLock};
 
 /// What devcloud needs to know about one machine.
@@ -71,8 +86,10 @@ pub struct MachineInfo {
     pub netns: String,
     pub fixed_ip: Ipv4Addr,
     pub floating_ip: Option<Ipv4Addr>,
-    /// The machine directory (its /root is `<dir>/root`).
+    /// The machine directory (its /root is `<dir>/root`, its /home `<dir>/home`).
     pub dir: PathBuf,
+    /// The login user.
+    pub user: String,
     /// True while any process (sshd at least) runs in the machine.
     pub running: bool,
 }
@@ -82,6 +99,8 @@ pub struct MachineInfo {
 pub struct NetnsMachines {
     state: State,
     _lock: StateLock,
+    /// How long a booting machine goes without sshd: a uniform random time in this range.
+    ssh_delay: (Duration, Duration),
 }
 
 impl NetnsMachines {
@@ -108,7 +127,11 @@ impl NetnsMachines {
             Some(s) => s,
             None => State::new(cfg),
         };
-        Ok(NetnsMachines { state, _lock: lock })
+        Ok(NetnsMachines {
+            state,
+            _lock: lock,
+            ssh_delay: (Duration::ZERO, Duration::ZERO),
+        })
     }
 
     /// Opens whatever setup `state_dir` records, with its recorded names and ranges (for
@@ -124,7 +147,34 @@ impl NetnsMachines {
             return Ok(None);
         }
         let lock = StateLock::acquire(state_dir)?;
-        Ok(State::load(&file)?.map(|state| NetnsMachines { state, _lock: lock }))
+        Ok(State::load(&file)?.map(|state| NetnsMachines {
+            state,
+            _lock: lock,
+            ssh_delay: (Duration::ZERO, Duration::ZERO),
+        }))
+    }
+
+    /// From now on every boot (create, start, reboot) starts sshd only after a uniform random
+    /// delay between `min` and `max` (like a VM that is ACTIVE but still booting). Refused
+    /// when `min > max`.
+    pub fn set_ssh_delay(&mut self, min: Duration, max: Duration) -> Result<()> {
+        if min > max {
+            return Err(NetnsError::Invalid(format!(
+                "ssh delay: minimum {min:?} is greater than maximum {max:?}"
+            )));
+        }
+        self.ssh_delay = (min, max);
+        Ok(())
+    }
+
+    fn pick_ssh_delay(&self) -> Duration {
+        use rand::Rng;
+        let (min, max) = self.ssh_delay;
+        if min == max {
+            return min;
+        }
+        let ms = rand::rng().random_range(min.as_millis()..=max.as_millis());
+        Duration::from_millis(ms as u64)
     }
 
     pub fn config(&self) -> &NetnsConfig {
@@ -140,25 +190,33 @@ impl NetnsMachines {
         network::ensure(&self.state.config)
     }
 
-    /// Creates and boots a machine: namespace, tenant veth with `fixed_ip`, private files, a
-    /// new sshd host key, and sshd accepting `authorized_keys` for root. On failure, whatever
-    /// was made is removed again.
+    /// Creates and boots a machine: namespace, tenant veth with `fixed_ip`, private files, the
+    /// login user `user` (with passwordless sudo; `root` for an image without one), a new
+    /// sshd host key, and sshd (after the boot delay) accepting `authorized_keys` for `user`.
+    /// On failure, whatever was made is removed again.
     pub fn create(
         &mut self,
         id: &str,
         hostname: &str,
         fixed_ip: Ipv4Addr,
+        user: &str,
         authorized_keys: &str,
+        firewall: Option<&Firewall>,
     ) -> Result<MachineInfo> {
-        let rec = self.check_new(id, hostname, fixed_ip)?;
+        let mut rec = self.check_new(id, hostname, fixed_ip)?;
+        rec.user = user.to_string();
         self.ensure_networks()?;
         self.state.machines.insert(id.to_string(), rec.clone());
         self.state.save()?;
         let cfg = &self.state.config;
         let files = MachineFiles::new(cfg, &rec.short);
         let built = files
-            .prepare(&rec, authorized_keys)
+            .prepare(&rec, user, authorized_keys)
             .and_then(|()| machine::create_netns(cfg, &rec.short, fixed_ip))
+            .and_then(|()| match firewall {
+                Some(fw) => self.set_firewall(id, fw),
+                None => Ok(()),
+            })
             .and_then(|()| self.boot(&rec));
         if let Err(e) = built {
             // Best effort: the original error is the one worth reporting.
@@ -210,6 +268,7 @@ impl NetnsMachines {
             hostname: hostname.to_string(),
             fixed_ip,
             floating_ip: None,
+            user: "root".into(),
         })
     }
 
@@ -266,7 +325,8 @@ impl NetnsMachines {
         self.state.save()
     }
 
-    /// Boots a stopped machine: sshd again, same host key, same /root (no-op when running).
+    /// Boots a stopped machine: sshd again (after the boot delay), same host key, same /root
+    /// and /home (no-op when running).
     pub fn start(&mut self, id: &str) -> Result<()> {
         let rec = self.state.machine(id)?.clone();
         if self.is_running(id)? {
@@ -278,14 +338,27 @@ impl NetnsMachines {
     fn boot(&self, rec: &MachineRecord) -> Result<()> {
         let cfg = &self.state.config;
         let files = MachineFiles::new(cfg, &rec.short);
-        machine::start_sshd(cfg, &rec.short, &files, &rec.id)?;
-        files.log_boot(rec, &cfg.netns_name(&rec.short))
+        files.log_boot(rec, &cfg.netns_name(&rec.short))?;
+        let delay = self.pick_ssh_delay();
+        machine::start_sshd(cfg, &rec.short, &files, &rec.id, delay)
     }
 
     /// Stops and boots the machine again (a hard reboot: nothing is shut down cleanly).
     pub fn reboot(&mut self, id: &str) -> Result<()> {
         self.stop(id)?;
         self.start(id)
+    }
+
+    /// Replaces the machine's ingress firewall (nftables in its network namespace, kept while
+    /// it is stopped). A machine that never got one lets everything in.
+    pub fn set_firewall(&self, id: &str, firewall: &Firewall) -> Result<()> {
+        let rec = self.state.machine(id)?;
+        let files = MachineFiles::new(&self.state.config, &rec.short);
+        let path = files.firewall();
+        std::fs::write(&path, firewall.nft()).map_err(|e| NetnsError::io(&path, e))?;
+        let ns = self.state.config.netns_name(&rec.short);
+        let file = path.display().to_string();
+        cmd::run("ip", &["netns", "exec", &ns, "nft", "-f", &file]).map(|_| ())
     }
 
     /// Kills every process of the machine (like pulling the plug); keeps its files and network.
@@ -320,6 +393,7 @@ impl NetnsMachines {
             fixed_ip: rec.fixed_ip,
             floating_ip: rec.floating_ip,
             dir: MachineFiles::new(cfg, &rec.short).dir,
+            user: rec.user.clone(),
             running: self.is_running(id)?,
         })
     }

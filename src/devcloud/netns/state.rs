@@ -48,6 +48,14 @@ pub struct MachineRecord {
     pub hostname: String,
     pub fixed_ip: Ipv4Addr,
     pub floating_ip: Option<Ipv4Addr>,
+    /// The login user (the image's default user); `root` for machines recorded before
+    /// machines had one.
+    #[serde(default = "root_user")]
+    pub user: String,
+}
+
+fn root_user() -> String {
+    "root".into()
 }
 
 /// The whole persisted state of one netns setup.

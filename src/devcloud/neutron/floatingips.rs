@@ -57,12 +57,38 @@ fn server_floating(st: &Cloud) -> FloatingMap {
 /// floating IP it changed, removals first so an address can move between servers. The
 /// backend's hook is idempotent, so a concurrent request seen in both snapshots is harmless.
 /// A backend failure is logged: the API change stands, as Neutron's does when an agent lags.
+///
+/// Floating IPs that `op` pointed at a (new) port become visible in Nova's `addresses` only
+/// after the configured `floating_ip_delay_ms`.
 pub async fn syncing_floating<R>(
     app: &AppState,
     op: impl FnOnce() -> Result<R, ApiError>,
 ) -> Result<R, ApiError> {
     let before = app.store.read(server_floating);
+    let ports_before = app.store.read(fip_ports);
     let out = op()?;
+    let [min, max] = app.cfg.floating_ip_delay_ms;
+    let _ = app.store.mutate(|st| {
+        let now = chrono::Utc::now();
+        let moved: Vec<String> = fip_ports(st)
+            .into_iter()
+            .filter(|(id, port)| !port.is_empty() && ports_before.get(id) != Some(port))
+            .map(|(id, _)| id)
+            .collect();
+        for id in moved {
+            let lag = rand::Rng::random_range(&mut rand::rng(), min..=max);
+            st.nova_floating_visible_at
+                .insert(id, now + chrono::Duration::milliseconds(lag as i64));
+        }
+        let live: Vec<String> = st
+            .floatingips
+            .iter()
+            .map(|f| field(f, "id").to_string())
+            .collect();
+        st.nova_floating_visible_at
+            .retain(|id, t| *t > now && live.contains(id));
+        Ok::<(), ()>(())
+    });
     let after = app.store.read(server_floating);
     let changes = floating_changes(&before, after);
     for (id, addr) in changes {
@@ -73,10 +99,20 @@ pub async fn syncing_floating<R>(
             );
         }
     }
+    // Floating IPs are sources of remote-group rules.
+    crate::devcloud::firewall::sync(app).await;
     Ok(out)
 }
 
 type FloatingMap = BTreeMap<String, Option<String>>;
+
+/// The port of every floating IP, by id (empty when not associated).
+fn fip_ports(st: &Cloud) -> BTreeMap<String, String> {
+    st.floatingips
+        .iter()
+        .map(|f| (field(f, "id").to_string(), field(f, "port_id").to_string()))
+        .collect()
+}
 
 /// The servers whose floating address differs between two snapshots, removals first (so an
 /// address moving from one server to another is free before it is attached again). A server

@@ -244,7 +244,7 @@ async fn create(
         .and_then(|f| f.get("ip_address"))
         .and_then(Value::as_str)
         .map(String::from);
-    app.store.mutate(|st| {
+    let out = app.store.mutate(|st| {
         let net = NETWORKS.find(st, &ctx, &net_id)?;
         if !visible(&net, &ctx.project_id) {
             return Err(NETWORKS.missing(&net_id));
@@ -273,7 +273,8 @@ async fn create(
         )?;
         st.ports.push(d.clone());
         Ok(PORTS.created(d))
-    })
+    });
+    crate::devcloud::firewall::synced(&app, out).await
 }
 
 async fn update(
@@ -283,7 +284,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req = body_object(&body, "port")?;
-    app.store.mutate(|st| {
+    let out = app.store.mutate(|st| {
         let d = PORTS.find_mut(st, &ctx, &id)?;
         apply_updates(
             d,
@@ -299,7 +300,8 @@ async fn update(
             ],
         )?;
         Ok(PORTS.one(d.clone()))
-    })
+    });
+    crate::devcloud::firewall::synced(&app, out).await
 }
 
 async fn delete(

@@ -243,7 +243,7 @@ async fn delete(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    crud::delete(&GROUPS, &app, &ctx, &id, |st, sg| {
+    let out = crud::delete(&GROUPS, &app, &ctx, &id, |st, sg| {
         if field(sg, "name") == "default" {
             return Err(ApiError::neutron(
                 StatusCode::CONFLICT,
@@ -266,7 +266,8 @@ async fn delete(
         st.security_group_rules
             .retain(|r| field(r, "security_group_id") != id && field(r, "remote_group_id") != id);
         Ok(())
-    })
+    });
+    crate::devcloud::firewall::synced(&app, out).await
 }
 
 /// Validates one rule request and builds its document.
@@ -392,7 +393,7 @@ async fn create_rules(
             ));
         }
     };
-    app.store.mutate(|st| {
+    let out = app.store.mutate(|st| {
         let mut made = Vec::new();
         for req in &reqs {
             check_quota(
@@ -418,7 +419,8 @@ async fn create_rules(
             )
                 .into_response()
         })
-    })
+    });
+    crate::devcloud::firewall::synced(&app, out).await
 }
 
 async fn delete_rule(
@@ -426,5 +428,6 @@ async fn delete_rule(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    crud::delete(&RULES, &app, &ctx, &id, |_, _| Ok(()))
+    let out = crud::delete(&RULES, &app, &ctx, &id, |_, _| Ok(()));
+    crate::devcloud::firewall::synced(&app, out).await
 }

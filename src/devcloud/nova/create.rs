@@ -295,6 +295,8 @@ pub async fn create(
         }
         Ok(out)
     })?;
+    // The new ports are members of their groups now (remote-group rules of other servers).
+    crate::devcloud::firewall::sync(&app).await;
     for srv in &created {
         spawn_transition(app.clone(), srv.id.clone());
     }

@@ -219,10 +219,13 @@ pub async fn delete(
         Ok(spec)
     })?;
     let backend = app.backend.clone();
+    let app2 = app.clone();
     tokio::spawn(async move {
         if let Err(f) = backend.delete(&spec).await {
             tracing::warn!("backend failed to delete server {}: {}", spec.id, f.message);
         }
+        // Its addresses leave the groups it was in.
+        crate::devcloud::firewall::sync(&app2).await;
     });
     Ok(StatusCode::NO_CONTENT.into_response())
 }

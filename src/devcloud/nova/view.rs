@@ -7,7 +7,9 @@ use super::{Microversion, links};
 use crate::devcloud::state::{Server, State, s as field};
 
 /// The `addresses` map: one entry per network, fixed IPs then the floating IPs bound to
-/// the server's ports (Nova's network info cache). Empty while the server is building.
+/// the server's ports (Nova's network info cache). Empty while the server is building. A
+/// floating IP shows only once its `nova_floating_visible_at` time has passed (the cache
+/// learns of an association a few seconds after Neutron made it).
 pub fn addresses(st: &State, srv: &Server) -> Value {
     let mut out: Map<String, Value> = Map::new();
     if srv.vm_state == "building" {
@@ -41,11 +43,14 @@ pub fn addresses(st: &State, srv: &Server) -> Value {
                              "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac}),
             );
         }
-        for fip in st
-            .floatingips
-            .iter()
-            .filter(|f| field(f, "port_id") == port_id)
-        {
+        let now = chrono::Utc::now();
+        for fip in st.floatingips.iter().filter(|f| {
+            field(f, "port_id") == port_id
+                && st
+                    .nova_floating_visible_at
+                    .get(field(f, "id"))
+                    .is_none_or(|t| *t <= now)
+        }) {
             list.push(
                 json!({"version": 4, "addr": field(fip, "floating_ip_address"),
                              "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": mac}),
