@@ -243,8 +243,8 @@ fn check_hdfs(w: &World) {
             "persistent-hdfs",
             ["9010", "9880", "9968"],
             ["9966", "9964", "9967"],
-            "/root/persistent-hdfs-data/name",
-            "/root/persistent-hdfs-data/data",
+            "/home/debian/persistent-hdfs-data/name",
+            "/home/debian/persistent-hdfs-data/data",
         ),
     ] {
         let [rpc, http, secondary] = nn;

@@ -6,9 +6,11 @@
 //! not listen, stop with exit 0 on SIGINT, and name the cluster and address when the master
 //! cannot be reached. No Spark is installed (`launch --cloud-only`): seconds, not minutes.
 //!
-//! The login user is `SPARK_OPENSTACK_TEST_SSH_USER` (default `root`, what devcloud's
-//! machines accept today). Needs root, `ip`, `sshd`, `ssh-keygen` and `python3`; skipped
-//! with the reason otherwise, but failed when `CI` is set.
+//! The machines behave like a cloud's: the login user is the image's (`debian`, taken from
+//! its `os_admin_user` without `--ssh-user`), sshd answers a few seconds after ACTIVE, and
+//! the security groups let only SSH in, so the page is reached through the tunnel or not at
+//! all. Needs root, `ip`, `sshd`, `ssh-keygen` and `python3`; skipped with the reason
+//! otherwise, but failed when `CI` is set.
 
 mod support;
 
@@ -23,10 +25,6 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 const PYTHON: &str = "/usr/bin/python3";
-
-fn ssh_user() -> String {
-    std::env::var("SPARK_OPENSTACK_TEST_SSH_USER").unwrap_or_else(|_| "root".into())
-}
 
 /// A child process killed on drop (the HTTP server, a tunnel that failed an assertion).
 struct Reaped(Child);
@@ -113,7 +111,6 @@ fn tunnel_forwards_what_runs_on_the_master_and_stops_on_sigint() {
     }
     // Its own prefix and range of addresses (see `NetnsCloud::up`).
     let cloud = support::NetnsCloud::up("u", (250, 5));
-    let user = ssh_user();
     // Cloud resources only: a master with sshd and the key (imported from its .pub), no
     // Spark.
     cloud.cluster(&[
@@ -127,8 +124,6 @@ fn tunnel_forwards_what_runs_on_the_master_and_stops_on_sigint() {
         "tunnel",
         "-t",
         "m1.small",
-        "--ssh-user",
-        &user,
         "--cloud-only",
     ]);
     let d: Value = serde_json::from_str(&cloud.ok(&["describe", "tun", "--json"])).unwrap();

@@ -114,6 +114,11 @@ pub fn spawn_transition(app: AppState, server_id: String) {
         }) else {
             return;
         };
+        if task == "deleting" {
+            // devcloud stopped in the middle of a delete: finish it.
+            complete_delete(app, spec).await;
+            return;
+        }
         let b = &app.backend;
         let result: Result<(), BackendFault> = match task.as_str() {
             "scheduling" if fails => Err(BackendFault {
@@ -174,6 +179,35 @@ fn finish(srv: &mut Server, task: &str, result: Result<(), BackendFault>) {
             srv.power_state = 1;
         }
     }
+}
+
+/// The second half of `DELETE /servers/{id}`: the backend releases the machine, then the
+/// record goes with its ports, floating IP associations and volume attachments.
+pub async fn complete_delete(app: AppState, spec: MachineSpec) {
+    if let Err(f) = app.backend.delete(&spec).await {
+        tracing::warn!("backend failed to delete server {}: {}", spec.id, f.message);
+    }
+    let _ = app.store.mutate(|st| -> Result<(), ()> {
+        let Some(srv) = st.servers.iter().find(|s| s.id == spec.id).cloned() else {
+            return Ok(());
+        };
+        st.servers.retain(|s| s.id != srv.id);
+        crate::devcloud::neutron::release_server_ports(st, &srv.id);
+        for a in &srv.volumes {
+            if a.delete_on_termination {
+                st.volumes.retain(|v| field(v, "id") != a.volume_id);
+            } else if let Some(v) = st
+                .volumes
+                .iter_mut()
+                .find(|v| field(v, "id") == a.volume_id)
+            {
+                crate::devcloud::cinder::mark_detached(v);
+            }
+        }
+        Ok(())
+    });
+    // Its addresses leave the groups it was in.
+    crate::devcloud::firewall::sync(&app).await;
 }
 
 /// After a restart: restart the timers of every unfinished transition.

@@ -84,7 +84,9 @@ impl Drop for NetnsCloud {
 }
 
 impl NetnsCloud {
-    /// Starts the cloud. `tag` starts its name prefix and `octets` is the range of second
+    /// Starts the cloud, unkind as a real one but quicker: sshd answers 2-5 s after ACTIVE
+    /// (a real VM takes 20-90 s), floating IPs reach Nova 1-3 s late, security groups are
+    /// enforced and the images log in as their non-root `os_admin_user`. `tag` starts its name prefix and `octets` is the range of second
     /// octets (first, count) its `10.x.0.0/16` supernet is picked from, both of the
     /// calling test's own, so tests running at once never share a bridge or an address
     /// (spark_cluster: 50-99, devcloud_netns: 100-149, netns_machines: 150-249,
@@ -103,7 +105,7 @@ impl NetnsCloud {
             dir.path().join("devcloud.yaml"),
             format!(
                 "boot_time: {{min_ms: 300, max_ms: 300}}\naction_time_ms: 200\n\
-                 netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16}}\n"
+                 netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [2, 5]}}\n"
             ),
         )
         .unwrap();

@@ -11,9 +11,8 @@ use super::view::{addresses, server_brief, server_doc};
 use super::{Microversion, SVC, bad_request, not_found, paginate};
 use crate::devcloud::error::ApiResult;
 use crate::devcloud::lifecycle::machine_spec;
-use crate::devcloud::neutron;
 use crate::devcloud::server::{AppState, Ctx, parse_body};
-use crate::devcloud::state::{Server, State as Cloud, s as field};
+use crate::devcloud::state::{Server, State as Cloud};
 
 pub use super::create::create;
 
@@ -192,9 +191,11 @@ pub async fn update(
     Ok(axum::Json(json!({"server": doc})).into_response())
 }
 
-/// `DELETE /servers/{id}`: the record goes at once (GET then answers 404); ports are
-/// deleted, floating IPs disassociated, volumes detached, and the backend releases the
-/// machine in the background.
+/// `DELETE /servers/{id}`: like Nova, the server stays listed (task_state `deleting`) while
+/// the backend releases the machine; then the record goes (GET answers 404), its ports are
+/// deleted, floating IPs disassociated and volumes detached. A client that waits until the
+/// server is no longer listed (as `destroy` does) thus knows the machine is gone. A second
+/// DELETE meanwhile is accepted and changes nothing.
 pub async fn delete(
     State(app): State<AppState>,
     Extension(ctx): Extension<Ctx>,
@@ -202,31 +203,22 @@ pub async fn delete(
 ) -> ApiResult {
     let spec = app.store.mutate(|st| {
         let srv = find(st, &ctx, &id)?;
+        if srv.task_state.as_deref() == Some("deleting") {
+            return Ok(None);
+        }
         let spec = machine_spec(st, &srv);
-        st.servers.retain(|s| s.id != id);
-        neutron::release_server_ports(st, &id);
-        for a in &srv.volumes {
-            if a.delete_on_termination {
-                st.volumes.retain(|v| field(v, "id") != a.volume_id);
-            } else if let Some(v) = st
-                .volumes
-                .iter_mut()
-                .find(|v| field(v, "id") == a.volume_id)
-            {
-                crate::devcloud::cinder::mark_detached(v);
-            }
+        if let Some(s) = st.servers.iter_mut().find(|s| s.id == id) {
+            s.task_state = Some("deleting".into());
         }
-        Ok(spec)
+        Ok(Some(spec))
     })?;
-    let backend = app.backend.clone();
-    let app2 = app.clone();
-    tokio::spawn(async move {
-        if let Err(f) = backend.delete(&spec).await {
-            tracing::warn!("backend failed to delete server {}: {}", spec.id, f.message);
-        }
-        // Its addresses leave the groups it was in.
-        crate::devcloud::firewall::sync(&app2).await;
-    });
+    let Some(spec) = spec else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    tokio::spawn(crate::devcloud::lifecycle::complete_delete(
+        app.clone(),
+        spec,
+    ));
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
