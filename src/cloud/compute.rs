@@ -282,7 +282,13 @@ impl Cloud {
 
     /// Names of the availability zones that are up.
     pub async fn availability_zones(&self) -> Result<Vec<String>> {
-        let v: Value = self.get(Service::Compute, "/os-availability-zone").await?;
+        self.service_zones(Service::Compute).await
+    }
+
+    /// The available zones of a service that has `/os-availability-zone` (Nova, Cinder):
+    /// each service has its own, and a Nova zone need not exist in Cinder.
+    pub(crate) async fn service_zones(&self, service: Service) -> Result<Vec<String>> {
+        let v: Value = self.get(service, "/os-availability-zone").await?;
         Ok(v.get("availabilityZoneInfo")
             .and_then(Value::as_array)
             .into_iter()

@@ -53,6 +53,11 @@ impl Cloud {
         .json_at("volume")
     }
 
+    /// Cinder's availability zones (often only `nova`, whatever Nova's are).
+    pub async fn volume_availability_zones(&self) -> Result<Vec<String>> {
+        self.service_zones(Service::Volume).await
+    }
+
     pub async fn get_volume(&self, id: &str) -> Result<Volume> {
         self.get_at(Service::Volume, &format!("/volumes/{id}"), "volume")
             .await

@@ -245,6 +245,8 @@ pub trait ClusterApi: Send + Sync {
     async fn server_ports(&self, server_id: &str) -> ApiResult<Vec<Port>>;
 
     async fn volumes(&self) -> ApiResult<Vec<Volume>>;
+    /// Cinder's availability zones, which need not be Nova's.
+    async fn volume_zones(&self) -> ApiResult<Vec<String>>;
     async fn create_volume(
         &self,
         name: &str,

@@ -36,6 +36,16 @@ pub async fn ensure(
     changed: &mut bool,
 ) -> Result<(), String> {
     let existing = api.volumes().await.map_err(|e| e.msg)?;
+    // A volume goes in its server's zone only where Cinder has a zone of that name: clouds
+    // commonly have Nova zones (az1, az2) and one Cinder zone (nova), and Cinder refuses an
+    // unknown zone with 400, while Nova attaches across zones by default.
+    let cinder_zones = api.volume_zones().await.unwrap_or_else(|e| {
+        tracing::debug!(
+            "Cinder lists no availability zones ({}); volumes get none",
+            e.msg
+        );
+        Vec::new()
+    });
     let jobs: Vec<_> = wanted(spec, cluster)
         .into_iter()
         .filter(|(_, _, s)| s.status == "ACTIVE")
@@ -54,6 +64,10 @@ pub async fn ensure(
     let results: Vec<Result<(), String>> = stream::iter(jobs)
         .map(|(name, size, server, found)| {
             let cluster_name = cluster_name.clone();
+            let zone = server
+                .availability_zone
+                .clone()
+                .filter(|z| cinder_zones.contains(z));
             async move {
                 let vol = match found {
                     Some(v) => v,
@@ -63,7 +77,7 @@ pub async fn ensure(
                             (META_SERVER.to_string(), server.name.clone()),
                         ]);
                         let v = api
-                            .create_volume(&name, size, server.availability_zone.as_deref(), &meta)
+                            .create_volume(&name, size, zone.as_deref(), &meta)
                             .await
                             .map_err(|e| format!("creating volume {name}: {}", e.msg))?;
                         wait_available(api, &v.id, &name).await?;

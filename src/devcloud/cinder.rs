@@ -22,12 +22,24 @@ const MAX_MINOR: u16 = 71;
 #[derive(Clone, Copy, Debug)]
 pub struct VolumeVersion(pub u16);
 
+/// Cinder's only availability zone (Cinder's default name).
+const CINDER_ZONE: &str = "nova";
+
+/// `GET /os-availability-zone`: Cinder's zones, as the real service lists them.
+async fn zones() -> ApiResult {
+    Ok(axum::Json(json!({"availabilityZoneInfo": [
+        {"zoneName": CINDER_ZONE, "zoneState": {"available": true}}
+    ]}))
+    .into_response())
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/volumes", get(list).post(create))
         .route("/volumes/detail", get(detail))
         .route("/volumes/{id}", get(show).put(update).delete(delete))
         .route("/limits", get(limits))
+        .route("/os-availability-zone", get(zones))
         .layer(middleware::from_fn(microversion))
 }
 
@@ -224,6 +236,15 @@ async fn create(
     let size = req.get("size").and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|x| x.parse().ok())))
         .filter(|s| *s >= 1)
         .ok_or_else(|| ApiError::bad_request(SVC, "Invalid input for field/attribute size. Value: None. None is not of type 'integer', 'string'"))?;
+    // Cinder has its own zones (here only `nova`) and refuses others, whatever Nova has.
+    if let Some(az) = req.get("availability_zone").and_then(Value::as_str)
+        && az != CINDER_ZONE
+    {
+        return Err(ApiError::bad_request(
+            SVC,
+            format!("Availability zone '{az}' is invalid."),
+        ));
+    }
     let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
     let s = |k: &str| req.get(k).cloned().unwrap_or(Value::Null);
     let doc = json!({

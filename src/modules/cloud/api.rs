@@ -389,6 +389,10 @@ impl ClusterApi for OpenStack {
             .collect())
     }
 
+    async fn volume_zones(&self) -> ApiResult<Vec<String>> {
+        self.cloud.volume_availability_zones().await.map_err(err)
+    }
+
     async fn volumes(&self) -> ApiResult<Vec<Volume>> {
         let raw: Vec<RawVolume> = self
             .cloud
