@@ -3,7 +3,8 @@
 //! independent witness of what is in the cloud afterwards.
 //!
 //! Env contract: `SPARK_OPENSTACK_REAL_CLOUD` names the cloud (demo project) in
-//! `OS_CLIENT_CONFIG_FILE`; `SPARK_OPENSTACK_REAL_ADMIN_CLOUD` (default `NAME-admin`) is
+//! `SPARK_OPENSTACK_REAL_CLOUDS_YAML` (else `OS_CLIENT_CONFIG_FILE`; .ci/run sets the former
+//! only, so no other test can pick up the real cloud by accident); `SPARK_OPENSTACK_REAL_ADMIN_CLOUD` (default `NAME-admin`) is
 //! its admin; `OPENSTACK_BIN` is the CLI. Without the variable the tests say so and pass,
 //! except under `CI=true`, where a suite that silently skips would hide everything.
 //!
@@ -43,8 +44,12 @@ fn real(test: &str) -> Option<Real> {
         return None;
     }
     let clouds_yaml = PathBuf::from(
-        std::env::var("OS_CLIENT_CONFIG_FILE")
-            .expect("SPARK_OPENSTACK_REAL_CLOUD needs OS_CLIENT_CONFIG_FILE (the clouds.yaml)"),
+        std::env::var("SPARK_OPENSTACK_REAL_CLOUDS_YAML")
+            .or_else(|_| std::env::var("OS_CLIENT_CONFIG_FILE"))
+            .expect(
+                "SPARK_OPENSTACK_REAL_CLOUD needs SPARK_OPENSTACK_REAL_CLOUDS_YAML (or \
+                 OS_CLIENT_CONFIG_FILE): the clouds.yaml that .ci/openstack/up wrote",
+            ),
     );
     assert!(
         clouds_yaml.is_file(),

@@ -218,6 +218,9 @@ pub trait ClusterApi: Send + Sync {
     async fn delete_server_metadata_item(&self, id: &str, key: &str) -> ApiResult<()>;
 
     async fn flavors(&self) -> ApiResult<Vec<Flavor>>;
+    /// Nova's absolute limits and usage (`maxTotalInstances`, `totalInstancesUsed`, ...;
+    /// -1 means unlimited).
+    async fn compute_limits(&self) -> ApiResult<BTreeMap<String, i64>>;
     async fn images(&self) -> ApiResult<Vec<Image>>;
     async fn networks(&self) -> ApiResult<Vec<Network>>;
     /// Names of the user's Nova key pairs.

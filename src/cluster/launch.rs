@@ -53,6 +53,7 @@ struct Resolved {
     network_id: Option<String>,
     net_mode: NetMode,
     ssh_user: Option<String>,
+    flavors: Vec<Flavor>,
 }
 
 pub async fn converge(
@@ -83,6 +84,13 @@ pub async fn converge(
         .unwrap_or(existing.slaves.len() as u32)
         .max(existing.slaves.len() as u32);
     let to_create = plan_servers(spec, &res, &existing, wanted_slaves);
+    if !to_create.is_empty() {
+        match api.compute_limits().await {
+            Ok(limits) => check_quota(&limits, &res.flavors, &to_create)?,
+            // Some clouds hide limits from projects; Nova still refuses what is over.
+            Err(e) => tracing::debug!("cannot read Nova's limits: {}", e.msg),
+        }
+    }
     let to_start: Vec<&Server> = existing
         .servers()
         .filter(|s| s.status == "SHUTOFF")
@@ -215,7 +223,63 @@ async fn resolve_settings(
             .clone()
             .or_else(|| recorded(META_SSH_USER))
             .or(image_user),
+        flavors,
     })
+}
+
+/// Refuses, before anything is created, a launch that the project's Nova quota cannot hold:
+/// otherwise Nova accepts servers until the quota runs out and the launch stops halfway,
+/// leaving servers the user pays for. Checks instances, cores and RAM (-1 is unlimited).
+fn check_quota(
+    limits: &BTreeMap<String, i64>,
+    flavors: &[Flavor],
+    to_create: &[ServerCreate],
+) -> Result<(), String> {
+    let flavor = |id: &str| flavors.iter().find(|f| f.id == id);
+    let need_cores: u64 = to_create
+        .iter()
+        .filter_map(|r| flavor(&r.flavor_id))
+        .map(|f| u64::from(f.vcpus))
+        .sum();
+    let need_ram: u64 = to_create
+        .iter()
+        .filter_map(|r| flavor(&r.flavor_id))
+        .map(|f| f.ram_mb)
+        .sum();
+    let mut short = Vec::new();
+    for (what, max, used, need) in [
+        (
+            "instances",
+            "maxTotalInstances",
+            "totalInstancesUsed",
+            to_create.len() as u64,
+        ),
+        ("cores", "maxTotalCores", "totalCoresUsed", need_cores),
+        ("RAM (MB)", "maxTotalRAMSize", "totalRAMUsed", need_ram),
+    ] {
+        let (Some(&max), Some(&used)) = (limits.get(max), limits.get(used)) else {
+            continue;
+        };
+        if max < 0 {
+            continue;
+        }
+        let left = (max - used).max(0) as u64;
+        if need > left {
+            short.push(format!(
+                "{what}: needs {need}, {left} left (quota {max}, {used} in use)"
+            ));
+        }
+    }
+    if short.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the project's Nova quota cannot hold {} new server(s), so nothing was created: {}; \
+             launch fewer or smaller servers, free some, or ask the cloud's admins to raise the quota",
+            to_create.len(),
+            short.join("; ")
+        ))
+    }
 }
 
 /// A `--key-pair` that Nova does not know is imported from the identity file's public
@@ -564,5 +628,52 @@ mod tests {
         let got: Vec<_> = (1..=4).map(|i| zone_for(&zones, i).unwrap()).collect();
         assert_eq!(got, ["a", "b", "a", "b"]);
         assert_eq!(zone_for(&[], 1), None);
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::*;
+
+    fn flavor(id: &str, vcpus: u32, ram_mb: u64) -> Flavor {
+        Flavor {
+            id: id.into(),
+            name: id.into(),
+            vcpus,
+            ram_mb,
+            ..Default::default()
+        }
+    }
+
+    fn servers(flavor_id: &str, n: usize) -> Vec<ServerCreate> {
+        (0..n)
+            .map(|_| ServerCreate {
+                flavor_id: flavor_id.into(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_launch_over_the_quota_is_refused_naming_what_is_short() {
+        let flavors = [flavor("m1.large", 4, 8192)];
+        let limits = BTreeMap::from([
+            ("maxTotalInstances".to_string(), 2),
+            ("totalInstancesUsed".to_string(), 0),
+            ("maxTotalCores".to_string(), 20),
+            ("totalCoresUsed".to_string(), 10),
+            ("maxTotalRAMSize".to_string(), -1),
+            ("totalRAMUsed".to_string(), 50_000),
+        ]);
+        let e = check_quota(&limits, &flavors, &servers("m1.large", 3)).unwrap_err();
+        assert!(
+            e.contains("instances: needs 3, 2 left (quota 2, 0 in use)"),
+            "{e}"
+        );
+        assert!(e.contains("cores: needs 12, 10 left"), "{e}");
+        assert!(!e.contains("RAM"), "unlimited RAM is never short: {e}");
+        assert!(check_quota(&limits, &flavors, &servers("m1.large", 2)).is_ok());
+        // Limits a cloud does not report are not checked.
+        assert!(check_quota(&BTreeMap::new(), &flavors, &servers("m1.large", 9)).is_ok());
     }
 }

@@ -213,6 +213,10 @@ impl ClusterApi for OpenStack {
             .collect())
     }
 
+    async fn compute_limits(&self) -> ApiResult<BTreeMap<String, i64>> {
+        self.cloud.compute_limits().await.map_err(err)
+    }
+
     async fn images(&self) -> ApiResult<Vec<Image>> {
         let list = self.cloud.list_images(&[]).await.map_err(err)?;
         Ok(list
