@@ -337,12 +337,23 @@ fn every_cluster_command_against_real_openstack() {
         cluster: name.clone(),
     };
     let keys = real.key_args();
+    // Two Nova zones (az1, az2) and volumes: Cinder has only its own zone `nova`.
     real.ok(&launch_args(
         &name,
         "2",
         &keys,
-        &["--slave-volume-size", "1"],
+        &["--slave-volume-size", "1", "--zone", "az1,az2"],
     ));
+    let zones: BTreeSet<String> =
+        arr(&real.os(&["server", "list", "--long", "--name", &format!("^{name}-")]))
+            .iter()
+            .map(|s| st(&s["Availability Zone"]))
+            .collect();
+    assert_eq!(
+        zones,
+        BTreeSet::from(["az1".to_string(), "az2".to_string()]),
+        "the servers are spread over both zones"
+    );
 
     // The witness: three ACTIVE servers, two in-use volumes, both security groups.
     let servers = real.servers(&name);
