@@ -432,6 +432,18 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         BTreeSet::from(["demo-slave-1".to_string(), "demo-slave-2".to_string()])
     );
 
+    // Locked down: the master's REST submission server (unauthenticated jobs, on by default
+    // since Spark 4.1) does not listen, not even for the master itself.
+    let rest = on(
+        &w,
+        &["--master-only"],
+        "curl -s -m 5 -o /dev/null http://demo-master:6066/; echo rc=$?",
+    );
+    assert!(
+        rest.contains("rc=7"),
+        "port 6066 must refuse connections: {rest}"
+    );
+
     // A PySpark job through submit.
     let estimate = pi(&w);
     assert!((estimate - std::f64::consts::PI).abs() < 0.01, "{estimate}");
@@ -497,6 +509,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         page.contains("Spark Master at spark://demo-master:7077"),
         "{page}"
     );
+    assert!(!page.contains("REST URL"), "the REST server is off: {page}");
     let link = page
         .split("href=\"")
         .skip(1)
