@@ -355,3 +355,48 @@ async fn server_lists_paginate_and_filter_by_tags_and_metadata_edits() {
     assert_eq!(v["server"]["metadata"]["role"], "master");
     assert_eq!(v["server"]["tags"], json!(["spark"]));
 }
+
+/// A client that hangs up mid-request (Ctrl-C during `launch`) does not cancel the request:
+/// like Nova behind its WSGI server, devcloud finishes what it accepted, so the server
+/// boots instead of staying BUILD without a boot task.
+#[tokio::test]
+async fn a_request_the_client_abandons_still_completes() {
+    let dc = Devcloud::start("latency_ms: 500\nboot_time: {min_ms: 100, max_ms: 100}\n");
+    let c = dc.login().await;
+    let image = c
+        .id_by_name("/image/v2/images", "images", "debian-12")
+        .await;
+    let net = c
+        .id_by_name("/network/v2.0/networks", "networks", "private")
+        .await;
+    let abandoned = c
+        .http
+        .post(format!("{}/compute/v2.1/servers", c.base))
+        .header("x-auth-token", &c.token)
+        .timeout(std::time::Duration::from_millis(100))
+        .json(
+            &json!({"server": {"name": "abandoned", "imageRef": image, "flavorRef": "2",
+            "networks": [{"uuid": net}]}}),
+        )
+        .send()
+        .await;
+    assert!(
+        abandoned.as_ref().is_err_and(|e| e.is_timeout()),
+        "the client should have given up first: {abandoned:?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let id = loop {
+        let (_, _, v) = c
+            .call("GET", "/compute/v2.1/servers?name=abandoned", None)
+            .await;
+        if let Some(id) = v["servers"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned create was dropped: {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    c.wait_status(&id, "ACTIVE").await;
+}

@@ -75,12 +75,27 @@ async fn common(State(app): State<AppState>, req: Request, next: Next) -> Respon
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     let service = Service::of_path(req.uri().path());
     tracing::info!(%request_id, method = %req.method(), uri = %req.uri(), "request");
-    if app.cfg.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(app.cfg.latency_ms)).await;
-    }
-    let mut resp = match injected_fault(&app.cfg, service) {
-        Some(resp) => resp,
-        None => next.run(req).await,
+    // A detached task: a client that hangs up (Ctrl-C mid-request) must not cancel the
+    // request halfway, as dropping the handler's future would. OpenStack's WSGI servers
+    // finish every request they accepted; a server record left without its boot task
+    // would stay BUILD forever. The configured latency is server-side time too.
+    let work = async move {
+        if app.cfg.latency_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(app.cfg.latency_ms)).await;
+        }
+        match injected_fault(&app.cfg, service) {
+            Some(resp) => resp,
+            None => next.run(req).await,
+        }
+    };
+    let mut resp = match tokio::spawn(work).await {
+        Ok(resp) => resp,
+        Err(e) => ApiError::new(
+            service,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("devcloud: request handler failed: {e}"),
+        )
+        .into_response(),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         let h = resp.headers_mut();
