@@ -4,8 +4,8 @@
 mod cloud_support;
 
 use cloud_support::{DevCloud, fast_retries, load_config};
+use openstack_client::{AuthType, Cloud};
 use serde_json::{Value, json};
-use spark_openstack::cloud::{AuthType, Cloud};
 
 /// A token and user id from devcloud, fetched by hand (not through the client under test).
 async fn password_token(dc: &DevCloud) -> (String, String) {

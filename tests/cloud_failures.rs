@@ -6,8 +6,8 @@ mod cloud_support;
 use std::collections::HashSet;
 
 use cloud_support::{DevCloud, fast_retries, load_config};
-use spark_openstack::cloud::compute::{ServerCreate, ServerFilter};
-use spark_openstack::cloud::{Cloud, CloudConfig};
+use openstack_client::compute::{ServerCreate, ServerFilter};
+use openstack_client::{Cloud, CloudConfig};
 
 async fn connect_err(cfg: &CloudConfig) -> String {
     match Cloud::connect_with(cfg, 4, fast_retries()).await {

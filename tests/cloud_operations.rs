@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cloud_support::DevCloud;
-use spark_openstack::cloud::compute::{ServerCreate, ServerFilter};
-use spark_openstack::cloud::network::SecurityGroupRule;
-use spark_openstack::cloud::volume::VolumeCreate;
-use spark_openstack::cloud::wait::Wait;
-use spark_openstack::cloud::{CloudError, Service};
+use openstack_client::compute::{ServerCreate, ServerFilter};
+use openstack_client::network::SecurityGroupRule;
+use openstack_client::volume::VolumeCreate;
+use openstack_client::wait::Wait;
+use openstack_client::{CloudError, Service};
 
 fn quick() -> Wait {
     Wait {

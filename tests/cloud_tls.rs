@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use cloud_support::{fast_retries, load_config};
-use spark_openstack::cloud::Cloud;
+use openstack_client::Cloud;
 
 const SERVER: &str = r#"
 import http.server, ssl, sys

@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use openstack_client::compute::{ServerCreate, ServerFilter};
+use openstack_client::network::SecurityGroupRule;
+use openstack_client::wait::Wait;
+use openstack_client::{Cloud, LoadOptions, Service, config};
 use serde_json::json;
-use spark_openstack::cloud::compute::{ServerCreate, ServerFilter};
-use spark_openstack::cloud::network::SecurityGroupRule;
-use spark_openstack::cloud::wait::Wait;
-use spark_openstack::cloud::{Cloud, LoadOptions, Service, config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
 

@@ -161,7 +161,7 @@ fn yaml_list_has_ansibles_tree() {
     let out = ours(args);
     assert!(out.status.success(), "{args:?}");
     let parse = |text: &str| {
-        spark_openstack::yaml::load_str(text, Path::new("out.yaml"))
+        spanned_yaml::load_str(text, Path::new("out.yaml"))
             .expect("valid YAML")
             .to_json()
     };
@@ -171,7 +171,7 @@ fn yaml_list_has_ansibles_tree() {
     // PyYAML writes the key `y` bare, which YAML 1.1 readers take for `true`; ours is quoted.
     let out = ours(&["-i", "basic.ini", "--list", "--yaml"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    let tree = spark_openstack::yaml::load_str(&text, Path::new("out.yaml"))
+    let tree = spanned_yaml::load_str(&text, Path::new("out.yaml"))
         .expect("valid YAML")
         .to_json();
     let web01 =

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use spark_openstack::devcloud::netns::{NetnsConfig, NetnsError, NetnsMachines};
+use devcloud::netns::{NetnsConfig, NetnsError, NetnsMachines};
 
 /// Tears the setup down on every exit path (a failed assertion included), from the state file
 /// alone, exactly like `devcloud down` in a new process would.

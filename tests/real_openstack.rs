@@ -713,7 +713,7 @@ fn bad_inputs_are_named_and_leave_nothing_behind() {
 
 // --- differential: the same raw client calls against real OpenStack and devcloud ----------
 
-use spark_openstack::cloud::{Cloud, CloudConfig, LoadOptions, Service, config};
+use openstack_client::{Cloud, CloudConfig, LoadOptions, Service, config};
 
 /// One observation: a step name and what was seen (status code, field names, values that
 /// must agree).

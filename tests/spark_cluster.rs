@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use openstack_client::{Cloud, LoadOptions, config};
 use serde_json::Value;
-use spark_openstack::cloud::{Cloud, LoadOptions, config};
 
 struct Inputs {
     sdist: PathBuf,

@@ -12,7 +12,7 @@ mod support;
 
 use std::time::Instant;
 
-use spark_openstack::connection::{ExecRequest, ssh};
+use playbook_engine::connection::{ExecRequest, ssh};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -7,11 +7,11 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use spark_openstack::connection::manager::ConnectionManager;
-use spark_openstack::connection::{
+use playbook_engine::connection::manager::ConnectionManager;
+use playbook_engine::connection::{
     ConnError, ConnectionSpec, ExecRequest, HostKeyPolicy, Unreachable, ssh,
 };
-use spark_openstack::testbed::TestbedOptions;
+use sshd_testbed::TestbedOptions;
 
 async fn fail(spec: &ConnectionSpec) -> (Unreachable, String) {
     match ssh::connect(spec, None).await {
@@ -62,7 +62,7 @@ async fn accept_new_learns_and_a_changed_key_is_refused_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = TestbedOptions::new(dir.path(), 1, Some(port));
     opts.hosts[0].name = "host1".into();
-    let _second = spark_openstack::testbed::Testbed::up(&opts).unwrap();
+    let _second = sshd_testbed::Testbed::up(&opts).unwrap();
     let (reason, detail) = fail(&spec).await;
     assert_eq!(
         reason,

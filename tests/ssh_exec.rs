@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spark_openstack::connection::{Become, Connection, ExecRequest, ssh};
+use playbook_engine::connection::{Become, Connection, ExecRequest, ssh};
 
 async fn connect(h: &support::Hosts, i: usize) -> Arc<dyn Connection> {
     ssh::connect(&h.spec(i), None)
@@ -14,7 +14,7 @@ async fn connect(h: &support::Hosts, i: usize) -> Arc<dyn Connection> {
         .unwrap_or_else(|e| panic!("connect: {e}"))
 }
 
-async fn run(c: &Arc<dyn Connection>, cmd: &str) -> spark_openstack::connection::ExecOutput {
+async fn run(c: &Arc<dyn Connection>, cmd: &str) -> playbook_engine::connection::ExecOutput {
     c.exec(ExecRequest::new(cmd))
         .await
         .unwrap_or_else(|e| panic!("{cmd}: {e}"))

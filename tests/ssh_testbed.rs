@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use spark_openstack::connection::{
+use playbook_engine::connection::{
     ConnectionKind, ConnectionSpec, ExecRequest, HostKeyPolicy, ssh,
 };
 

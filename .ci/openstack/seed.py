@@ -36,7 +36,7 @@ SERVICE_NAMES = {
     "volumev3": "cinderv3",
     "block-storage": "cinder",
 }
-FLAVORS = [  # devcloud's (src/devcloud/seed.rs): id, name, vcpus, ram GiB, disk, ephemeral
+FLAVORS = [  # devcloud's (crates/devcloud/src/seed.rs): id, name, vcpus, ram GiB, disk, ephemeral
     ("1", "m1.tiny", 1, 1, 10, 0),
     ("2", "m1.small", 1, 2, 20, 0),
     ("3", "m1.medium", 2, 4, 40, 0),

@@ -334,7 +334,7 @@ fn context(
     let os_cloud = os_cloud.or(settings
         .str("os-cloud")
         .map_err(|e| (Exit::BadOptions, e))?);
-    let extra_vars = crate::executor::vars::parse_all_extra_vars(&common.extra_vars)
+    let extra_vars = playbook_engine::executor::vars::parse_all_extra_vars(&common.extra_vars)
         .map_err(|msg| (Exit::BadOptions, msg))?;
     Ok(Ctx {
         cluster: cluster.unwrap_or_default().to_string(),

@@ -9,20 +9,16 @@
 //! is recorded in the state dir and reused by later commands, and `up` says which one
 //! serves and why.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Exit, fail};
-use crate::devcloud::backend::{BackendChoice, BackendKind};
-use crate::devcloud::config::Config;
-use crate::devcloud::{
-    self, DEFAULT_LISTEN, endpoint_file, log_file, pid_file, seed, state::Store,
-};
+use devcloud::backend::{BackendChoice, BackendKind};
+use devcloud::config::Config;
+use devcloud::{self, DEFAULT_LISTEN, daemon, log_file};
 
 #[derive(Args, Debug)]
 pub struct DevcloudArgs {
@@ -129,33 +125,6 @@ fn serve(opts: &ServerOpts) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// The pid in the pid file, if that process is still alive.
-fn running_pid(dir: &Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pid_file(dir))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).ok()?;
-    Some(pid)
-}
-
-/// The base URL recorded by the running server, if it answers on it.
-fn answering_endpoint(dir: &Path) -> Option<String> {
-    let url = std::fs::read_to_string(endpoint_file(dir))
-        .ok()?
-        .trim()
-        .to_string();
-    let addr: SocketAddr = url.strip_prefix("http://")?.parse().ok()?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /identity/v3 HTTP/1.0\r\nHost: devcloud\r\n\r\n")
-        .ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    (&head[9..12] == b"200").then_some(url)
-}
-
 fn up(opts: &ServerOpts, clouds_yaml: Option<PathBuf>) -> anyhow::Result<Exit> {
     load_config(opts)?; // fail here, not in the background, on a bad config
     let dir = state_dir_or_default(opts.state_dir.clone());
@@ -163,7 +132,7 @@ fn up(opts: &ServerOpts, clouds_yaml: Option<PathBuf>) -> anyhow::Result<Exit> {
         .map_err(|e| anyhow::anyhow!("cannot create state dir {}: {e}", dir.display()))?;
     let kind = BackendChoice::resolve(&dir, opts.backend)?;
     eprintln!("{}", backend_note(kind, opts.backend.is_some()));
-    let url = match (running_pid(&dir), answering_endpoint(&dir)) {
+    let url = match (daemon::running_pid(&dir), daemon::answering_endpoint(&dir)) {
         (Some(pid), Some(url)) => {
             eprintln!("devcloud is already running at {url} (pid {pid})");
             url
@@ -171,8 +140,8 @@ fn up(opts: &ServerOpts, clouds_yaml: Option<PathBuf>) -> anyhow::Result<Exit> {
         _ => start_background(opts, &dir, kind)?,
     };
     let path = clouds_yaml.unwrap_or_else(default_clouds_yaml);
-    let entry = cloud_entry(&dir, &url)?;
-    write_clouds_yaml(&path, &entry)?;
+    let entry = daemon::cloud_entry(&dir, &url)?;
+    daemon::write_clouds_yaml(&path, &entry)?;
     let mut shown = entry;
     shown["auth"]["password"] = json!(format!("<in {}>", path.display()));
     println!(
@@ -208,13 +177,6 @@ fn backend_note(kind: BackendKind, asked: bool) -> String {
 
 /// Re-executes this binary as `devcloud serve`, detached, and waits until it answers.
 fn start_background(opts: &ServerOpts, dir: &Path, kind: BackendKind) -> anyhow::Result<String> {
-    use std::os::unix::process::CommandExt;
-    let _ = std::fs::remove_file(endpoint_file(dir));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_file(dir))
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", log_file(dir).display()))?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.arg("devcloud")
         .arg("serve")
@@ -227,119 +189,13 @@ fn start_background(opts: &ServerOpts, dir: &Path, kind: BackendKind) -> anyhow:
     if let Some(c) = &opts.config {
         cmd.arg("--config").arg(std::path::absolute(c)?);
     }
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe; it detaches the child from our terminal session
-    // so it survives this command and ignores the terminal's Ctrl-C.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start devcloud serve: {e}"))?;
-    std::fs::write(pid_file(dir), format!("{}\n", child.id()))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(url) = answering_endpoint(dir) {
-            return Ok(url);
-        }
-        if let Some(status) = child.try_wait()? {
-            let _ = std::fs::remove_file(pid_file(dir));
-            anyhow::bail!(
-                "devcloud serve exited ({status}); see {}:\n{}",
-                log_file(dir).display(),
-                log_tail(dir)
-            );
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!(
-                "devcloud did not answer within 30s; see {}",
-                log_file(dir).display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn log_tail(dir: &Path) -> String {
-    let text = std::fs::read_to_string(log_file(dir)).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(10)..].join("\n")
+    daemon::start_detached(cmd, dir)
 }
 
 fn default_clouds_yaml() -> PathBuf {
     dirs::home_dir()
         .unwrap_or_else(|| PathBuf::from("."))
         .join(".config/openstack/clouds.yaml")
-}
-
-/// The clouds.yaml entry for the seeded `demo` user and project.
-fn cloud_entry(dir: &Path, url: &str) -> anyhow::Result<Value> {
-    let st = Store::peek(dir)?;
-    let user = st
-        .users
-        .iter()
-        .find(|u| u.name == seed::DEMO_USER)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "state in {} has no `{}` user",
-                dir.display(),
-                seed::DEMO_USER
-            )
-        })?;
-    Ok(json!({
-        "auth": {
-            "auth_url": format!("{url}/identity"),
-            "username": user.name,
-            "password": user.password,
-            "project_name": seed::DEMO_PROJECT,
-            "user_domain_name": "Default",
-            "project_domain_name": "Default",
-        },
-        "region_name": "RegionOne",
-        "interface": "public",
-        "identity_api_version": 3,
-    }))
-}
-
-/// Adds or replaces `clouds.devcloud`, keeping every other cloud in the file.
-fn write_clouds_yaml(path: &Path, entry: &Value) -> anyhow::Result<()> {
-    let mut doc: Value = match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => serde_saphyr::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("cannot parse {}: {e}", path.display()))?,
-        Ok(_) => json!({}),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
-        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
-    };
-    let Some(root) = doc.as_object_mut() else {
-        anyhow::bail!("{}: the top level is not a mapping", path.display());
-    };
-    let clouds = root.entry("clouds").or_insert_with(|| json!({}));
-    let Some(clouds) = clouds.as_object_mut() else {
-        anyhow::bail!("{}: `clouds` is not a mapping", path.display());
-    };
-    clouds.insert("devcloud".into(), entry.clone());
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("yaml.tmp");
-    std::fs::write(&tmp, serde_saphyr::to_string(&doc)?)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-    set_private(&tmp);
-    std::fs::rename(&tmp, path)
-        .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", path.display()))?;
-    Ok(())
-}
-
-/// clouds.yaml holds a password: readable by its owner only.
-fn set_private(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }
 
 /// Stops the server, then removes every machine, bridge, route and process of the netns
@@ -353,29 +209,15 @@ fn down(dir: &Path) -> anyhow::Result<Exit> {
 }
 
 fn stop_server(dir: &Path) -> anyhow::Result<()> {
-    let Some(pid) = running_pid(dir) else {
-        eprintln!("devcloud is not running (state dir {})", dir.display());
-        let _ = std::fs::remove_file(pid_file(dir));
-        return Ok(());
-    };
-    use nix::sys::signal::{Signal, kill};
-    let target = nix::unistd::Pid::from_raw(pid);
-    kill(target, Signal::SIGTERM)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while kill(target, None).is_ok() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    match daemon::stop(dir)? {
+        Some(pid) => println!("devcloud stopped (pid {pid})"),
+        None => eprintln!("devcloud is not running (state dir {})", dir.display()),
     }
-    if kill(target, None).is_ok() {
-        let _ = kill(target, Signal::SIGKILL);
-    }
-    let _ = std::fs::remove_file(pid_file(dir));
-    let _ = std::fs::remove_file(endpoint_file(dir));
-    println!("devcloud stopped (pid {pid})");
     Ok(())
 }
 
 fn status(dir: &Path) -> anyhow::Result<Exit> {
-    match (running_pid(dir), answering_endpoint(dir)) {
+    match (daemon::running_pid(dir), daemon::answering_endpoint(dir)) {
         (Some(pid), Some(url)) => {
             let backend = BackendChoice::load(dir)?
                 .map(|c| c.backend)

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::Exit;
-use crate::inventory::{self, InventoryError, show};
+use playbook_engine::inventory::{self, InventoryError, show};
 
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("action").required(true).args(["list", "graph", "host"])))]
@@ -46,7 +46,7 @@ pub fn run(args: InventoryArgs, os_cloud: Option<String>) -> Exit {
 }
 
 fn render(args: &InventoryArgs, os_cloud: Option<String>) -> Result<String, InventoryError> {
-    use crate::inventory::InventorySource;
+    use playbook_engine::inventory::InventorySource;
     let mut inv = match &args.cluster {
         Some(c) => crate::cluster::inventory::NovaInventory::for_cluster(os_cloud, c, None, None)
             .map_err(InventoryError::Invalid)?

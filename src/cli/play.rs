@@ -6,12 +6,11 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::Exit;
-use crate::connection::HostKeyPolicy;
-use crate::executor::events::EventSink;
-use crate::executor::hosts::Inventory;
-use crate::executor::{self, Outcome, PlaybookRun, RunOptions};
-use crate::modules::registry::Registry;
-use crate::playbook::Loader;
+use playbook_engine::connection::HostKeyPolicy;
+use playbook_engine::executor::events::EventSink;
+use playbook_engine::executor::hosts::Inventory;
+use playbook_engine::executor::{self, Outcome, PlaybookRun, RunOptions};
+use playbook_engine::playbook::Loader;
 
 #[derive(Args, Debug)]
 pub struct PlayArgs {
@@ -145,7 +144,7 @@ pub fn run(mut args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
         start_at_task: args.start_at_task.clone(),
         ..Default::default()
     };
-    let registry = Arc::new(Registry::builtin());
+    let registry = Arc::new(crate::modules::registry());
     if args.syntax_check || args.list_hosts || args.list_tasks {
         let loader = Loader {
             registry: registry.clone(),
@@ -174,9 +173,9 @@ pub fn run(mut args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
         return Exit::Ok;
     }
     let output: Arc<dyn EventSink> = if args.json {
-        Arc::new(crate::output::JsonLines::default())
+        Arc::new(playbook_engine::output::JsonLines::default())
     } else {
-        Arc::new(crate::output::Console::new(verbose))
+        Arc::new(playbook_engine::output::Console::new(verbose))
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -253,7 +252,7 @@ struct InventorySpec {
 
 impl InventorySpec {
     fn load(&self) -> Result<Inventory, String> {
-        use crate::inventory::InventorySource;
+        use playbook_engine::inventory::InventorySource;
         let mut inv = match &self.cluster {
             Some(name) => crate::cluster::inventory::NovaInventory::for_cluster(
                 self.os_cloud.clone(),
@@ -263,7 +262,7 @@ impl InventorySpec {
             )
             .map_err(|e| format!("-e cluster: {e}"))?
             .load(),
-            None => crate::inventory::load_sources(&self.sources),
+            None => playbook_engine::inventory::load_sources(&self.sources),
         }
         .map_err(|e| e.to_string())?;
         inv.vars_dirs.playbook = self.playbook.as_deref().and_then(|p| p.parent()).map(|d| {

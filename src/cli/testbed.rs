@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Exit;
-use crate::testbed::{Testbed, TestbedOptions};
+use sshd_testbed::{Testbed, TestbedOptions};
 
 #[derive(Args, Debug)]
 pub struct TestbedArgs {

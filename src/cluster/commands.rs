@@ -17,8 +17,8 @@ use super::inventory::{self, ConnOptions};
 use super::model::{self, Cluster};
 use super::spec::NetMode;
 use crate::cli::Exit;
-use crate::executor::Outcome;
-use crate::modules::cloud::OpenStack;
+use crate::modules::OpenStack;
+use playbook_engine::executor::Outcome;
 
 /// What every cluster command starts from.
 pub struct Ctx {
@@ -142,7 +142,7 @@ impl Ctx {
     }
 
     pub async fn api(&self) -> Result<OpenStack, (Exit, String)> {
-        crate::modules::cloud::api::connect(self.os_cloud.clone())
+        crate::modules::api::connect(self.os_cloud.clone())
             .await
             .map_err(error)
     }

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::yaml::{self, Node};
+use playbook_engine::yaml::{self, Node};
 
 /// Every option the config file may set; the same names as the long command-line options.
 pub const KEYS: &[&str] = &[

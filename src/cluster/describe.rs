@@ -7,7 +7,7 @@ use super::inventory::{Access, ConnOptions, access};
 use super::launch::META_AUTHORIZED;
 use super::model::Cluster;
 use super::recorded;
-use crate::template::filters::{ansible_bool, from_json};
+use playbook_engine::template::filters::{ansible_bool, from_json};
 
 /// Spark and Hadoop web UIs on the master: (label, port, path).
 pub const WEB_UIS: &[(&str, u16, &str)] = &[

@@ -14,11 +14,10 @@ use super::api::ClusterApi;
 use super::bundle::Bundle;
 use super::inventory::{self, ConnOptions};
 use super::model::Cluster;
-use crate::connection::HostKeyPolicy;
-use crate::executor::events::EventSink;
-use crate::executor::hosts::Inventory;
-use crate::executor::{self, InventoryRefresh, Outcome, PlaybookRun, RunOptions};
-use crate::modules::registry::Registry;
+use playbook_engine::connection::HostKeyPolicy;
+use playbook_engine::executor::events::EventSink;
+use playbook_engine::executor::hosts::Inventory;
+use playbook_engine::executor::{self, InventoryRefresh, Outcome, PlaybookRun, RunOptions};
 
 /// The engine's inventory for one cluster, read from the cloud now.
 pub async fn nova_inventory(
@@ -98,7 +97,7 @@ pub async fn run(call: PlaybookCall<'_>) -> Outcome {
             .collect::<Vec<PathBuf>>(),
         ..Default::default()
     };
-    let output: Arc<dyn EventSink> = Arc::new(crate::output::Console::new(call.verbose));
+    let output: Arc<dyn EventSink> = Arc::new(playbook_engine::output::Console::new(call.verbose));
     executor::run_playbook(PlaybookRun {
         playbooks: vec![call.bundle.playbook(call.name)],
         inventory: Arc::new(call.inventory),
@@ -106,7 +105,7 @@ pub async fn run(call: PlaybookCall<'_>) -> Outcome {
         extra_vars: call.vars,
         options,
         output,
-        registry: Arc::new(Registry::builtin()),
+        registry: Arc::new(crate::modules::registry()),
     })
     .await
     .outcome

@@ -224,7 +224,7 @@ fn host_vars(
     Some(v)
 }
 
-/// The cluster read from Nova as an [`crate::inventory::InventorySource`], for the engine
+/// The cluster read from Nova as an [`playbook_engine::inventory::InventorySource`], for the engine
 /// and `inventory` commands that take inventory sources. Loading is synchronous in that
 /// trait, so the cloud calls run on a runtime of their own in a scoped thread (safe to
 /// call from inside another runtime).
@@ -268,7 +268,7 @@ impl NovaInventory {
                     .build()
                     .map_err(|e| format!("cannot start a runtime: {e}"))?;
                 rt.block_on(async {
-                    let api = crate::modules::cloud::api::connect(self.os_cloud.clone()).await?;
+                    let api = crate::modules::api::connect(self.os_cloud.clone()).await?;
                     super::engine::nova_inventory(&api, &self.cluster, &self.conn)
                         .await
                         .map(|(_, doc)| doc)
@@ -281,18 +281,21 @@ impl NovaInventory {
     }
 }
 
-impl crate::inventory::InventorySource for NovaInventory {
-    fn load(&self) -> Result<crate::inventory::Inventory, crate::inventory::InventoryError> {
+impl playbook_engine::inventory::InventorySource for NovaInventory {
+    fn load(
+        &self,
+    ) -> Result<playbook_engine::inventory::Inventory, playbook_engine::inventory::InventoryError>
+    {
         let doc = self
             .read()
-            .map_err(crate::inventory::InventoryError::Invalid)?;
+            .map_err(playbook_engine::inventory::InventoryError::Invalid)?;
         Ok(to_model(&doc))
     }
 }
 
 /// A dynamic-inventory document as the inventory model (groups, host vars, `all` vars).
-pub fn to_model(doc: &Value) -> crate::inventory::Inventory {
-    let mut inv = crate::inventory::Inventory::new();
+pub fn to_model(doc: &Value) -> playbook_engine::inventory::Inventory {
+    let mut inv = playbook_engine::inventory::Inventory::new();
     for group in ["master", "slaves"] {
         inv.add_group(group);
         inv.add_child("all", group);

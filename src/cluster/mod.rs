@@ -4,7 +4,7 @@
 //! volumes belong to a cluster name, from Nova/Neutron/Cinder listings alone. The cloud
 //! work of each command is a function over [`api::ClusterApi`] ([`launch::converge`],
 //! [`destroy::destroy`], [`power::set_power`]) that the controller-side module
-//! `spark_openstack.cluster` (in `crate::modules::cloud`) calls from the bundled
+//! `spark_openstack.cluster` (in `crate::modules`) calls from the bundled
 //! playbooks ([`bundle`]); node work is ordinary playbook tasks over the inventory that
 //! [`inventory`] builds from Nova. The CLI shortcuts (`src/cli/cluster.rs`) only turn
 //! options ([`config`]) into playbook variables.

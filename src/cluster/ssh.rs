@@ -14,8 +14,10 @@ use super::inventory::{self, Access, ConnOptions};
 use super::model::Cluster;
 use super::spec::NetMode;
 use crate::cli::Exit;
-use crate::connection::manager::ConnectionManager;
-use crate::connection::{ConnectionKind, ConnectionSpec, ExecRequest, HostKeyPolicy, sh_quote};
+use playbook_engine::connection::manager::ConnectionManager;
+use playbook_engine::connection::{
+    ConnectionKind, ConnectionSpec, ExecRequest, HostKeyPolicy, sh_quote,
+};
 
 /// OpenSSH options shared by `login` and `submit`: the user's key, the cluster's own
 /// known_hosts file (trust on first use; a changed key is refused), keep-alives.

@@ -25,7 +25,7 @@ use super::commands::{CmdResult, Ctx};
 use super::describe::WEB_UIS;
 use super::ssh::{master_access, node_specs};
 use crate::cli::Exit;
-use crate::connection::{ConnError, Connection, Unreachable};
+use playbook_engine::connection::{ConnError, Connection, Unreachable};
 
 /// How a client talks to a service, which decides the URL printed for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,7 +141,7 @@ pub async fn tunnel(ctx: &Ctx, opts: &TunnelOptions) -> CmdResult {
         .and_then(|m| m.fixed_ip())
         .unwrap_or(&spec.name)
         .to_string();
-    let ssh = crate::connection::ssh::connect(&spec, None)
+    let ssh = playbook_engine::connection::ssh::connect(&spec, None)
         .await
         .map_err(|e| {
             (

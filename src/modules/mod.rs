@@ -1,183 +1,68 @@
-//! Task modules: what a task does once the executor has decided to run it.
+//! Modules that run on the controller and talk to the OpenStack APIs.
 //!
-//! The executor templates a task's arguments, then calls [`Module::run`] with a
-//! [`ModuleCtx`] that holds the host's connection and the run's settings. A module
-//! returns a [`ModuleResult`] in Ansible's shape (`changed`, `failed`, `msg`, plus
-//! module-specific keys such as `rc` and `stdout`), which becomes the registered
-//! variable. Modules are idempotent and tell the truth about `changed`; in check mode
-//! they report what they would do without doing it.
+//! Why one compact cluster-level module (`spark_openstack.cluster`) instead of Ansible's
+//! per-resource `openstack.cloud.server` / `security_group` / `floating_ip` / `volume`
+//! looped over hosts: a launch must create all servers *concurrently*, wait for them with
+//! one listing per poll (the per-server modules re-list everything after each create,
+//! ansible/ansible#23354), replace a server that lands in ERROR exactly once, and hand out
+//! floating IPs without the allocate/associate races every per-resource launcher has had.
+//! Those are cluster-level decisions; the module makes them in one place
+//! (`crate::cluster::launch`) and playbooks stay three lines long. `openstack.cloud.
+//! server_info` is provided too, under Ansible's name, for playbooks that need to look
+//! at servers themselves.
 
-pub mod args;
-pub mod cloud;
-pub mod commands;
-pub mod control;
-pub mod files;
-pub mod net;
-pub mod registry;
-pub mod remote;
-pub mod system;
-#[cfg(test)]
-pub(crate) mod testutil;
+pub mod api;
+pub mod cluster;
+pub mod server_info;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
+use playbook_engine::modules::registry::Registry;
 use serde_json::{Map, Value};
+use tokio::sync::{Mutex, OnceCell};
 
-use crate::connection::{Become, ConnError, Connection, ConnectionSpec};
-use crate::template::Templar;
+pub use api::OpenStack;
 
-/// What a module sees of the run.
-pub struct ModuleCtx<'a> {
-    /// Inventory name of the host the task runs for.
-    pub host: &'a str,
-    /// The connection the task runs on (the delegate's, with `delegate_to`).
-    pub conn: Arc<dyn Connection>,
-    /// How `conn` was opened; `synchronize` builds its OpenSSH command line from it.
-    pub conn_spec: &'a ConnectionSpec,
-    pub check_mode: bool,
-    pub diff: bool,
-    pub become_: Option<Become>,
-    /// `environment:` of the task, already templated.
-    pub env: Vec<(String, String)>,
-    /// All variables of the host for this task, for `template` and `set_fact`.
-    pub vars: &'a Map<String, Value>,
-    pub templar: &'a Templar,
-    /// Where relative `src` paths are looked up, in order: the role's `files/` or
-    /// `templates/` directory comes first, then the playbook's directory.
-    pub search_paths: &'a [PathBuf],
+/// One cloud, connected on first use.
+type Cell = Arc<OnceCell<Arc<OpenStack>>>;
+
+/// Connected clouds, shared by every task of a run (one token, one HTTP client per cloud).
+#[derive(Default)]
+pub struct Clouds {
+    cells: Mutex<HashMap<Option<String>, Cell>>,
 }
 
-impl ModuleCtx<'_> {
-    /// Finds a controller-side file for `src` in `subdir` (`files` or `templates`) of each
-    /// search path, then in the search path itself, as Ansible does.
-    pub fn find_file(&self, subdir: &str, src: &str) -> Option<PathBuf> {
-        let p = PathBuf::from(src);
-        if p.is_absolute() {
-            return p.exists().then_some(p);
-        }
-        for base in self.search_paths {
-            for candidate in [base.join(subdir).join(src), base.join(src)] {
-                if candidate.exists() {
-                    return Some(candidate);
-                }
-            }
-        }
-        None
+impl Clouds {
+    pub async fn get(&self, name: Option<String>) -> Result<Arc<OpenStack>, String> {
+        let cell = self
+            .cells
+            .lock()
+            .await
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async { api::connect(name).await.map(Arc::new) })
+            .await
+            .cloned()
     }
 }
 
-/// A module's outcome, in the shape Ansible registers.
-#[derive(Clone, Debug, Default)]
-pub struct ModuleResult {
-    pub changed: bool,
-    pub failed: bool,
-    pub skipped: bool,
-    pub msg: Option<String>,
-    /// Module-specific keys (`rc`, `stdout`, `dest`, `stat`, ...).
-    pub data: Map<String, Value>,
-    /// Facts to set on the host (`set_fact`, `setup`), merged by the executor.
-    pub facts: Option<Map<String, Value>>,
-    /// `--diff` output: before and after text, with labels.
-    pub diff: Option<Diff>,
+/// The cloud a task means: its `cloud` argument, else the `os_cloud` variable (set by the
+/// CLI from `--os-cloud`), else `OS_CLOUD`/clouds.yaml defaults.
+pub fn cloud_name(args: &Map<String, Value>, vars: &Map<String, Value>) -> Option<String> {
+    [args.get("cloud"), vars.get("os_cloud")]
+        .into_iter()
+        .flatten()
+        .find_map(|v| v.as_str().filter(|s| !s.is_empty()).map(String::from))
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct Diff {
-    pub before_header: String,
-    pub after_header: String,
-    pub before: String,
-    pub after: String,
-}
-
-impl ModuleResult {
-    pub fn ok() -> Self {
-        Self::default()
-    }
-    pub fn changed() -> Self {
-        ModuleResult {
-            changed: true,
-            ..Default::default()
-        }
-    }
-    pub fn failed(msg: impl Into<String>) -> Self {
-        ModuleResult {
-            failed: true,
-            msg: Some(msg.into()),
-            ..Default::default()
-        }
-    }
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.data.insert(key.to_string(), value.into());
-        self
-    }
-    pub fn with_msg(mut self, msg: impl Into<String>) -> Self {
-        self.msg = Some(msg.into());
-        self
-    }
-
-    /// The registered variable: `changed`, `failed`, `msg`, `skipped` plus `data`.
-    pub fn to_json(&self) -> Value {
-        let mut m = self.data.clone();
-        m.insert("changed".into(), Value::Bool(self.changed));
-        m.insert("failed".into(), Value::Bool(self.failed));
-        if self.skipped {
-            m.insert("skipped".into(), Value::Bool(true));
-        }
-        if let Some(msg) = &self.msg {
-            m.insert("msg".into(), Value::String(msg.clone()));
-        }
-        if let Some(facts) = &self.facts {
-            m.insert("ansible_facts".into(), Value::Object(facts.clone()));
-        }
-        Value::Object(m)
-    }
-}
-
-/// Errors that stop a module before it has a result. `Unreachable` marks the host
-/// UNREACHABLE; `Args` and `Failed` are reported as a failed task.
-#[derive(Debug, thiserror::Error)]
-pub enum ModuleError {
-    /// A bad or missing argument; the message names it.
-    #[error("{0}")]
-    Args(String),
-    #[error(transparent)]
-    Conn(#[from] ConnError),
-    #[error("{0}")]
-    Failed(String),
-}
-
-#[async_trait]
-pub trait Module: Send + Sync {
-    /// The name used in playbooks (`copy`); `ansible.builtin.copy` resolves to it too.
-    fn name(&self) -> &'static str;
-
-    /// Whether the module understands check mode. Modules that do not are skipped under `--check`.
-    fn supports_check_mode(&self) -> bool {
-        true
-    }
-
-    /// Modules that never touch the host (`debug`, `set_fact`, `assert`, `fail`, `pause`).
-    fn runs_on_controller(&self) -> bool {
-        false
-    }
-
-    /// Modules whose job is to wait for the host to answer (`wait_for_connection`): the
-    /// executor hands them a connection that is opened on first use and retried on each
-    /// call, instead of failing the task as unreachable before the module runs.
-    fn waits_for_connection(&self) -> bool {
-        false
-    }
-
-    /// The argument key that a free-form string maps to (`command: ls` → `cmd`), if any.
-    fn free_form(&self) -> Option<&'static str> {
-        None
-    }
-
-    async fn run(
-        &self,
-        ctx: &ModuleCtx<'_>,
-        args: &Map<String, Value>,
-    ) -> Result<ModuleResult, ModuleError>;
+/// The engine's builtin modules plus the cloud modules, sharing one set of connected
+/// clouds: what every playbook this product runs can call.
+pub fn registry() -> Registry {
+    let mut reg = Registry::builtin();
+    let clouds = Arc::new(Clouds::default());
+    reg.register(Arc::new(cluster::ClusterModule::new(clouds.clone())));
+    reg.register(Arc::new(server_info::ServerInfo::new(clouds)));
+    reg
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spark_openstack::cloud::config::{self, LoadOptions};
-use spark_openstack::cloud::{Cloud, CloudConfig, RetryPolicy};
+use openstack_client::config::{self, LoadOptions};
+use openstack_client::{Cloud, CloudConfig, RetryPolicy};
 
 pub struct DevCloud {
     pub dir: tempfile::TempDir,

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use spark_openstack::connection::ConnectionSpec;
-use spark_openstack::testbed::{HostOptions, Testbed, TestbedOptions};
+use playbook_engine::connection::ConnectionSpec;
+use sshd_testbed::{HostOptions, Testbed, TestbedOptions};
 
 /// Running hosts plus the temporary directory holding their keys, configs and roots.
 /// Dropping it stops the sshds, then removes the directory.
