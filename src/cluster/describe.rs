@@ -7,7 +7,7 @@ use super::inventory::{Access, ConnOptions, access};
 use super::launch::META_AUTHORIZED;
 use super::model::Cluster;
 use super::recorded;
-use playbook_engine::template::filters::{ansible_bool, from_json};
+use playbook_engine::template::filters::json_bool;
 
 /// Spark and Hadoop web UIs on the master: (label, port, path).
 pub const WEB_UIS: &[(&str, u16, &str)] = &[
@@ -22,8 +22,7 @@ pub const WEB_UIS: &[(&str, u16, &str)] = &[
 /// at launch, see [`super::recorded`]) with the roles' defaults where unset: HDFS on,
 /// persistent HDFS formatted but not started, Ganglia off.
 pub fn running_uis(vars: &Map<String, Value>) -> Vec<(&'static str, u16, &'static str)> {
-    let flag =
-        |k: &str, default: bool| vars.get(k).map_or(default, |v| ansible_bool(&from_json(v)));
+    let flag = |k: &str, default: bool| vars.get(k).map_or(default, json_bool);
     let hdfs = flag("hdfs_enabled", true);
     WEB_UIS
         .iter()

@@ -7,6 +7,8 @@
 //! the cluster as it exists (image, flavors, key pair, mode), so `launch --resume` and
 //! `add-slaves` need no options at all.
 
+use playbook_engine::modules::ModuleError;
+use playbook_engine::modules::args::Args;
 use serde_json::{Map, Value};
 
 use super::model;
@@ -68,107 +70,85 @@ pub struct LaunchSpec {
     pub boot_timeout: u64,
 }
 
-/// Reads module arguments with one clear error per bad value.
-pub struct Args<'a>(pub &'a Map<String, Value>);
+/// The launch options a cluster module call may carry, by argument name.
+pub const LAUNCH_ARGS: &[&str] = &[
+    "cluster",
+    "slaves",
+    "resume",
+    "image",
+    "key_pair",
+    "key_pair_public_key",
+    "instance_type",
+    "master_instance_type",
+    "openstack_network_communication_method",
+    "zone",
+    "network",
+    "floating_ip_pool",
+    "ssh_user",
+    "authorized_address",
+    "slave_volume_size",
+    "persistent_volume_size",
+    "boot_timeout",
+];
 
-impl Args<'_> {
-    pub fn str(&self, key: &str) -> Result<Option<String>, String> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => Err(format!("argument '{key}' must be a string")),
-        }
-    }
-    pub fn req(&self, key: &str) -> Result<String, String> {
-        self.str(key)?
-            .ok_or_else(|| format!("missing required argument '{key}'"))
-    }
-    pub fn uint(&self, key: &str) -> Result<Option<u64>, String> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("argument '{key}' must be a whole number, got '{s}'")),
-            Some(v) => Err(format!("argument '{key}' must be a whole number, got {v}")),
-        }
-    }
-    pub fn bool(&self, key: &str) -> Result<bool, String> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-                "yes" | "true" | "on" | "1" => Ok(true),
-                "no" | "false" | "off" | "0" | "" => Ok(false),
-                _ => Err(format!("argument '{key}' must be a boolean, got '{s}'")),
-            },
-            Some(v) => Err(format!("argument '{key}' must be a boolean, got {v}")),
-        }
-    }
-    pub fn list(&self, key: &str) -> Result<Vec<String>, String> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(vec![]),
-            Some(Value::String(s)) => Ok(s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(String::from)
-                        .ok_or_else(|| format!("argument '{key}' must be a list of strings"))
-                })
-                .collect(),
-            Some(_) => Err(format!("argument '{key}' must be a list of strings")),
-        }
-    }
+/// The arguments without the empty strings: an option given empty (`-e image=`, or a
+/// playbook's `"{{ x | default('') }}"`) means "not given", for every option alike.
+pub fn without_empty(args: &Map<String, Value>) -> Map<String, Value> {
+    args.iter()
+        .filter(|(_, v)| v.as_str() != Some(""))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 impl LaunchSpec {
-    pub fn from_args(args: &Map<String, Value>) -> Result<LaunchSpec, String> {
-        let a = Args(args);
-        let cluster = a.req("cluster")?;
-        model::validate_name(&cluster)?;
-        let slaves = match a.uint("slaves")? {
-            Some(n) if n > 1000 => return Err(format!("slaves: {n} is more than 1000")),
+    /// Reads the launch options from a module's arguments (see [`LAUNCH_ARGS`]; the caller
+    /// has checked for unknown names and dropped empty values with [`without_empty`]).
+    pub fn from_args(a: &Args) -> Result<LaunchSpec, ModuleError> {
+        let cluster = a.str("cluster")?;
+        model::validate_name(&cluster).map_err(|e| a.err("cluster", e))?;
+        let slaves = match a.opt_int("slaves")? {
+            Some(n) if !(0..=1000).contains(&n) => {
+                return Err(a.err("slaves", format!("must be 0 to 1000, got {n}")));
+            }
             n => n.map(|n| n as u32),
         };
+        let method = "openstack_network_communication_method";
         let net_mode = a
-            .str("openstack_network_communication_method")?
-            .map(|s| NetMode::parse(&s))
+            .opt_str(method)?
+            .map(|s| NetMode::parse(&s).map_err(|e| a.fail(e)))
             .transpose()?;
-        let authorized_address = a.str("authorized_address")?;
+        let authorized_address = a.opt_str("authorized_address")?;
         if let Some(cidr) = &authorized_address {
-            super::secgroups::validate_cidr(cidr)?;
+            super::secgroups::validate_cidr(cidr).map_err(|e| a.err("authorized_address", e))?;
         }
-        let positive =
-            |key: &str| -> Result<Option<u64>, String> { Ok(a.uint(key)?.filter(|n| *n > 0)) };
+        let size = |key: &str| -> Result<Option<u64>, ModuleError> {
+            match a.opt_int(key)? {
+                Some(n) if n < 0 => Err(a.err(key, format!("must be a size in GB, got {n}"))),
+                n => Ok(n.filter(|n| *n > 0).map(|n| n as u64)),
+            }
+        };
+        let boot_timeout = match a.int_or("boot_timeout", 900)? {
+            n if n > 0 => n as u64,
+            n => return Err(a.err("boot_timeout", format!("must be seconds > 0, got {n}"))),
+        };
         Ok(LaunchSpec {
             cluster,
             slaves,
-            resume: a.bool("resume")?,
-            image: a.str("image")?,
-            key_pair: a.str("key_pair")?,
-            key_pair_public_key: a.str("key_pair_public_key")?,
-            instance_type: a.str("instance_type")?,
-            master_instance_type: a.str("master_instance_type")?,
+            resume: a.bool_or("resume", false)?,
+            image: a.opt_str("image")?,
+            key_pair: a.opt_str("key_pair")?,
+            key_pair_public_key: a.opt_str("key_pair_public_key")?,
+            instance_type: a.opt_str("instance_type")?,
+            master_instance_type: a.opt_str("master_instance_type")?,
             net_mode,
-            zones: a.list("zone")?,
-            network: a.str("network")?,
-            floating_ip_pool: a.str("floating_ip_pool")?,
-            ssh_user: a.str("ssh_user")?,
+            zones: a.str_list("zone")?,
+            network: a.opt_str("network")?,
+            floating_ip_pool: a.opt_str("floating_ip_pool")?,
+            ssh_user: a.opt_str("ssh_user")?,
             authorized_address,
-            slave_volume_size: positive("slave_volume_size")?,
-            persistent_volume_size: positive("persistent_volume_size")?,
-            boot_timeout: a.uint("boot_timeout")?.unwrap_or(900),
+            slave_volume_size: size("slave_volume_size")?,
+            persistent_volume_size: size("persistent_volume_size")?,
+            boot_timeout,
         })
     }
 }
@@ -178,34 +158,48 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn args(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap_or_default()
+    fn spec(v: Value) -> Result<LaunchSpec, String> {
+        let map = without_empty(v.as_object().unwrap());
+        let a =
+            Args::new("spark_openstack.cluster", &map, LAUNCH_ARGS).map_err(|e| e.to_string())?;
+        LaunchSpec::from_args(&a).map_err(|e| e.to_string())
     }
 
     #[test]
     fn reads_strings_numbers_and_lists() {
-        let s = LaunchSpec::from_args(&args(json!({
-            "cluster": "demo", "slaves": "3", "zone": "az1,az2",
+        let s = spec(json!({
+            "cluster": "demo", "slaves": "3", "zone": "az1,az2", "image": "",
             "openstack_network_communication_method": "static", "slave_volume_size": 0
-        })))
+        }))
         .unwrap();
         assert_eq!(s.slaves, Some(3));
         assert_eq!(s.zones, ["az1", "az2"]);
         assert_eq!(s.net_mode, Some(NetMode::Static));
         assert_eq!(s.slave_volume_size, None);
+        assert_eq!(s.image, None, "an empty option is not given");
     }
 
     #[test]
     fn bad_values_are_named() {
-        let e =
-            LaunchSpec::from_args(&args(json!({"cluster": "demo", "slaves": "x"}))).unwrap_err();
+        let e = spec(json!({"cluster": "demo", "slaves": "x"})).unwrap_err();
         assert!(e.contains("'slaves'"), "{e}");
-        let e = LaunchSpec::from_args(&args(json!({"slaves": 1}))).unwrap_err();
+        let e = spec(json!({"slaves": 1})).unwrap_err();
         assert!(e.contains("'cluster'"), "{e}");
-        let e = LaunchSpec::from_args(&args(json!({
+        let e = spec(json!({
             "cluster": "demo", "openstack_network_communication_method": "public"
-        })))
+        }))
         .unwrap_err();
         assert!(e.contains("floating, static"), "{e}");
+        let e = spec(json!({"cluster": "demo", "resume": "perhaps"})).unwrap_err();
+        assert!(e.contains("'resume'"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_option_is_refused_with_a_hint() {
+        let e = spec(json!({"cluster": "demo", "instance_typ": "m1.large"})).unwrap_err();
+        assert!(
+            e.contains("'instance_typ'") && e.contains("did you mean 'instance_type'"),
+            "{e}"
+        );
     }
 }

@@ -28,9 +28,21 @@ use crate::cluster::api::{ClusterApi, PowerAction};
 use crate::cluster::inventory::ConnOptions;
 use crate::cluster::model::Cluster;
 use crate::cluster::report::ServerFailure;
-use crate::cluster::spec::{Args, LaunchSpec};
+use crate::cluster::spec::{LAUNCH_ARGS, LaunchSpec, without_empty};
 use crate::cluster::{describe, destroy, launch, power, recorded};
+use playbook_engine::modules::args::Args;
 use playbook_engine::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+
+/// The module's own arguments, besides the launch options of [`LAUNCH_ARGS`].
+const MODULE_ARGS: &[&str] = &[
+    "state",
+    "cloud",
+    "poll_interval",
+    "keep_volumes",
+    "remove_slaves",
+    "add_slaves",
+    "role_vars",
+];
 
 #[derive(Default)]
 pub struct ClusterModule {
@@ -74,35 +86,35 @@ pub async fn run_state(
     api: &dyn ClusterApi,
     args: &Map<String, Value>,
 ) -> Result<ModuleResult, ModuleError> {
-    let a = Args(args);
-    let state = a.str("state").map_err(ModuleError::Args)?;
-    let cluster = a.req("cluster").map_err(ModuleError::Args)?;
-    crate::cluster::model::validate_name(&cluster).map_err(ModuleError::Args)?;
-    let secs = a
-        .str("poll_interval")
-        .map_err(ModuleError::Args)?
-        .map(|s| {
-            s.parse::<f64>().map_err(|_| {
-                ModuleError::Args(format!(
-                    "argument 'poll_interval' must be seconds, got '{s}'"
-                ))
-            })
-        })
-        .transpose()?
-        .unwrap_or(1.0);
+    let args = &without_empty(args);
+    let known: Vec<&str> = MODULE_ARGS.iter().chain(LAUNCH_ARGS).copied().collect();
+    let a = Args::new("spark_openstack.cluster", args, &known)?;
+    let state = a.choice(
+        "state",
+        &["present", "absent", "stopped", "started"],
+        "present",
+    )?;
+    let cluster = a.str("cluster")?;
+    crate::cluster::model::validate_name(&cluster).map_err(|e| a.err("cluster", e))?;
+    let secs = match a.opt_str("poll_interval")? {
+        None => 1.0,
+        Some(s) => s
+            .parse::<f64>()
+            .map_err(|_| a.err("poll_interval", format!("must be seconds, got '{s}'")))?,
+    };
     let poll = Duration::from_secs_f64(secs.clamp(0.01, 60.0));
     let calls_before = api.calls();
-    let keep = a.bool("keep_volumes").map_err(ModuleError::Args)?;
-    let mut result = match state.as_deref().unwrap_or("present") {
+    let keep = a.bool_or("keep_volumes", false)?;
+    let mut result = match state {
         "present" => {
-            let remove = a.uint("remove_slaves").map_err(ModuleError::Args)?;
+            let remove = a.opt_int("remove_slaves")?;
             if let Some(n) = remove.filter(|n| *n > 0) {
                 let out = destroy::remove_slaves(api, &cluster, n as usize, keep, poll)
                     .await
                     .map_err(ModuleError::Failed)?;
                 destroyed(out)
             } else {
-                present(api, args, poll).await?
+                present(api, &a, poll).await?
             }
         }
         "absent" => {
@@ -129,11 +141,7 @@ pub async fn run_state(
             r.data.insert("servers".into(), json!(acted));
             r
         }
-        other => {
-            return Err(ModuleError::Args(format!(
-                "argument 'state': '{other}' is not one of present, absent, stopped, started"
-            )));
-        }
+        _ => unreachable!("Args::choice returns one of the choices"),
     };
     let servers = api
         .servers()
@@ -142,8 +150,8 @@ pub async fn run_state(
     let (fips, vols) = futures::try_join!(api.floating_ips(), api.volumes())
         .map_err(|e| ModuleError::Failed(e.msg))?;
     let c = Cluster::collect(&cluster, &servers, &fips, &vols);
-    if let (Some(given), Some(master)) = (role_vars(args)?, c.master())
-        && matches!(state.as_deref(), None | Some("present" | "started"))
+    if let (Some(given), Some(master)) = (role_vars(&a)?, c.master())
+        && matches!(state, "present" | "started")
     {
         result.changed |= recorded::record(api, master, &given)
             .await
@@ -162,11 +170,14 @@ pub async fn run_state(
 
 async fn present(
     api: &dyn ClusterApi,
-    args: &Map<String, Value>,
+    a: &Args<'_>,
     poll: Duration,
 ) -> Result<ModuleResult, ModuleError> {
-    let mut spec = LaunchSpec::from_args(args).map_err(ModuleError::Args)?;
-    if let Some(n) = Args(args).uint("add_slaves").map_err(ModuleError::Args)? {
+    let mut spec = LaunchSpec::from_args(a)?;
+    if let Some(n) = a.opt_int("add_slaves")? {
+        if n < 0 {
+            return Err(a.err("add_slaves", format!("must be 0 or more, got {n}")));
+        }
         let servers = api
             .servers()
             .await
@@ -191,13 +202,14 @@ async fn present(
 
 /// `role_vars`: the role variables given to this run (`-e`, the config file's `vars:`), to
 /// be recorded on the master so later runs configure the nodes the same way.
-fn role_vars(args: &Map<String, Value>) -> Result<Option<Map<String, Value>>, ModuleError> {
-    match args.get("role_vars") {
-        None | Some(Value::Null) => Ok(None),
+fn role_vars(a: &Args<'_>) -> Result<Option<Map<String, Value>>, ModuleError> {
+    match a.value("role_vars") {
+        None => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m.clone())),
-        Some(other) => Err(ModuleError::Args(format!(
-            "argument 'role_vars' must be a mapping of variable names to values, got {other}"
-        ))),
+        Some(other) => Err(a.err(
+            "role_vars",
+            format!("must be a mapping of variable names to values, got {other}"),
+        )),
     }
 }
 

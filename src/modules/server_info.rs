@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::Clouds;
 use crate::cluster::model::Cluster;
-use crate::cluster::spec::Args;
+use playbook_engine::modules::args::Args;
 use playbook_engine::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 #[derive(Default)]
@@ -37,9 +37,9 @@ impl Module for ServerInfo {
         args: &Map<String, Value>,
     ) -> Result<ModuleResult, ModuleError> {
         use crate::cluster::api::ClusterApi;
-        let a = Args(args);
-        let name = a.str("name").map_err(ModuleError::Args)?;
-        let cluster = a.str("cluster").map_err(ModuleError::Args)?;
+        let a = Args::new(self.name(), args, &["name", "cluster", "cloud"])?;
+        let name = a.opt_str("name")?.filter(|s| !s.is_empty());
+        let cluster = a.opt_str("cluster")?.filter(|s| !s.is_empty());
         let api = self
             .clouds
             .get(super::cloud_name(args, ctx.vars))

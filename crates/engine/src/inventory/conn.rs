@@ -104,8 +104,7 @@ pub fn connection_spec_with(
         .get("ansible_host_key_checking")
         .or(vars.get("ansible_ssh_host_key_checking"))
     {
-        policy = if crate::template::filters::ansible_bool(&crate::template::filters::from_json(v))
-        {
+        policy = if crate::template::filters::json_bool(v) {
             HostKeyPolicy::Strict
         } else {
             HostKeyPolicy::Off

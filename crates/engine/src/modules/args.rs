@@ -58,7 +58,8 @@ impl<'a> Args<'a> {
         ModuleError::Args(format!("{}: {msg}", self.module))
     }
 
-    fn value(&self, key: &str) -> Option<&'a Value> {
+    /// The raw value of `key`, `None` when absent or null (for arguments of a shape of their own).
+    pub fn value(&self, key: &str) -> Option<&'a Value> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
@@ -99,11 +100,8 @@ impl<'a> Args<'a> {
                 Some(1) => Some(true),
                 _ => None,
             },
-            Value::String(s) => match s.to_ascii_lowercase().as_str() {
-                "yes" | "true" | "on" | "1" | "y" | "t" => Some(true),
-                "no" | "false" | "off" | "0" | "n" | "f" | "" => Some(false),
-                _ => None,
-            },
+            Value::String(s) if s.is_empty() => Some(false),
+            Value::String(s) => crate::template::filters::parse_bool(s),
             _ => None,
         };
         parsed

@@ -123,13 +123,18 @@ pub(super) fn expect_map<'a>(node: &'a Node, what: &str) -> Result<&'a [(String,
 }
 
 pub(super) fn as_bool(node: &Node, key: &str) -> Result<bool> {
-    match node.kind {
-        NodeKind::Bool(b) => Ok(b),
-        _ => Err(ParseError::at(
+    // Ansible's keywords take its boolean strings too (`become: "yes"`).
+    let parsed = match &node.kind {
+        NodeKind::Bool(b) => Some(*b),
+        NodeKind::Str(s) => crate::template::filters::parse_bool(s),
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        ParseError::at(
             &node.loc,
             format!("'{key}' must be a boolean, found {}", node.type_name()),
-        )),
-    }
+        )
+    })
 }
 
 fn parse_play(node: &Node, path: &Path, loader: &Loader) -> Result<Play> {

@@ -332,6 +332,27 @@ mod tests {
         assert!(t.eval_condition("w | bool", &c).unwrap());
     }
 
+    #[test]
+    fn one_boolean_rule_for_filters_and_module_arguments() {
+        use crate::modules::args::Args;
+        use filters::parse_bool;
+        for (s, want) in [
+            ("y", true),
+            (" Yes ", true),
+            ("T", true),
+            ("1", true),
+            ("off", false),
+            ("n", false),
+            ("F", false),
+        ] {
+            assert_eq!(parse_bool(s), Some(want), "{s:?}");
+            let map = json!({"keep_volumes": s}).as_object().cloned().unwrap();
+            let a = Args::new("m", &map, &["keep_volumes"]).unwrap();
+            assert_eq!(a.bool_or("keep_volumes", !want).unwrap(), want, "{s:?}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+    }
+
     fn err(src: &str, vars: Value) -> TemplateError {
         Templar::new().render_str(src, &ctx(vars)).expect_err(src)
     }

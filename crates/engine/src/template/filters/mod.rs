@@ -49,14 +49,23 @@ pub(crate) fn truthy(v: &Value) -> bool {
     !v.is_undefined() && v.is_true()
 }
 
-/// Ansible's `bool`: `yes/on/true/1/y/t` (any case) and `True` are true; everything else
-/// false. Unlike Jinja's truthiness, `"no" | bool` is false.
+/// Ansible's boolean spellings (`module_utils.parsing.convert_bool`): `y/yes/on/1/true/t`
+/// are true and `n/no/off/0/false/f` false, in any case and ignoring surrounding blanks;
+/// anything else is neither. The one home of the rule: the `bool` filter, module
+/// arguments and playbook keywords all read booleans through it.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
+        "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+/// Ansible's `bool`: the true spellings of [`parse_bool`] and `True` are true; everything
+/// else false. Unlike Jinja's truthiness, `"no" | bool` is false.
 pub fn ansible_bool(v: &Value) -> bool {
     if let Some(b) = v.as_str() {
-        return matches!(
-            b.trim().to_ascii_lowercase().as_str(),
-            "yes" | "on" | "true" | "1" | "y" | "t"
-        );
+        return parse_bool(b) == Some(true);
     }
     if v.is_undefined() || v.is_none() {
         return false;
@@ -65,6 +74,11 @@ pub fn ansible_bool(v: &Value) -> bool {
         return i == 1;
     }
     v.is_true()
+}
+
+/// [`ansible_bool`] of a JSON value (a variable as the inventory or `-e` gives it).
+pub fn json_bool(v: &serde_json::Value) -> bool {
+    ansible_bool(&from_json(v))
 }
 
 /// An error for an undefined input that still names the variable: minijinja attaches
