@@ -11,12 +11,17 @@
 //! - `sshd-testbed`: real sshd "machines" on this host, for tests and benchmarks.
 //!
 //! Here:
-//! - [`modules`]: the engine modules that talk to OpenStack (`spark_openstack.cluster`,
-//!   `openstack.cloud.server_info`), registered on top of the engine's builtins.
-//! - [`cluster`]: the cluster commands (launch, destroy, ...), the Nova inventory and the
-//!   bundled playbooks and roles.
-//! - [`cli`]: command-line parsing and dispatch.
+//! - [`cluster`]: a cluster as the cloud sees it: the model read from Nova, Neutron and
+//!   Cinder, the state machines of launch, destroy, stop/start, and the Nova inventory.
+//! - [`modules`]: the engine modules that call those state machines
+//!   (`spark_openstack.cluster`, `openstack.cloud.server_info`), registered on top of the
+//!   engine's builtins.
+//! - [`commands`]: the cluster commands, which run the bundled playbooks and roles.
+//! - [`cli`]: command-line parsing, and the one mapping of outcomes to exit codes.
+//!
+//! Each of those uses only the ones listed before it.
 
 pub mod cli;
 pub mod cluster;
+pub mod commands;
 pub mod modules;

@@ -1,6 +1,6 @@
 //! The cluster commands of the original `spark_openstack.py` (launch, destroy, stop, start,
 //! login, get-master) and the ones added since. This file only parses options; the work is
-//! in `crate::cluster::commands` and `crate::cluster::ssh`. Options the config file may
+//! in `crate::commands::ctx` and `crate::commands::ssh`. Options the config file may
 //! also set are `Option`s here, so "not given" falls through to the file.
 
 use std::path::PathBuf;
@@ -9,9 +9,10 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::Exit;
-use crate::cluster::commands::{self as cmds, CmdResult, Ctx};
-use crate::cluster::config::{self, Settings};
-use crate::cluster::{ssh, tunnel};
+use crate::commands::Failure;
+use crate::commands::config::{self, Settings};
+use crate::commands::ctx::{self as cmds, CmdResult, Ctx};
+use crate::commands::{ssh, tunnel};
 
 /// Options every command accepts.
 #[derive(Args, Debug, Clone, Default)]
@@ -312,12 +313,12 @@ fn context(
     shape: Option<&Shape>,
     os_cloud: Option<String>,
     verbose: u8,
-) -> Result<Ctx, (Exit, String)> {
+) -> Result<Ctx, (Failure, String)> {
     if let Some(c) = cluster {
-        crate::cluster::model::validate_name(c).map_err(|e| (Exit::BadOptions, e))?;
+        crate::cluster::model::validate_name(c).map_err(|e| (Failure::BadOptions, e))?;
     }
     let mut settings =
-        config::load(common.config.as_deref(), cluster).map_err(|e| (Exit::BadOptions, e))?;
+        config::load(common.config.as_deref(), cluster).map_err(|e| (Failure::BadOptions, e))?;
     layer(
         &mut settings,
         "identity-file",
@@ -333,9 +334,9 @@ fn context(
     }
     let os_cloud = os_cloud.or(settings
         .str("os-cloud")
-        .map_err(|e| (Exit::BadOptions, e))?);
+        .map_err(|e| (Failure::BadOptions, e))?);
     let extra_vars = playbook_engine::executor::vars::parse_all_extra_vars(&common.extra_vars)
-        .map_err(|msg| (Exit::BadOptions, msg))?;
+        .map_err(|msg| (Failure::BadOptions, msg))?;
     Ok(Ctx {
         cluster: cluster.unwrap_or_default().to_string(),
         os_cloud,
@@ -351,11 +352,13 @@ pub fn run(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) -> Exit {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return super::fail(Exit::Error, format!("cannot start the async runtime: {e}")),
+        Err(e) => {
+            return super::fail(Exit::Error, format!("cannot start the async runtime: {e}"));
+        }
     };
     match rt.block_on(dispatch(cmd, os_cloud, verbose)) {
-        Ok(exit) => exit,
-        Err((exit, msg)) => super::fail(exit, msg),
+        Ok(()) => Exit::Ok,
+        Err((failure, msg)) => super::fail(failure.into(), msg),
     }
 }
 
@@ -498,10 +501,10 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
         } => {
             let ctx = ctx(Some(&cluster), &common, None)?;
             let dir = std::path::absolute(&dir)
-                .map_err(|e| (Exit::BadOptions, format!("{}: {e}", dir.display())))?;
+                .map_err(|e| (Failure::BadOptions, format!("{}: {e}", dir.display())))?;
             if !dir.is_dir() {
                 return Err((
-                    Exit::BadOptions,
+                    Failure::BadOptions,
                     format!("{}: not a directory", dir.display()),
                 ));
             }
@@ -540,7 +543,7 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             common,
         } => {
             let ctx = ctx(Some(&cluster), &common, None)?;
-            let ports = tunnel::parse_ports(&ports).map_err(|m| (Exit::BadOptions, m))?;
+            let ports = tunnel::parse_ports(&ports).map_err(|m| (Failure::BadOptions, m))?;
             tunnel::tunnel(&ctx, &tunnel::TunnelOptions { ports, json }).await
         }
         C::ClusterInventory {

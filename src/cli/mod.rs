@@ -9,6 +9,7 @@ pub mod testbed;
 
 use std::process::ExitCode;
 
+use crate::commands::Failure;
 use clap::{Parser, Subcommand};
 
 /// Exit codes, as `ansible-playbook` uses them, so scripts written for Ansible keep working.
@@ -30,6 +31,20 @@ pub enum Exit {
 impl Exit {
     /// Ansible's parse errors share code 4 with unreachable hosts.
     pub const PARSE_ERROR: Exit = Exit::Unreachable;
+}
+
+/// The one mapping from a command's failure to its exit code (ansible-playbook's codes).
+impl From<Failure> for Exit {
+    fn from(f: Failure) -> Exit {
+        match f {
+            Failure::Error => Exit::Error,
+            Failure::HostsFailed => Exit::HostFailed,
+            Failure::Unreachable => Exit::Unreachable,
+            Failure::ParseError => Exit::PARSE_ERROR,
+            Failure::BadOptions => Exit::BadOptions,
+            Failure::Interrupted => Exit::Interrupted,
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::Exit;
+use crate::commands::Failure;
 use playbook_engine::connection::HostKeyPolicy;
 use playbook_engine::executor::events::EventSink;
 use playbook_engine::executor::hosts::Inventory;
@@ -193,16 +194,16 @@ pub fn run(mut args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
         output,
         registry,
     }));
+    let Some(failure) = Failure::of(&result.outcome) else {
+        return Exit::Ok;
+    };
     match result.outcome {
-        Outcome::Ok => Exit::Ok,
-        Outcome::HostsFailed => Exit::HostFailed,
-        Outcome::Unreachable => Exit::Unreachable,
-        Outcome::ParseError(msg) => super::fail(Exit::PARSE_ERROR, msg),
-        Outcome::Error(msg) => super::fail(Exit::Error, msg),
+        Outcome::ParseError(msg) | Outcome::Error(msg) => super::fail(failure.into(), msg),
         Outcome::Interrupted => {
             eprintln!("ERROR! User interrupted execution");
-            Exit::Interrupted
+            failure.into()
         }
+        _ => failure.into(),
     }
 }
 
@@ -210,8 +211,8 @@ pub fn run(mut args: PlayArgs, os_cloud: Option<String>, verbose: u8) -> Exit {
 /// a playbook path that does not exist but names a bundled playbook (`playbooks/NAME.yml`
 /// or `NAME.yml`) runs the bundled one, and the bundled roles join the roles path. The
 /// returned bundle keeps the materialised files alive for the run.
-fn use_bundled(args: &mut PlayArgs) -> Result<Option<crate::cluster::bundle::Bundle>, String> {
-    use crate::cluster::bundle;
+fn use_bundled(args: &mut PlayArgs) -> Result<Option<crate::commands::bundle::Bundle>, String> {
+    use crate::commands::bundle;
     let names = bundle::playbook_names();
     let bundled = |p: &std::path::Path| -> Option<String> {
         let parent = p.parent().and_then(|d| d.to_str()).unwrap_or("");

@@ -4,7 +4,7 @@
 //! rather than against the HTTP client directly, for two reasons: the logic (which
 //! resources a cluster has, what is missing, what to delete first) stays readable without
 //! URLs and JSON in the way, and the HTTP client (`openstack_client`) can evolve without
-//! touching it. The implementation for the real client lives in `crate::modules`.
+//! touching it. The implementation for the real client is [`super::openstack`].
 //! Every list call returns the whole collection in one request (paginated by the client),
 //! so the number of API calls of a launch grows with the cluster, not with its square.
 

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
-use super::api::{Flavor, Image, Server};
+use super::api::{ClusterApi, Flavor, Image, Server};
 use super::launch::{META_NET_MODE, META_SSH_USER};
 use super::model::{Cluster, Role, role_of};
 use super::recorded;
@@ -268,10 +268,8 @@ impl NovaInventory {
                     .build()
                     .map_err(|e| format!("cannot start a runtime: {e}"))?;
                 rt.block_on(async {
-                    let api = crate::modules::api::connect(self.os_cloud.clone()).await?;
-                    super::engine::nova_inventory(&api, &self.cluster, &self.conn)
-                        .await
-                        .map(|(_, doc)| doc)
+                    let api = super::openstack::connect(self.os_cloud.clone()).await?;
+                    read(&api, &self.cluster, &self.conn).await
                 })
             })
             .join()
@@ -291,6 +289,19 @@ impl playbook_engine::inventory::InventorySource for NovaInventory {
             .map_err(playbook_engine::inventory::InventoryError::Invalid)?;
         Ok(to_model(&doc))
     }
+}
+
+/// The dynamic-inventory document of `cluster`, read from the cloud now.
+pub async fn read(
+    api: &dyn ClusterApi,
+    cluster: &str,
+    conn: &ConnOptions,
+) -> Result<Value, String> {
+    let (servers, fips, vols) =
+        futures::try_join!(api.servers(), api.floating_ips(), api.volumes()).map_err(|e| e.msg)?;
+    let (flavors, images) = futures::try_join!(api.flavors(), api.images()).map_err(|e| e.msg)?;
+    let c = Cluster::collect(cluster, &servers, &fips, &vols);
+    Ok(build(&c, &flavors, &images, conn))
 }
 
 /// A dynamic-inventory document as the inventory model (groups, host vars, `all` vars).

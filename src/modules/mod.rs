@@ -11,7 +11,6 @@
 //! server_info` is provided too, under Ansible's name, for playbooks that need to look
 //! at servers themselves.
 
-pub mod api;
 pub mod cluster;
 pub mod server_info;
 
@@ -22,7 +21,7 @@ use playbook_engine::modules::registry::Registry;
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, OnceCell};
 
-pub use api::OpenStack;
+use crate::cluster::openstack::{self as api, OpenStack};
 
 /// One cloud, connected on first use.
 type Cell = Arc<OnceCell<Arc<OpenStack>>>;

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::commands::{CmdResult, Ctx};
-use super::inventory::{self, Access, ConnOptions};
-use super::model::Cluster;
-use super::spec::NetMode;
-use crate::cli::Exit;
+use super::Failure;
+use super::ctx::{CmdResult, Ctx};
+use crate::cluster::inventory::{self, Access, ConnOptions};
+use crate::cluster::model::Cluster;
+use crate::cluster::spec::NetMode;
 use playbook_engine::connection::manager::ConnectionManager;
 use playbook_engine::connection::{
     ConnectionKind, ConnectionSpec, ExecRequest, HostKeyPolicy, sh_quote,
@@ -48,7 +48,7 @@ fn ssh_base(conn: &ConnOptions, acc: &Access) -> Vec<String> {
 /// known_hosts directory exists afterwards, so the first connection can record the key.
 pub(super) async fn master_access(
     ctx: &Ctx,
-) -> Result<(ConnOptions, Access, Cluster), (Exit, String)> {
+) -> Result<(ConnOptions, Access, Cluster), (Failure, String)> {
     let api = ctx.api().await?;
     let conn = ctx.conn_options()?;
     if let Some(dir) = conn.known_hosts.as_ref().and_then(|k| k.parent()) {
@@ -58,7 +58,7 @@ pub(super) async fn master_access(
     let acc = inventory::access(&c, &conn);
     if acc.master_address.is_none() {
         return Err((
-            Exit::Error,
+            Failure::Error,
             format!(
                 "cluster '{}' has no reachable master (is it launched and running? see describe)",
                 ctx.cluster
@@ -96,7 +96,7 @@ pub async fn login(
     }
     let err = Command::new("ssh").args(&args).exec();
     Err((
-        Exit::Error,
+        Failure::Error,
         format!("cannot run ssh (is OpenSSH installed?): {err}"),
     ))
 }
@@ -135,7 +135,7 @@ impl SparkJob<'_> {
 /// mode (spark-defaults.conf names the master), with its output streamed as it comes.
 /// OpenSSH carries both steps, like `login`, so Ctrl-C reaches spark-submit.
 pub async fn submit(ctx: &Ctx, job: &SparkJob<'_>) -> CmdResult {
-    let bad = |m: String| (Exit::BadOptions, m);
+    let bad = |m: String| (Failure::BadOptions, m);
     let name = job
         .app
         .file_name()
@@ -166,7 +166,7 @@ pub async fn submit(ctx: &Ctx, job: &SparkJob<'_>) -> CmdResult {
     let status = |r: std::io::Result<std::process::ExitStatus>| {
         r.map_err(|e| {
             (
-                Exit::Error,
+                Failure::Error,
                 format!("cannot run ssh (is OpenSSH installed?): {e}"),
             )
         })
@@ -174,7 +174,7 @@ pub async fn submit(ctx: &Ctx, job: &SparkJob<'_>) -> CmdResult {
     let up = status(ssh(upload).stdin(file).status().await)?;
     if !up.success() {
         return Err((
-            Exit::Error,
+            Failure::Error,
             format!(
                 "could not copy {} to the master ({target})",
                 job.app.display()
@@ -183,13 +183,13 @@ pub async fn submit(ctx: &Ctx, job: &SparkJob<'_>) -> CmdResult {
     }
     let run = status(ssh(job.command(&remote_app)).status().await)?;
     match run.code() {
-        Some(0) => Ok(Exit::Ok),
+        Some(0) => Ok(()),
         Some(255) => Err((
-            Exit::Unreachable,
+            Failure::Unreachable,
             format!("lost the SSH connection to the master ({target})"),
         )),
         code => Err((
-            Exit::Error,
+            Failure::Error,
             format!(
                 "spark-submit {name} failed on the master (exit {})",
                 code.map_or("by a signal".to_string(), |c| c.to_string())
@@ -289,13 +289,13 @@ pub async fn run_command(ctx: &Ctx, command: &str, master_only: bool) -> CmdResu
         }
     }
     match (failed, unreachable) {
-        (0, 0) => Ok(Exit::Ok),
+        (0, 0) => Ok(()),
         (_, 0) => Err((
-            Exit::HostFailed,
+            Failure::HostsFailed,
             format!("the command failed on {failed} host(s)"),
         )),
         _ => Err((
-            Exit::Unreachable,
+            Failure::Unreachable,
             format!("{unreachable} host(s) unreachable, {failed} failed"),
         )),
     }

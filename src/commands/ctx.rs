@@ -8,16 +8,16 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use super::api::ClusterApi;
+use super::Failure;
 use super::bundle;
 use super::config::Settings;
-use super::describe;
-use super::engine::{self, PlaybookCall};
-use super::inventory::{self, ConnOptions};
-use super::model::{self, Cluster};
-use super::spec::NetMode;
-use crate::cli::Exit;
-use crate::modules::OpenStack;
+use super::playbook::{self, PlaybookCall};
+use crate::cluster::api::ClusterApi;
+use crate::cluster::describe;
+use crate::cluster::inventory::{self, ConnOptions};
+use crate::cluster::model::{self, Cluster};
+use crate::cluster::openstack::OpenStack;
+use crate::cluster::spec::NetMode;
 use playbook_engine::executor::Outcome;
 
 /// What every cluster command starts from.
@@ -41,18 +41,18 @@ const COMMAND_VARS: &[&str] = &[
     "spark_openstack_role_vars",
 ];
 
-/// A failed command: exit code and one message.
-pub type CmdResult = Result<Exit, (Exit, String)>;
+/// A command's result: on failure, why (the CLI maps it to the exit code) and one message.
+pub type CmdResult = Result<(), (Failure, String)>;
 
-fn bad(msg: impl Into<String>) -> (Exit, String) {
-    (Exit::BadOptions, msg.into())
+fn bad(msg: impl Into<String>) -> (Failure, String) {
+    (Failure::BadOptions, msg.into())
 }
-fn error(msg: impl Into<String>) -> (Exit, String) {
-    (Exit::Error, msg.into())
+fn error(msg: impl Into<String>) -> (Failure, String) {
+    (Failure::Error, msg.into())
 }
 
 impl Ctx {
-    pub fn conn_options(&self) -> Result<ConnOptions, (Exit, String)> {
+    pub fn conn_options(&self) -> Result<ConnOptions, (Failure, String)> {
         let s = &self.settings;
         let identity_file = s
             .str("identity-file")
@@ -118,7 +118,7 @@ impl Ctx {
 
     /// The variables that decide what software the cluster runs: the config file's `vars`,
     /// `spark-version`, and every `-e` that is not one of the commands' own options. The
-    /// playbooks record them on the master (see [`super::recorded`]) so `start`,
+    /// playbooks record them on the master (see [`crate::cluster::recorded`]) so `start`,
     /// `add-slaves` and `--resume` set the nodes up as `launch` did.
     pub fn role_vars(&self) -> Map<String, Value> {
         let mut v = Map::new();
@@ -141,13 +141,13 @@ impl Ctx {
         v
     }
 
-    pub async fn api(&self) -> Result<OpenStack, (Exit, String)> {
-        crate::modules::api::connect(self.os_cloud.clone())
+    pub async fn api(&self) -> Result<OpenStack, (Failure, String)> {
+        crate::cluster::openstack::connect(self.os_cloud.clone())
             .await
             .map_err(error)
     }
 
-    pub async fn cluster(&self, api: &dyn ClusterApi) -> Result<Cluster, (Exit, String)> {
+    pub async fn cluster(&self, api: &dyn ClusterApi) -> Result<Cluster, (Failure, String)> {
         let (servers, fips, vols) =
             futures::try_join!(api.servers(), api.floating_ips(), api.volumes())
                 .map_err(|e| error(e.msg))?;
@@ -163,29 +163,25 @@ pub fn expand_home(p: &str) -> PathBuf {
 }
 
 fn outcome_exit(o: Outcome) -> CmdResult {
-    match o {
-        Outcome::Ok => Ok(Exit::Ok),
-        Outcome::HostsFailed => Err((
-            Exit::HostFailed,
-            "one or more hosts failed (see above)".into(),
-        )),
-        Outcome::Unreachable => Err((
-            Exit::Unreachable,
-            "one or more hosts were unreachable (see above)".into(),
-        )),
-        Outcome::ParseError(m) => Err((Exit::PARSE_ERROR, m)),
-        Outcome::Error(m) => Err((Exit::Error, m)),
-        Outcome::Interrupted => Err((
-            Exit::Interrupted,
+    let Some(failure) = Failure::of(&o) else {
+        return Ok(());
+    };
+    let msg = match o {
+        Outcome::ParseError(m) | Outcome::Error(m) => m,
+        Outcome::HostsFailed => "one or more hosts failed (see above)".into(),
+        Outcome::Unreachable => "one or more hosts were unreachable (see above)".into(),
+        Outcome::Interrupted => {
             "interrupted; rerun the same command (or launch --resume) to continue where it stopped"
-                .into(),
-        )),
-    }
+                .into()
+        }
+        Outcome::Ok => unreachable!("Failure::of(Ok) is None"),
+    };
+    Err((failure, msg))
 }
 
 /// Asks before destroying anything; `--yes` answers for the user, and without a terminal
 /// and without `--yes` the command refuses instead of guessing.
-pub fn confirm(what: &str, yes: bool) -> Result<(), (Exit, String)> {
+pub fn confirm(what: &str, yes: bool) -> Result<(), (Failure, String)> {
     if yes {
         return Ok(());
     }
@@ -201,7 +197,7 @@ pub fn confirm(what: &str, yes: bool) -> Result<(), (Exit, String)> {
     if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
         Ok(())
     } else {
-        Err((Exit::Error, "not confirmed; nothing was changed".into()))
+        Err((Failure::Error, "not confirmed; nothing was changed".into()))
     }
 }
 
@@ -224,9 +220,9 @@ pub async fn run_playbooks(
     let started = Instant::now();
     let (inv, refresh) = if cloud_only {
         // The groups exist (empty), so node plays are skipped without pattern warnings.
-        (engine::to_engine(&json!({})), None)
+        (playbook::to_engine(&json!({})).map_err(error)?, None)
     } else {
-        let inv = engine::nova_inventory(&api, &ctx.cluster, &conn)
+        let inv = playbook::nova_inventory(&api, &ctx.cluster, &conn)
             .await
             .map_err(error)?
             .0;
@@ -235,9 +231,9 @@ pub async fn run_playbooks(
             cluster: ctx.cluster.clone(),
             conn: conn.clone(),
         };
-        (inv, Some(engine::refresher(source)))
+        (inv, Some(playbook::refresher(source)))
     };
-    let o = engine::run(PlaybookCall {
+    let o = playbook::run(PlaybookCall {
         bundle: &bundle,
         name,
         vars,
@@ -252,7 +248,7 @@ pub async fn run_playbooks(
     if summarize {
         summary(ctx, &api, &conn, &phases).await?;
     }
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 async fn summary(
@@ -260,7 +256,7 @@ async fn summary(
     api: &dyn ClusterApi,
     conn: &ConnOptions,
     phases: &[(String, std::time::Duration)],
-) -> Result<(), (Exit, String)> {
+) -> Result<(), (Failure, String)> {
     let c = ctx.cluster(api).await?;
     let acc = inventory::access(&c, conn);
     println!();
@@ -323,7 +319,7 @@ pub async fn describe_cmd(ctx: &Ctx, all: bool, json_out: bool) -> CmdResult {
     } else {
         print!("{}", describe::to_yaml(&doc));
     }
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 pub async fn get_master(ctx: &Ctx) -> CmdResult {
@@ -333,7 +329,7 @@ pub async fn get_master(ctx: &Ctx) -> CmdResult {
     match acc.master_address {
         Some(a) => {
             println!("{a}");
-            Ok(Exit::Ok)
+            Ok(())
         }
         None if c.master().is_none() => {
             Err(error(format!("cluster '{}' has no master", ctx.cluster)))
@@ -347,11 +343,11 @@ pub async fn get_master(ctx: &Ctx) -> CmdResult {
 
 pub async fn inventory_list(ctx: &Ctx) -> CmdResult {
     let api = ctx.api().await?;
-    let (_, doc) = engine::nova_inventory(&api, &ctx.cluster, &ctx.conn_options()?)
+    let (_, doc) = playbook::nova_inventory(&api, &ctx.cluster, &ctx.conn_options()?)
         .await
         .map_err(error)?;
     println!("{doc:#}");
-    Ok(Exit::Ok)
+    Ok(())
 }
 
 /// Says exactly what a destructive command will remove, then asks.
@@ -361,7 +357,7 @@ pub async fn confirm_loss(
     victims: Option<usize>,
     keep_volumes: bool,
     yes: bool,
-) -> Result<(), (Exit, String)> {
+) -> Result<(), (Failure, String)> {
     let api = ctx.api().await?;
     let c = ctx.cluster(&api).await?;
     if c.is_empty() && victims.is_none() && what != "destroy" {
@@ -385,7 +381,7 @@ pub async fn confirm_loss(
         _ => {
             lines.push(format!("This deletes {} server(s) of '{}' and ALL DATA ON THEM: {}.", servers.len(), ctx.cluster, servers.join(", ")));
             let vols: Vec<String> = c.volumes.iter()
-                .filter(|v| victims.is_none() || servers.iter().any(|s| v.metadata.get(super::volumes::META_SERVER) == Some(s)))
+                .filter(|v| victims.is_none() || servers.iter().any(|s| v.metadata.get(crate::cluster::volumes::META_SERVER) == Some(s)))
                 .map(|v| format!("{} ({} GB)", v.name, v.size_gb)).collect();
             if !vols.is_empty() {
                 lines.push(if keep_volumes { format!("Volumes kept: {}.", vols.join(", ")) } else { format!("Volumes deleted: {}.", vols.join(", ")) });
@@ -410,5 +406,5 @@ pub fn init(dir: &std::path::Path, force: bool) -> CmdResult {
         written.len(),
         dir.display()
     );
-    Ok(Exit::Ok)
+    Ok(())
 }

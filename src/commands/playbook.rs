@@ -10,60 +10,28 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::api::ClusterApi;
 use super::bundle::Bundle;
-use super::inventory::{self, ConnOptions};
-use super::model::Cluster;
+use crate::cluster::api::ClusterApi;
+use crate::cluster::inventory::{self, ConnOptions};
 use playbook_engine::connection::HostKeyPolicy;
 use playbook_engine::executor::events::EventSink;
 use playbook_engine::executor::hosts::Inventory;
 use playbook_engine::executor::{self, InventoryRefresh, Outcome, PlaybookRun, RunOptions};
 
-/// The engine's inventory for one cluster, read from the cloud now.
+/// The engine's inventory for one cluster, read from the cloud now, and its document.
 pub async fn nova_inventory(
     api: &dyn ClusterApi,
     cluster: &str,
     conn: &ConnOptions,
 ) -> Result<(Inventory, Value), String> {
-    let (servers, fips, vols) =
-        futures::try_join!(api.servers(), api.floating_ips(), api.volumes()).map_err(|e| e.msg)?;
-    let (flavors, images) = futures::try_join!(api.flavors(), api.images()).map_err(|e| e.msg)?;
-    let c = Cluster::collect(cluster, &servers, &fips, &vols);
-    let doc = inventory::build(&c, &flavors, &images, conn);
-    Ok((to_engine(&doc), doc))
+    let doc = inventory::read(api, cluster, conn).await?;
+    Ok((to_engine(&doc)?, doc))
 }
 
-/// Converts a dynamic-inventory document into the engine's inventory: host vars with the
-/// `all` group vars underneath.
-pub fn to_engine(doc: &Value) -> Inventory {
-    let mut inv = Inventory::default();
-    let group_vars = doc
-        .pointer("/all/vars")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    for group in ["master", "slaves"] {
-        let hosts = doc
-            .pointer(&format!("/{group}/hosts"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for h in hosts.iter().filter_map(Value::as_str) {
-            let mut vars: Map<String, Value> = group_vars.clone();
-            if let Some(hv) = doc
-                .pointer("/_meta/hostvars")
-                .and_then(|m| m.get(h))
-                .and_then(Value::as_object)
-            {
-                vars.extend(hv.clone());
-            }
-            inv.add_host(h, vars, &[group]);
-        }
-    }
-    for g in ["all", "master", "slaves", "ungrouped"] {
-        inv.groups.entry(g.into()).or_default();
-    }
-    inv
+/// A dynamic-inventory document as the executor's inventory: through the inventory model
+/// ([`inventory::to_model`]), as every other inventory source goes.
+pub fn to_engine(doc: &Value) -> Result<Inventory, String> {
+    Inventory::from_inventory(inventory::to_model(doc))
 }
 
 /// One engine run of a bundled playbook.
@@ -79,8 +47,8 @@ pub struct PlaybookCall<'a> {
 }
 
 /// `meta: refresh_inventory` for a cluster: the cluster read from Nova again.
-pub fn refresher(source: super::inventory::NovaInventory) -> InventoryRefresh {
-    Arc::new(move || source.read().map(|doc| to_engine(&doc)))
+pub fn refresher(source: crate::cluster::inventory::NovaInventory) -> InventoryRefresh {
+    Arc::new(move || source.read().and_then(|doc| to_engine(&doc)))
 }
 
 pub async fn run(call: PlaybookCall<'_>) -> Outcome {

@@ -1,7 +1,7 @@
 //! `tunnel NAME`: the master's web UIs (and Spark Connect) on local ports, carried by one
 //! SSH connection to the master.
 //!
-//! Why: a cluster's security groups open only SSH to the world (see [`super::secgroups`]);
+//! Why: a cluster's security groups open only SSH to the world (see [`crate::cluster::secgroups`]);
 //! the Spark master UI, the NameNode UIs, Ganglia, the application UI and Spark Connect
 //! answer only inside the cluster network unless `--authorized-address` opened them to
 //! someone. SSH is the one way in that always exists, so `tunnel` opens one connection to
@@ -21,10 +21,10 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::commands::{CmdResult, Ctx};
-use super::describe::WEB_UIS;
+use super::Failure;
+use super::ctx::{CmdResult, Ctx};
 use super::ssh::{master_access, node_specs};
-use crate::cli::Exit;
+use crate::cluster::describe::WEB_UIS;
 use playbook_engine::connection::{ConnError, Connection, Unreachable};
 
 /// How a client talks to a service, which decides the URL printed for it.
@@ -131,7 +131,7 @@ pub async fn tunnel(ctx: &Ctx, opts: &TunnelOptions) -> CmdResult {
     let (conn, acc, c) = master_access(ctx).await?;
     let Some(spec) = node_specs(&c, &conn, &acc, true).into_iter().next() else {
         return Err((
-            Exit::Error,
+            Failure::Error,
             format!("cluster '{}' has no master", ctx.cluster),
         ));
     };
@@ -145,7 +145,7 @@ pub async fn tunnel(ctx: &Ctx, opts: &TunnelOptions) -> CmdResult {
         .await
         .map_err(|e| {
             (
-                Exit::Unreachable,
+                Failure::Unreachable,
                 format!("cannot reach the master of cluster '{}': {e}", ctx.cluster),
             )
         })?;
@@ -166,7 +166,7 @@ async fn forward(
     let running = probe(ctx, ssh.as_ref(), target, &candidates).await?;
     if running.is_empty() {
         return Err((
-            Exit::Error,
+            Failure::Error,
             format!(
                 "nothing to forward: none of the services answers on the master of cluster '{}' \
                  ({target}, ports {}); is Spark running there? (`launch` configures it)",
@@ -190,9 +190,7 @@ async fn forward(
     for s in servers {
         s.abort();
     }
-    stopped
-        .map(|()| Exit::Ok)
-        .map_err(|e| (Exit::Error, format!("cannot wait for Ctrl-C: {e}")))
+    stopped.map_err(|e| (Failure::Error, format!("cannot wait for Ctrl-C: {e}")))
 }
 
 /// The services whose port accepts a connection from the master. A refused or silent port
@@ -203,7 +201,7 @@ async fn probe(
     ssh: &dyn Connection,
     target: &str,
     candidates: &[Service],
-) -> Result<Vec<Service>, (Exit, String)> {
+) -> Result<Vec<Service>, (Failure, String)> {
     let opens = join_all(candidates.iter().map(|s| ssh.open_tunnel(target, s.port))).await;
     let mut running = Vec::new();
     for (s, open) in candidates.iter().zip(opens) {
@@ -225,7 +223,7 @@ async fn probe(
             }
             Err(e) => {
                 return Err((
-                    Exit::Unreachable,
+                    Failure::Unreachable,
                     format!(
                         "cannot forward {} of cluster '{}': {e}",
                         s.name, ctx.cluster
@@ -238,19 +236,22 @@ async fn probe(
 }
 
 /// A listener on 127.0.0.1 for each running service: the port asked for, else a free one.
-async fn listen(running: &[Service], opts: &TunnelOptions) -> Result<Vec<Forward>, (Exit, String)> {
+async fn listen(
+    running: &[Service],
+    opts: &TunnelOptions,
+) -> Result<Vec<Forward>, (Failure, String)> {
     let mut forwards = Vec::new();
     for s in running {
         let asked = opts.ports.get(s.name).copied().unwrap_or(0);
         let listener = TcpListener::bind(("127.0.0.1", asked)).await.map_err(|e| {
             (
-                Exit::Error,
+                Failure::Error,
                 format!("cannot listen on 127.0.0.1:{asked} for {}: {e}", s.name),
             )
         })?;
         let local_port = listener
             .local_addr()
-            .map_err(|e| (Exit::Error, format!("{}: {e}", s.name)))?
+            .map_err(|e| (Failure::Error, format!("{}: {e}", s.name)))?
             .port();
         forwards.push(Forward {
             service: *s,

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::cluster::api::{
+use super::api::{
     Address, ApiError, ApiResult, ClusterApi, Flavor, FloatingIp, Image, Network, Port,
     PowerAction, Rule, SecurityGroup, Server, ServerCreate, Volume,
 };
