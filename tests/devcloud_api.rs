@@ -400,3 +400,43 @@ async fn a_request_the_client_abandons_still_completes() {
     };
     c.wait_status(&id, "ACTIVE").await;
 }
+
+/// Nova refuses a zone none of its hosts is in (and lists the zones it has), so a launch
+/// with a mistyped `--zone` fails on devcloud as on a real cloud.
+#[tokio::test]
+async fn an_unknown_compute_zone_is_refused() {
+    let dc = Devcloud::start("compute_zones: [az1, az2]\n");
+    let c = dc.login().await;
+    let (_, _, v) = c
+        .call("GET", "/compute/v2.1/os-availability-zone", None)
+        .await;
+    let names: Vec<&str> = v["availabilityZoneInfo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["zoneName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["az1", "az2"]);
+    let image = c
+        .id_by_name("/image/v2/images", "images", "debian-12")
+        .await;
+    let net = c
+        .id_by_name("/network/v2.0/networks", "networks", "private")
+        .await;
+    let create = |az: &str| {
+        json!({"server": {"name": "z", "imageRef": image, "flavorRef": "2",
+            "availability_zone": az, "networks": [{"uuid": net}]}})
+    };
+    let (status, _, v) = c
+        .call("POST", "/compute/v2.1/servers", Some(create("az3")))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        v["badRequest"]["message"],
+        "The requested availability zone is not available"
+    );
+    let (status, _, v) = c
+        .call("POST", "/compute/v2.1/servers", Some(create("az2")))
+        .await;
+    assert_eq!(status, 202, "{v}");
+}

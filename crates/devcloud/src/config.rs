@@ -37,6 +37,9 @@ pub struct Config {
     /// `[1000, 3000]`, like Nova's network info cache on a real cloud; Neutron's own floating
     /// IP list shows the association at once). `[0, 0]` turns the lag off.
     pub floating_ip_delay_ms: [u64; 2],
+    /// Nova's availability zones (default `[nova]`, Nova's default zone). A server create
+    /// naming another zone is refused with 400, as Nova refuses it.
+    pub compute_zones: Vec<String>,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             quotas: Quotas::default(),
             netns: NetnsSettings::default(),
             floating_ip_delay_ms: DEFAULT_FLOATING_IP_DELAY_MS,
+            compute_zones: vec!["nova".into()],
         }
     }
 }

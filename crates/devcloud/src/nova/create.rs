@@ -215,6 +215,14 @@ pub async fn create(
             .collect(),
         None => vec!["default".to_string()],
     };
+    // nova.availability_zones: a zone no compute host is in is refused up front.
+    if let Some(az) = str_of(req, "availability_zone")
+        && !app.cfg.compute_zones.iter().any(|z| z == az)
+    {
+        return Err(bad_request(
+            "The requested availability zone is not available",
+        ));
+    }
     let image = requested_image(req);
     let reservation_id = format!("r-{}", &new_id()[..8]);
     let admin_pass: String = rand::rng()

@@ -35,11 +35,14 @@ pub async fn limits(State(app): State<AppState>, Extension(ctx): Extension<Ctx>)
     .into_response())
 }
 
-pub async fn availability_zones() -> ApiResult {
-    Ok(axum::Json(json!({"availabilityZoneInfo": [
-        {"zoneName": "nova", "zoneState": {"available": true}, "hosts": null}
-    ]}))
-    .into_response())
+pub async fn availability_zones(State(app): State<AppState>) -> ApiResult {
+    let zones: Vec<Value> = app
+        .cfg
+        .compute_zones
+        .iter()
+        .map(|z| json!({"zoneName": z, "zoneState": {"available": true}, "hosts": null}))
+        .collect();
+    Ok(axum::Json(json!({"availabilityZoneInfo": zones})).into_response())
 }
 
 pub async fn quota_set(State(app): State<AppState>, Path(project_id): Path<String>) -> ApiResult {
