@@ -38,9 +38,8 @@ pub fn expand_home(p: &str) -> std::path::PathBuf {
     }
 }
 
-use super::remote::{self, RemoteStat, WriteOpts, attrs_commands, attrs_match};
+use super::remote::{self, RemoteStat, WriteOpts, attrs_match};
 use super::{ModuleCtx, ModuleError, ModuleResult};
-use crate::connection::sh_quote;
 
 /// A text file as read for editing: its state and content (`None` when missing).
 pub struct TextFile {
@@ -116,20 +115,15 @@ pub async fn finish_edit(
         let backup = remote::write_file(ctx, path, after.as_bytes(), opts).await?;
         r = r.with("backup", backup.unwrap_or_default());
     } else {
-        let cmd = attrs_commands(
-            &sh_quote(path),
+        remote::set_attrs(
+            ctx,
+            path,
             opts.mode.as_ref(),
             opts.owner.as_deref(),
             opts.group.as_deref(),
             false,
-        );
-        let out = remote::run(ctx, format!("set -e; {cmd}")).await?;
-        if out.rc != 0 {
-            return Err(ModuleError::Failed(format!(
-                "cannot set attributes of {path}: {}",
-                out.stderr_str().trim()
-            )));
-        }
+        )
+        .await?;
     }
     Ok(r)
 }
