@@ -174,6 +174,16 @@ pub trait Tunnel: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Tunnel for T {}
 
+/// Expands `~/` at the start of a controller-side path (identity and known_hosts files
+/// from the inventory, `fetch` and `synchronize` destinations). Remote paths are expanded
+/// on the host instead (`modules::remote::qpath`), where the home may differ.
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
 /// Quotes a string for POSIX sh (single quotes, `'` escaped).
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()

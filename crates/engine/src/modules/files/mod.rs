@@ -30,14 +30,6 @@ pub fn text_diff(path: &str, before: Option<&[u8]>, after: &[u8]) -> Option<Diff
     })
 }
 
-/// Expands `~` at the start of a controller-side path.
-pub fn expand_home(p: &str) -> std::path::PathBuf {
-    match (p.strip_prefix("~/"), dirs::home_dir()) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => std::path::PathBuf::from(p),
-    }
-}
-
 use super::remote::{self, RemoteStat, WriteOpts, attrs_match};
 use super::{ModuleCtx, ModuleError, ModuleResult};
 
