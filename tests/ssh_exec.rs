@@ -14,6 +14,23 @@ async fn connect(h: &support::Hosts, i: usize) -> Arc<dyn Connection> {
         .unwrap_or_else(|e| panic!("connect: {e}"))
 }
 
+/// Writes `data` to `dest` as modules do (`modules::remote::write_file`): a command that
+/// reads it from stdin, which takes the staged side-channel path when it is large.
+async fn write(
+    c: &Arc<dyn Connection>,
+    data: &[u8],
+    dest: &str,
+    mode: u32,
+    become_: Option<&Become>,
+) -> playbook_engine::connection::ExecOutput {
+    let mut req = ExecRequest::new(format!("cat > {dest} && chmod {mode:o} {dest}"));
+    req.stdin = Some(data.to_vec());
+    req.become_ = become_.cloned();
+    c.exec(req)
+        .await
+        .unwrap_or_else(|e| panic!("write {dest}: {e}"))
+}
+
 async fn run(c: &Arc<dyn Connection>, cmd: &str) -> playbook_engine::connection::ExecOutput {
     c.exec(ExecRequest::new(cmd))
         .await
@@ -73,9 +90,12 @@ async fn large_and_binary_output() {
     assert!(out.stdout.iter().all(|&b| b == b'x'));
     assert_eq!(out.stderr.len(), 1_000_000);
     let all_bytes: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
-    c.put(&all_bytes, "/root/bytes.bin", None, None)
-        .await
-        .unwrap();
+    assert_eq!(
+        write(&c, &all_bytes, "/root/bytes.bin", 0o644, None)
+            .await
+            .rc,
+        0
+    );
     let out = run(&c, "cat /root/bytes.bin; cat /root/bytes.bin >&2").await;
     assert_eq!(out.stdout, all_bytes);
     assert_eq!(out.stderr, all_bytes);
@@ -179,16 +199,17 @@ async fn timeouts_kill_the_command_and_dead_shells_are_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn put_and_get_round_trip_with_mode() {
+async fn write_and_get_round_trip_with_mode() {
     let h = support::start(1);
     let c = connect(&h, 0).await;
-    c.put(b"small\n", "/root/small.txt", Some(0o640), None)
-        .await
-        .unwrap();
+    assert_eq!(
+        write(&c, b"small\n", "/root/small.txt", 0o640, None)
+            .await
+            .rc,
+        0
+    );
     let big: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
-    c.put(&big, "/root/big.bin", Some(0o600), None)
-        .await
-        .unwrap();
+    assert_eq!(write(&c, &big, "/root/big.bin", 0o600, None).await.rc, 0);
     // The files landed in this host's own root, with the requested modes.
     use std::os::unix::fs::PermissionsExt;
     let local = h.root(0).join("small.txt");
@@ -213,11 +234,9 @@ async fn put_and_get_round_trip_with_mode() {
     assert_eq!(names.len(), 2, "{names:?}");
     let err = c.get("/root/missing", None).await.unwrap_err();
     assert!(err.to_string().contains("/root/missing"), "{err}");
-    let err = c
-        .put(b"x", "/nonexistent-dir/f", None, None)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("/nonexistent-dir/f"), "{err}");
+    let out = write(&c, b"x", "/nonexistent-dir/f", 0o644, None).await;
+    assert_ne!(out.rc, 0);
+    assert!(out.stderr_str().contains("/nonexistent-dir/f"), "{out:?}");
     c.close().await;
 }
 
@@ -239,9 +258,7 @@ async fn become_runs_commands_and_writes_files_as_another_user() {
     let out = c.exec(req).await.unwrap();
     assert_eq!(out.stdout_str(), "nobody\n", "stderr: {}", out.stderr_str());
     let dest = format!("/tmp/so-become-{}", std::process::id());
-    c.put(b"hi", &dest, Some(0o644), Some(&nobody))
-        .await
-        .unwrap();
+    assert_eq!(write(&c, b"hi", &dest, 0o644, Some(&nobody)).await.rc, 0);
     let owner = run(&c, &format!("stat -c %U {dest}; rm -f {dest}")).await;
     assert_eq!(owner.stdout_str(), "nobody\n");
     c.close().await;

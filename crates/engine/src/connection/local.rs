@@ -65,35 +65,6 @@ impl Connection for LocalConnection {
         })
     }
 
-    async fn put(
-        &self,
-        data: &[u8],
-        dest: &str,
-        mode: Option<u32>,
-        become_: Option<&Become>,
-    ) -> Result<(), ConnError> {
-        let tmp = format!("{dest}.so-tmp-{}", std::process::id());
-        let mut cmd = format!("umask 077 && cat > {q} ", q = sh_quote(&tmp));
-        if let Some(m) = mode {
-            cmd.push_str(&format!("&& chmod {m:o} {} ", sh_quote(&tmp)));
-        }
-        cmd.push_str(&format!("&& mv -f {} {}", sh_quote(&tmp), sh_quote(dest)));
-        let req = ExecRequest {
-            cmd,
-            stdin: Some(data.to_vec()),
-            become_: become_.cloned(),
-            ..Default::default()
-        };
-        let out = self.exec(req).await?;
-        if out.rc != 0 {
-            return Err(ConnError::Io(format!(
-                "cannot write {dest}: {}",
-                out.stderr_str().trim()
-            )));
-        }
-        Ok(())
-    }
-
     async fn get(&self, src: &str, become_: Option<&Become>) -> Result<Vec<u8>, ConnError> {
         let req = ExecRequest {
             cmd: format!("cat {}", sh_quote(src)),
@@ -138,19 +109,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn put_and_get_round_trip() {
+    async fn get_reads_a_file_and_names_a_missing_one() {
         let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("f.txt");
+        let src = dir.path().join("f.txt");
+        std::fs::write(&src, b"hello\n").unwrap();
         let c = LocalConnection::new("localhost");
-        c.put(b"hello\n", dest.to_str().unwrap(), Some(0o640), None)
-            .await
-            .unwrap();
         assert_eq!(
-            c.get(dest.to_str().unwrap(), None).await.unwrap(),
+            c.get(src.to_str().unwrap(), None).await.unwrap(),
             b"hello\n"
         );
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640);
+        let missing = dir.path().join("missing").display().to_string();
+        let err = c.get(&missing, None).await.unwrap_err();
+        assert!(err.to_string().contains(&missing), "{err}");
     }
 }

@@ -101,17 +101,6 @@ impl Connection for LazyConnection {
         self.manager.get(&self.spec).await?.exec(req).await
     }
 
-    async fn put(
-        &self,
-        data: &[u8],
-        dest: &str,
-        mode: Option<u32>,
-        become_: Option<&Become>,
-    ) -> Result<(), ConnError> {
-        let conn = self.manager.get(&self.spec).await?;
-        conn.put(data, dest, mode, become_).await
-    }
-
     async fn get(&self, src: &str, become_: Option<&Become>) -> Result<Vec<u8>, ConnError> {
         self.manager.get(&self.spec).await?.get(src, become_).await
     }

@@ -1,7 +1,9 @@
 //! How the engine reaches a host: the [`Connection`] trait and the spec it is built from.
 //!
 //! Modules never know whether they talk to sshd or to the controller itself; they ask a
-//! `Connection` to run a shell snippet, write a file or read a file. The SSH implementation
+//! `Connection` to run a shell snippet or read a file. Files are written by a shell snippet
+//! that reads its stdin (`modules::remote::write_file`), the one write path, so the
+//! atomic rename, backups, attributes and `~/` paths work the same on every connection. The SSH implementation
 //! (`ssh/`) keeps one authenticated connection per host for the whole run and runs
 //! commands over persistent channels, so a task costs about one round trip. The local
 //! implementation (`local.rs`) serves `ansible_connection: local` and `delegate_to: localhost`.
@@ -148,16 +150,6 @@ pub trait Connection: Send + Sync {
     /// Runs `req.cmd` with `/bin/sh` and returns its status and output.
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutput, ConnError>;
 
-    /// Writes `data` to `dest` atomically (temp file + rename), creating no directories.
-    /// `mode` is applied before the rename. With `become_`, the file ends up owned as that user.
-    async fn put(
-        &self,
-        data: &[u8],
-        dest: &str,
-        mode: Option<u32>,
-        become_: Option<&Become>,
-    ) -> Result<(), ConnError>;
-
     /// Reads a whole file from the host.
     async fn get(&self, src: &str, become_: Option<&Become>) -> Result<Vec<u8>, ConnError>;
 
@@ -181,6 +173,16 @@ pub trait Connection: Send + Sync {
 pub trait Tunnel: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Tunnel for T {}
+
+/// Expands `~/` at the start of a controller-side path (identity and known_hosts files
+/// from the inventory, `fetch` and `synchronize` destinations). Remote paths are expanded
+/// on the host instead (`modules::remote::qpath`), where the home may differ.
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(p),
+    }
+}
 
 /// Quotes a string for POSIX sh (single quotes, `'` escaped).
 pub fn sh_quote(s: &str) -> String {

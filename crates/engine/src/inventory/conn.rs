@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Inventory, InventoryError, Vars};
-use crate::connection::{ConnectionKind, ConnectionSpec, HostKeyPolicy};
+use crate::connection::{ConnectionKind, ConnectionSpec, HostKeyPolicy, expand_home};
 
 /// Command-line defaults under the inventory variables.
 #[derive(Clone, Debug)]
@@ -312,13 +312,6 @@ fn scalar_text(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
-    }
-}
-
-fn expand_home(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), dirs::home_dir()) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => PathBuf::from(p),
     }
 }
 

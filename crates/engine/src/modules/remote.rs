@@ -365,6 +365,33 @@ pub fn attrs_commands(
     cmd
 }
 
+/// Sets mode/owner/group of `path` on the host (of everything under it with `recurse`),
+/// for a file whose content is already right. Every module that fixes attributes goes
+/// through here so that all of them quote the path the same way: with [`qpath`], a `~/`
+/// path means the (become) user's home, as it does when the file is read or written.
+pub async fn set_attrs(
+    ctx: &ModuleCtx<'_>,
+    path: &str,
+    mode: Option<&Mode>,
+    owner: Option<&str>,
+    group: Option<&str>,
+    recurse: bool,
+) -> Result<(), ModuleError> {
+    let cmd = attrs_commands(&qpath(path), mode, owner, group, recurse);
+    if cmd.is_empty() {
+        return Ok(());
+    }
+    let out = run(ctx, format!("set -e; {cmd}")).await?;
+    if out.rc != 0 {
+        let place = if recurse { "under" } else { "of" };
+        return Err(ModuleError::Failed(format!(
+            "cannot set attributes {place} {path}: {}",
+            out.stderr_str().trim()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `st` already has the wanted mode, owner and group. Owners may be names or ids.
 pub fn attrs_match(
     st: &RemoteStat,

@@ -310,49 +310,6 @@ impl Connection for SshConnection {
         }
     }
 
-    async fn put(
-        &self,
-        data: &[u8],
-        dest: &str,
-        mode: Option<u32>,
-        become_: Option<&Become>,
-    ) -> Result<(), ConnError> {
-        let tmp = format!("{dest}.so-tmp-{:08x}", rand::random::<u32>());
-        let mut cmd = format!("umask 077 && cat > {q} ", q = sh_quote(&tmp));
-        if let Some(m) = mode {
-            cmd.push_str(&format!("&& chmod {m:o} {} ", sh_quote(&tmp)));
-        }
-        cmd.push_str(&format!(
-            "&& mv -f {t} {d} || {{ rc=$?; rm -f {t}; exit $rc; }}",
-            t = sh_quote(&tmp),
-            d = sh_quote(dest)
-        ));
-        let req = ExecRequest {
-            cmd,
-            become_: become_.cloned(),
-            ..Default::default()
-        };
-        let wrapped = wrap_command(&req);
-        let mut input = stdin_bytes(&req).unwrap_or_default();
-        let (rc, stderr) = if input.len() + data.len() > INLINE_LIMIT {
-            input.extend_from_slice(data);
-            self.side_exec(&wrapped, &input).await?
-        } else {
-            input.extend_from_slice(data);
-            let out = self
-                .run_in_shell(&wrapped, Some(&input), None, None)
-                .await?;
-            (out.rc, out.stderr)
-        };
-        if rc != 0 {
-            return Err(ConnError::Io(format!(
-                "cannot write {dest}: {}",
-                String::from_utf8_lossy(&stderr).trim()
-            )));
-        }
-        Ok(())
-    }
-
     async fn get(&self, src: &str, become_: Option<&Become>) -> Result<Vec<u8>, ConnError> {
         let req = ExecRequest {
             cmd: format!("cat {}", sh_quote(src)),

@@ -68,6 +68,19 @@ impl FileOpts {
         }
     }
 
+    /// Applies mode/owner/group to an existing file whose content is already right.
+    async fn set_attrs(&self, ctx: &ModuleCtx<'_>, path: &str) -> Result<(), ModuleError> {
+        remote::set_attrs(
+            ctx,
+            path,
+            self.mode.as_ref(),
+            self.owner.as_deref(),
+            self.group.as_deref(),
+            false,
+        )
+        .await
+    }
+
     /// `mode: preserve` means the controller file's own mode.
     fn resolve_preserve(&mut self, local: Option<&Path>) {
         if self.mode == Some(Mode::Preserve) {
@@ -162,7 +175,7 @@ pub async fn copy_content(
                 result = result.with("backup_file", b);
             }
         } else if p.fix_attrs {
-            set_attrs(ctx, &target, opts).await?;
+            opts.set_attrs(ctx, &target).await?;
         }
     }
     let mode = st
@@ -184,25 +197,6 @@ pub async fn copy_content(
         .with("checksum", checksum)
         .with("size", data.len())
         .with("state", "file"))
-}
-
-/// Applies mode/owner/group to an existing file whose content is already right.
-async fn set_attrs(ctx: &ModuleCtx<'_>, path: &str, opts: &FileOpts) -> Result<(), ModuleError> {
-    let cmd = attrs_commands(
-        &qpath(path),
-        opts.mode.as_ref(),
-        opts.owner.as_deref(),
-        opts.group.as_deref(),
-        false,
-    );
-    let out = remote::run(ctx, format!("set -e; {cmd}")).await?;
-    if out.rc != 0 {
-        return Err(ModuleError::Failed(format!(
-            "cannot set attributes of {path}: {}",
-            out.stderr_str().trim()
-        )));
-    }
-    Ok(())
 }
 
 /// `dir/name`, without doubling the slash.
@@ -299,7 +293,7 @@ async fn copy_tree(
             )
             .await?;
         } else if p.fix_attrs {
-            set_attrs(ctx, remote_path, &file_opts).await?;
+            file_opts.set_attrs(ctx, remote_path).await?;
         }
     }
     let r = if changed {
@@ -337,7 +331,7 @@ async fn copy_remote(
         if p.write {
             remote::place_file(ctx, target, Source::Remote(src), &opts.write_opts()).await?;
         } else if p.fix_attrs {
-            set_attrs(ctx, target, opts).await?;
+            opts.set_attrs(ctx, target).await?;
         }
     }
     let r = if p.write || p.fix_attrs {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::expand_home;
+use crate::connection::expand_home;
 use crate::modules::args::Args;
 use crate::modules::remote::{self, basename, sha1_hex};
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};

@@ -280,14 +280,20 @@ impl Req<'_> {
     fn owner_group_ok(&self, st: &RemoteStat) -> bool {
         attrs_match(st, None, self.owner.as_deref(), self.group.as_deref())
     }
-    /// Links have no mode of their own on Linux; only their owner is set, with `-h`.
+    /// Links have no mode of their own on Linux; only their owner is set, with `-h` so the
+    /// link changes and not its target. The owner/group command is [`attrs_commands`]' own
+    /// (one `chown` or `chgrp`), with `-h` added after the verb.
     fn link_owner_cmd(&self) -> String {
-        let q = qpath(self.path);
-        match (&self.owner, &self.group) {
-            (Some(o), Some(g)) => format!("chown -h {} {q}", qpath(&format!("{o}:{g}"))),
-            (Some(o), None) => format!("chown -h {} {q}", qpath(o)),
-            (None, Some(g)) => format!("chgrp -h {} {q}", qpath(g)),
-            (None, None) => String::new(),
+        let cmd = attrs_commands(
+            &qpath(self.path),
+            None,
+            self.owner.as_deref(),
+            self.group.as_deref(),
+            false,
+        );
+        match cmd.split_once(' ') {
+            Some((verb, rest)) => format!("{verb} -h {rest}"),
+            None => cmd,
         }
     }
 }
@@ -368,4 +374,28 @@ async fn recurse_dir(
         ModuleResult::ok()
     };
     Ok(with_state(r, req.path, "directory", after.as_ref(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_owner_commands_change_the_link_not_its_target() {
+        let req = |owner: Option<&str>, group: Option<&str>| Req {
+            path: "~/a link",
+            mode: Some(Mode::Octal(0o600)),
+            owner: owner.map(str::to_string),
+            group: group.map(str::to_string),
+        };
+        assert_eq!(
+            req(Some("spark"), Some("hadoop")).link_owner_cmd(),
+            "chown -h spark:hadoop \"$HOME\"/'a link'; "
+        );
+        assert_eq!(
+            req(None, Some("hadoop")).link_owner_cmd(),
+            "chgrp -h hadoop \"$HOME\"/'a link'; "
+        );
+        assert_eq!(req(None, None).link_owner_cmd(), "");
+    }
 }

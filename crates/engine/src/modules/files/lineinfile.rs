@@ -14,6 +14,7 @@ use super::{finish_edit, read_text};
 use crate::modules::args::Args;
 use crate::modules::remote::WriteOpts;
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::template::filters::strings::python_replacement;
 
 pub struct LineInFile;
 
@@ -50,43 +51,6 @@ pub struct Spec {
     pub insertbefore: Option<String>,
     pub backrefs: bool,
     pub firstmatch: bool,
-}
-
-/// Converts Python replacement syntax (`\1`, `\g<name>`) to the `regex` crate's (`${1}`).
-fn python_replacement(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '$' => out.push_str("$$"),
-            '\\' => match chars.peek().copied() {
-                Some(d) if d.is_ascii_digit() => {
-                    let mut n = String::new();
-                    while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
-                        n.push(d);
-                        chars.next();
-                    }
-                    out.push_str(&format!("${{{n}}}"));
-                }
-                Some('g') => {
-                    chars.next();
-                    let name: String = chars
-                        .by_ref()
-                        .skip_while(|c| *c == '<')
-                        .take_while(|c| *c != '>')
-                        .collect();
-                    out.push_str(&format!("${{{name}}}"));
-                }
-                Some('\\') => {
-                    chars.next();
-                    out.push('\\');
-                }
-                _ => out.push('\\'),
-            },
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Puts the line in `text`; returns the new text and Ansible's message.
@@ -331,6 +295,11 @@ mod tests {
         s.regexp = Some(Regex::new(r"^(\w+)=off (?P<c>\w+)").unwrap());
         s.backrefs = true;
         assert_eq!(present("x=off y\n", &s).unwrap().0, "x=on # y\n");
+        // `\n` in a single-quoted YAML line is a newline, as Python's `Match.expand` makes it.
+        let mut s = spec(r"# \1 was off\n\1=on");
+        s.regexp = Some(Regex::new(r"^(\w+)=off").unwrap());
+        s.backrefs = true;
+        assert_eq!(present("x=off\n", &s).unwrap().0, "# x was off\nx=on\n");
         assert_eq!(
             present("nothing\n", &s).unwrap(),
             ("nothing\n".to_string(), "")

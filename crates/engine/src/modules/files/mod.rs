@@ -30,17 +30,8 @@ pub fn text_diff(path: &str, before: Option<&[u8]>, after: &[u8]) -> Option<Diff
     })
 }
 
-/// Expands `~` at the start of a controller-side path.
-pub fn expand_home(p: &str) -> std::path::PathBuf {
-    match (p.strip_prefix("~/"), dirs::home_dir()) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => std::path::PathBuf::from(p),
-    }
-}
-
-use super::remote::{self, RemoteStat, WriteOpts, attrs_commands, attrs_match};
+use super::remote::{self, RemoteStat, WriteOpts, attrs_match};
 use super::{ModuleCtx, ModuleError, ModuleResult};
-use crate::connection::sh_quote;
 
 /// A text file as read for editing: its state and content (`None` when missing).
 pub struct TextFile {
@@ -116,20 +107,15 @@ pub async fn finish_edit(
         let backup = remote::write_file(ctx, path, after.as_bytes(), opts).await?;
         r = r.with("backup", backup.unwrap_or_default());
     } else {
-        let cmd = attrs_commands(
-            &sh_quote(path),
+        remote::set_attrs(
+            ctx,
+            path,
             opts.mode.as_ref(),
             opts.owner.as_deref(),
             opts.group.as_deref(),
             false,
-        );
-        let out = remote::run(ctx, format!("set -e; {cmd}")).await?;
-        if out.rc != 0 {
-            return Err(ModuleError::Failed(format!(
-                "cannot set attributes of {path}: {}",
-                out.stderr_str().trim()
-            )));
-        }
+        )
+        .await?;
     }
     Ok(r)
 }

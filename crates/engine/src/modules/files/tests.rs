@@ -418,3 +418,35 @@ async fn tilde_paths_expand_on_the_host() {
         .await;
     assert!(r.changed && std::path::Path::new(&h.path("d")).is_dir());
 }
+
+/// `lineinfile` and `blockinfile` on a `~/` path whose content is already right but whose
+/// mode is not: the mode is fixed in the (become) user's home, as `copy` and `file` do,
+/// instead of failing on a literal `~` directory.
+#[tokio::test]
+async fn tilde_paths_get_their_mode_fixed_by_line_and_block_edits() {
+    let mut h = Harness::new();
+    h.env = vec![("HOME".into(), h.path(""))];
+    let conf = h.path("edit me.conf");
+    std::fs::write(&conf, "a=1\n").unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let line = json!({"path": "~/edit me.conf", "line": "a=1", "mode": "0600"});
+    let r = h.ok(&LineInFile, line.clone()).await;
+    assert!(r.changed, "{:?}", r.msg);
+    assert_eq!(
+        r.msg.as_deref(),
+        Some("ownership, perms or SE linux context changed")
+    );
+    assert_eq!(mode_of(&conf), 0o600);
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "a=1\n");
+    assert!(!h.ok(&LineInFile, line).await.changed);
+
+    let block = json!({"path": "~/edit me.conf", "block": "b=2", "mode": "0640"});
+    assert!(h.ok(&BlockInFile, block.clone()).await.changed);
+    assert_eq!(mode_of(&conf), 0o640);
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Only the mode differs now.
+    let r = h.ok(&BlockInFile, block.clone()).await;
+    assert!(r.changed, "{:?}", r.msg);
+    assert_eq!(mode_of(&conf), 0o640);
+    assert!(!h.ok(&BlockInFile, block).await.changed);
+}

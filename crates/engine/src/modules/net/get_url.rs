@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::modules::args::Args;
-use crate::modules::remote::{self, CHECKSUM_ALGORITHMS, attrs_commands, qpath};
+use crate::modules::remote::{self, CHECKSUM_ALGORITHMS, qpath};
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct GetUrl;
@@ -195,19 +195,18 @@ impl Module for GetUrl {
             if st.is_some_and(|s| {
                 !remote::attrs_match(&s, mode.as_ref(), owner.as_deref(), group.as_deref())
             }) {
-                let fix = attrs_commands(
-                    &qpath(&target),
+                let fix = remote::set_attrs(
+                    ctx,
+                    &target,
                     mode.as_ref(),
                     owner.as_deref(),
                     group.as_deref(),
                     false,
                 );
-                let out = remote::run(ctx, format!("set -e; {fix}")).await?;
-                if out.rc != 0 {
-                    return Ok(ModuleResult::failed(format!(
-                        "cannot set attributes of {target}: {}",
-                        out.stderr_str().trim()
-                    )));
+                // A failure is this task's result (with its message), not an error.
+                match fix.await {
+                    Err(ModuleError::Failed(msg)) => return Ok(ModuleResult::failed(msg)),
+                    other => other?,
                 }
                 r.changed = true;
             }

@@ -9,9 +9,8 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::connection::{ConnectionKind, ConnectionSpec, HostKeyPolicy, sh_quote};
+use crate::connection::{ConnectionKind, ConnectionSpec, HostKeyPolicy, expand_home, sh_quote};
 use crate::modules::args::Args;
-use crate::modules::files::expand_home;
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Synchronize;

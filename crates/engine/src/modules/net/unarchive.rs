@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::modules::args::Args;
-use crate::modules::remote::{self, attrs_commands, qpath};
+use crate::modules::remote::{self, qpath};
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Unarchive;
@@ -150,19 +150,18 @@ impl Module for Unarchive {
             a.opt_str("group")?,
         );
         if r.changed && !ctx.check_mode && (mode.is_some() || owner.is_some() || group.is_some()) {
-            let fix = attrs_commands(
-                &qpath(&dest),
+            let fix = remote::set_attrs(
+                ctx,
+                &dest,
                 mode.as_ref(),
                 owner.as_deref(),
                 group.as_deref(),
                 true,
             );
-            let out = remote::run(ctx, format!("set -e; {fix}")).await?;
-            if out.rc != 0 {
-                return Ok(ModuleResult::failed(format!(
-                    "cannot set attributes under {dest}: {}",
-                    out.stderr_str().trim()
-                )));
+            // A failure is this task's result (with its message), not an error.
+            match fix.await {
+                Err(ModuleError::Failed(msg)) => return Ok(ModuleResult::failed(msg)),
+                other => other?,
             }
         }
         Ok(r)

@@ -50,8 +50,11 @@ fn flags(kwargs: &Kwargs) -> Result<(bool, bool), Error> {
     ))
 }
 
-/// Python replacement syntax (`\1`, `\g<1>`, `\g<name>`) to the regex crate's (`${1}`).
-fn python_replacement(rep: &str) -> String {
+/// Python `re.sub`/`Match.expand` replacement syntax (`\1`, `\g<1>`, `\g<name>`, and the
+/// `\n`, `\r`, `\t`, `\\` escapes) to the regex crate's (`${1}`, with `$` escaped). The
+/// one converter for both `regex_replace` and `lineinfile`'s `backrefs`, so a playbook's
+/// replacement means the same thing wherever it is written, as in Ansible.
+pub fn python_replacement(rep: &str) -> String {
     let mut out = String::with_capacity(rep.len());
     let mut chars = rep.chars().peekable();
     while let Some(c) = chars.next() {
@@ -85,6 +88,10 @@ fn python_replacement(rep: &str) -> String {
                 Some('n') => {
                     chars.next();
                     out.push('\n');
+                }
+                Some('r') => {
+                    chars.next();
+                    out.push('\r');
                 }
                 Some('t') => {
                     chars.next();
@@ -238,6 +245,15 @@ mod tests {
     #[test]
     fn replacement_syntax() {
         assert_eq!(python_replacement(r"\1-\g<name>$"), "${1}-${name}$$");
+        assert_eq!(python_replacement(r"\g<2>\12"), "${2}${12}");
+        assert_eq!(python_replacement(r"a\nb\tc\rd"), "a\nb\tc\rd");
+        assert_eq!(python_replacement(r"\\1 \d \g"), "\\1 \\d \\g");
+        // Expanded by the regex crate as Python would.
+        let re = Regex::new(r"(?P<k>\w+)=(\w+)").unwrap();
+        let caps = re.captures("port=22").unwrap();
+        let mut out = String::new();
+        caps.expand(&python_replacement(r"\g<k>: \2\n$HOME"), &mut out);
+        assert_eq!(out, "port: 22\n$HOME");
     }
 
     #[test]
