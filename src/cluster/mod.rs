@@ -29,3 +29,6 @@ pub mod spec;
 pub mod ssh;
 pub mod tunnel;
 pub mod volumes;
+
+#[cfg(test)]
+pub mod memory_cloud;
