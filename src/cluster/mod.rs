@@ -32,3 +32,5 @@ pub mod volumes;
 
 #[cfg(test)]
 pub mod memory_cloud;
+#[cfg(test)]
+mod tests;
