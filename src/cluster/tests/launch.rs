@@ -318,3 +318,26 @@ async fn servers_still_building_at_the_boot_timeout_are_reported() {
         out.failures
     );
 }
+
+/// Nova may take a while to delete a server; the old master in ERROR then still shows in
+/// listings next to its replacement.
+#[tokio::test]
+async fn a_replaced_master_gets_the_floating_ip_while_the_old_one_lingers() {
+    let cloud = MemoryCloud::new();
+    cloud.set_delete_polls(20);
+    cloud.boot_fails("demo-master", "No valid host was found.");
+    let out = launched(&cloud, &spec(1)).await;
+    assert_eq!(out.replaced, ["demo-master"]);
+    let active: Vec<_> = cloud
+        .servers_now()
+        .into_iter()
+        .filter(|s| s.name == "demo-master" && s.status == "ACTIVE")
+        .collect();
+    assert_eq!(active.len(), 1);
+    assert!(
+        active[0].floating_ip().is_some(),
+        "the new master has no floating IP: {:?}",
+        cloud.floating_ips_now()
+    );
+    assert_eq!(out.cluster.masters.len(), 1, "{:?}", out.cluster.masters);
+}
