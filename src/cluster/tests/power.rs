@@ -75,3 +75,19 @@ async fn powering_a_cluster_that_does_not_exist_is_an_error() {
     let e = power(&cloud, PowerAction::Start).await.unwrap_err();
     assert!(e.contains("cluster 'demo' has no servers"), "{e}");
 }
+
+/// A server in ERROR never reaches SHUTOFF or ACTIVE: it is reported at once, not after
+/// the 10-minute timeout.
+#[tokio::test]
+async fn a_server_in_error_is_reported_without_waiting_for_the_timeout() {
+    let cloud = MemoryCloud::new();
+    launched(&cloud, &spec(2)).await;
+    cloud.set_status("demo-slave-1", "ERROR", Some("host failure"));
+    let (acted, failures) = power(&cloud, PowerAction::Stop).await.expect("stop");
+    assert_eq!(sorted(acted), names(&["demo-master", "demo-slave-2"]));
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].name, "demo-slave-1");
+    assert!(failures[0].reason.contains("ERROR"), "{failures:?}");
+    assert!(failures[0].reason.contains("host failure"), "{failures:?}");
+    assert_eq!(cloud.server("demo-master").status, "SHUTOFF");
+}
