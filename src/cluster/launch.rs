@@ -112,7 +112,10 @@ pub async fn converge(
     boot.wait(api, spec, poll, &mut out).await?;
     phases.mark("servers");
 
-    let servers = api.servers().await.map_err(|e| e.msg)?;
+    // Servers replaced above may still be listed while Nova deletes them; they are not
+    // the cluster (an old master in ERROR first in the list would get no floating IP).
+    let mut servers = api.servers().await.map_err(|e| e.msg)?;
+    servers.retain(|s| !boot.gone.contains(&s.id));
     let cluster = Cluster::collect(&spec.cluster, &servers, &[], &[]);
     out.cluster = cluster.clone();
     if res.net_mode == NetMode::Floating {

@@ -23,3 +23,8 @@ pub mod resolve;
 pub mod secgroups;
 pub mod spec;
 pub mod volumes;
+
+#[cfg(test)]
+pub mod memory_cloud;
+#[cfg(test)]
+mod tests;

@@ -57,6 +57,18 @@ pub async fn set_power(
             .collect();
         let done = mine.iter().filter(|s| s.status == to).count();
         bar.set_position(done as u64);
+        // ERROR is final: waiting for it to reach `to` only delays the report by `timeout`.
+        for s in mine.iter().filter(|s| s.status == "ERROR") {
+            if !failures.iter().any(|f| f.name == s.name) {
+                failures.push(ServerFailure {
+                    name: s.name.clone(),
+                    reason: format!(
+                        "ERROR: {}",
+                        s.fault.as_deref().unwrap_or("Nova gave no fault message")
+                    ),
+                });
+            }
+        }
         let stuck: Vec<_> = mine
             .iter()
             .filter(|s| s.status != to && !failures.iter().any(|f| f.name == s.name))
