@@ -278,11 +278,42 @@ fn bad_options_are_named() {
         "m1.large",
         "--cloud-only",
     ]);
-    assert_eq!(code, 2, "{out}{err}");
+    // Checked against the cloud before any playbook runs: a bad option, not a failed task.
+    assert_eq!(code, 5, "{out}{err}");
     assert!(
-        out.contains("--image 'no-such-image'") && out.contains("ubuntu-22.04"),
-        "{out}"
+        err.contains("--image 'no-such-image'") && err.contains("ubuntu-22.04"),
+        "{err}"
     );
+    assert!(!out.contains("PLAY"), "no playbook ran: {out}");
+    let (code, out, err) = cloud.run(&[
+        "launch",
+        "demo",
+        "-a",
+        "ubuntu-22.04",
+        "-t",
+        "m1.large",
+        "--zone",
+        "nova,az9",
+        "--cloud-only",
+    ]);
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(
+        err.contains("--zone 'az9'") && err.contains("available: nova"),
+        "{err}"
+    );
+    // Set in the config file: the error points at the file's line.
+    std::fs::write(
+        PathBuf::from(cloud.path("spark-openstack.yaml")),
+        "defaults:\n  instance-type: m1.hugest\n",
+    )
+    .unwrap();
+    let (code, out, err) = cloud.run(&["launch", "demo", "-a", "ubuntu-22.04", "--cloud-only"]);
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(
+        err.contains("spark-openstack.yaml:2:") && err.contains("--instance-type 'm1.hugest'"),
+        "{err}"
+    );
+    assert!(servers_of(&cloud.state(), "demo").is_empty());
     std::fs::write(
         PathBuf::from(cloud.path("spark-openstack.yaml")),
         "defaults:\n  slavse: 2\n",

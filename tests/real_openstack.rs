@@ -622,6 +622,10 @@ fn bad_inputs_are_named_and_leave_nothing_behind() {
         if code == 0 {
             problems.push(format!("{what}: exited 0:\n{all}"));
         }
+        // A bad image or flavor is a bad option (5), found before any playbook runs.
+        if what.starts_with("unknown") && code != 5 {
+            problems.push(format!("{what}: exited {code}, not 5:\n{all}"));
+        }
         let lower = all.to_lowercase();
         let missing: Vec<&&str> = words
             .iter()

@@ -376,6 +376,7 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             cloud_only,
         } => {
             let ctx = ctx(Some(&cluster), &common, Some(&shape))?;
+            cmds::preflight_launch(&ctx, resume).await?;
             let extra = json!({"resume": resume})
                 .as_object()
                 .cloned()

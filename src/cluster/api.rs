@@ -221,6 +221,8 @@ pub trait ClusterApi: Send + Sync {
     /// Nova's absolute limits and usage (`maxTotalInstances`, `totalInstancesUsed`, ...;
     /// -1 means unlimited).
     async fn compute_limits(&self) -> ApiResult<BTreeMap<String, i64>>;
+    /// Nova's availability zones (what `--zone` may name).
+    async fn compute_zones(&self) -> ApiResult<Vec<String>>;
     async fn images(&self) -> ApiResult<Vec<Image>>;
     async fn networks(&self) -> ApiResult<Vec<Network>>;
     /// Names of the user's Nova key pairs.

@@ -73,6 +73,9 @@ pub async fn converge(
     }
     let spec = &with_recorded_volumes(spec, &existing);
     let res = resolve_settings(api, spec, &existing).await?;
+    if let Some(name) = spec.key_pair.as_deref() {
+        ensure_keypair(api, name, spec.key_pair_public_key.as_deref()).await?;
+    }
     out.net_mode = Some(res.net_mode);
     phases.mark("resolve");
 
@@ -128,6 +131,48 @@ pub async fn converge(
     }
     out.phases = phases;
     Ok(out)
+}
+
+/// Checks what a launch would use (image, flavors, network, floating IP pool, zones)
+/// against the cloud without changing anything, so the CLI can refuse a bad option before
+/// any playbook runs. The same lookups as [`converge`]'s, so the two cannot disagree.
+pub async fn preflight(api: &dyn ClusterApi, spec: &LaunchSpec) -> Result<(), String> {
+    let servers = api.servers().await.map_err(|e| e.msg)?;
+    let existing = Cluster::collect(&spec.cluster, &servers, &[], &[]);
+    if spec.resume && existing.is_empty() {
+        return Err(format!(
+            "cluster '{}' has no servers to resume; run launch without --resume",
+            spec.cluster
+        ));
+    }
+    resolve_settings(api, &with_recorded_volumes(spec, &existing), &existing).await?;
+    Ok(())
+}
+
+/// `--zone` must name Nova's zones: Nova refuses a create in any other, and by then the
+/// master may already exist. A cloud that hides its zone list is trusted.
+async fn check_zones(api: &dyn ClusterApi, zones: &[String]) -> Result<(), String> {
+    if zones.is_empty() {
+        return Ok(());
+    }
+    let known = match api.compute_zones().await {
+        Ok(known) => known,
+        Err(e) => {
+            tracing::debug!("cannot list Nova's zones: {}", e.msg);
+            return Ok(());
+        }
+    };
+    match zones.iter().find(|z| !known.contains(z)) {
+        None => Ok(()),
+        Some(bad) => Err(format!(
+            "--zone '{bad}': Nova has no such availability zone (available: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )),
+    }
 }
 
 /// Volume sizes chosen at launch apply to nodes added later (`add-slaves`, `--resume`).
@@ -199,9 +244,7 @@ async fn resolve_settings(
         .key_pair
         .clone()
         .or_else(|| sample.and_then(|s| s.key_name.clone()));
-    if let Some(name) = spec.key_pair.as_deref() {
-        ensure_keypair(api, name, spec.key_pair_public_key.as_deref()).await?;
-    }
+    check_zones(api, &spec.zones).await?;
     let network_id =
         resolve::cluster_network(&networks, spec.network.as_deref())?.map(|n| n.id.clone());
     let recorded = |key: &str| sample.and_then(|s| s.metadata.get(key).cloned());

@@ -62,6 +62,7 @@ pub enum Op {
     ServerPorts,
     ListVolumes,
     VolumeZones,
+    ComputeZones,
     CreateVolume,
     AttachVolume,
     DeleteVolume,
@@ -167,6 +168,7 @@ struct State {
     networks: Vec<Network>,
     keypairs: Vec<String>,
     volume_zones: Vec<String>,
+    compute_zones: Vec<String>,
     /// `maxTotalInstances`, `maxTotalCores`, `maxTotalRAMSize`; -1 is unlimited.
     quota: (i64, i64, i64),
     limits_hidden: bool,
@@ -182,7 +184,7 @@ struct State {
 
 /// The in-memory cloud. `MemoryCloud::new()` has one project with flavors `m1.small` and
 /// `m1.large`, image `ubuntu-24.04`, networks `private` and `public` (external), key
-/// pair `demo-key`, Cinder zone `nova` and no quota.
+/// pair `demo-key`, Nova zones `nova`, `az1` and `az2`, Cinder zone `nova` and no quota.
 pub struct MemoryCloud {
     state: Mutex<State>,
     /// Woken when an injected interrupt hits (see [`interrupt`]).
@@ -231,6 +233,7 @@ impl MemoryCloud {
             networks: vec![net("private", false), net("public", true)],
             keypairs: vec!["demo-key".into()],
             volume_zones: vec!["nova".into()],
+            compute_zones: vec!["nova".into(), "az1".into(), "az2".into()],
             quota: (-1, -1, -1),
             build_polls: 1,
             delete_polls: 1,
@@ -403,6 +406,7 @@ impl MemoryCloud {
                         | ServerPorts
                         | ListVolumes
                         | VolumeZones
+                        | ComputeZones
                 )
             })
             .cloned()
@@ -565,6 +569,11 @@ impl State {
                 400,
                 format!("Image {} could not be found.", req.image_id),
             ));
+        }
+        if let Some(az) = &req.availability_zone
+            && !self.compute_zones.contains(az)
+        {
+            return Err(err(400, "The requested availability zone is not available"));
         }
         for g in &req.security_groups {
             if !self.groups.values().any(|x| &x.name == g) {
@@ -763,6 +772,12 @@ impl ClusterApi for MemoryCloud {
     async fn flavors(&self) -> ApiResult<Vec<Flavor>> {
         let h = self.enter(Op::Flavors, "").await?;
         let answer = Ok(self.lock().flavors.clone());
+        self.leave(h, answer).await
+    }
+
+    async fn compute_zones(&self) -> ApiResult<Vec<String>> {
+        let h = self.enter(Op::ComputeZones, "").await?;
+        let answer = Ok(self.lock().compute_zones.clone());
         self.leave(h, answer).await
     }
 

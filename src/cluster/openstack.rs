@@ -217,6 +217,10 @@ impl ClusterApi for OpenStack {
         self.cloud.compute_limits().await.map_err(err)
     }
 
+    async fn compute_zones(&self) -> ApiResult<Vec<String>> {
+        self.cloud.availability_zones().await.map_err(err)
+    }
+
     async fn images(&self) -> ApiResult<Vec<Image>> {
         let list = self.cloud.list_images(&[]).await.map_err(err)?;
         Ok(list

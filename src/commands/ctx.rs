@@ -3,7 +3,6 @@
 //! inventory). Exit codes follow `ansible-playbook` (see `cli::Exit`).
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
@@ -15,10 +14,13 @@ use super::playbook::{self, PlaybookCall};
 use crate::cluster::api::ClusterApi;
 use crate::cluster::describe;
 use crate::cluster::inventory::{self, ConnOptions};
+use crate::cluster::launch;
 use crate::cluster::model::{self, Cluster};
 use crate::cluster::openstack::OpenStack;
-use crate::cluster::spec::NetMode;
+use crate::cluster::spec::{LAUNCH_ARGS, LaunchSpec, NetMode, without_empty};
+use playbook_engine::connection::expand_home;
 use playbook_engine::executor::Outcome;
+use playbook_engine::modules::args::Args;
 
 /// What every cluster command starts from.
 pub struct Ctx {
@@ -155,13 +157,6 @@ impl Ctx {
     }
 }
 
-pub fn expand_home(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), dirs::home_dir()) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => PathBuf::from(p),
-    }
-}
-
 fn outcome_exit(o: Outcome) -> CmdResult {
     let Some(failure) = Failure::of(&o) else {
         return Ok(());
@@ -198,6 +193,38 @@ pub fn confirm(what: &str, yes: bool) -> Result<(), (Failure, String)> {
         Ok(())
     } else {
         Err((Failure::Error, "not confirmed; nothing was changed".into()))
+    }
+}
+
+/// Checks the launch options against the cloud before any playbook runs, reading them as
+/// the cluster module will (the same names, reader and lookups), so a bad image, flavor,
+/// network, floating IP pool or zone is a bad option (exit 5) named with where it was set,
+/// not a failed task after the playbook started.
+pub async fn preflight_launch(ctx: &Ctx, resume: bool) -> CmdResult {
+    let mut vars = ctx.vars();
+    vars.insert("resume".into(), json!(resume));
+    let args: Map<String, Value> = without_empty(&vars)
+        .into_iter()
+        .filter(|(k, _)| LAUNCH_ARGS.contains(&k.as_str()))
+        .collect();
+    let a = Args::new("launch", &args, LAUNCH_ARGS).map_err(|e| bad(e.to_string()))?;
+    let spec = LaunchSpec::from_args(&a).map_err(|e| bad(e.to_string()))?;
+    let api = ctx.api().await?;
+    launch::preflight(&api, &spec)
+        .await
+        .map_err(|msg| bad(with_origin(&ctx.settings, msg)))
+}
+
+/// Prefixes a message about `--option ...` with where the option was set, when that was
+/// the config file (`spark-openstack.yaml:4:10: --image 'x': ...`).
+fn with_origin(settings: &Settings, msg: String) -> String {
+    let origin = settings.values.iter().find_map(|(key, s)| {
+        let flag = format!("--{key} ");
+        (msg.starts_with(&flag) && s.origin != flag.trim_end()).then(|| s.origin.clone())
+    });
+    match origin {
+        Some(o) => format!("{o}: {msg}"),
+        None => msg,
     }
 }
 

@@ -85,6 +85,30 @@ async fn a_second_launch_finds_everything_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn bad_options_are_refused_by_preflight_and_launch_before_anything_is_written() {
+    use crate::cluster::launch::preflight;
+    let cloud = MemoryCloud::new();
+    let cases: [(&str, fn(&mut LaunchSpec)); 4] = [
+        ("--zone 'az9'", |s| s.zones = names(&["az1", "az9"])),
+        ("--image 'debian-7'", |s| s.image = Some("debian-7".into())),
+        ("--instance-type 'm1.huge'", |s| {
+            s.instance_type = Some("m1.huge".into())
+        }),
+        ("--network 'nope'", |s| s.network = Some("nope".into())),
+    ];
+    for (named, bad) in cases {
+        let mut s = spec(2);
+        bad(&mut s);
+        let e = guard(preflight(&cloud, &s)).await.unwrap_err();
+        assert!(e.starts_with(named), "preflight: {e}");
+        let e = launch(&cloud, &s).await.unwrap_err();
+        assert!(e.starts_with(named), "launch: {e}");
+    }
+    assert!(guard(preflight(&cloud, &spec(2))).await.is_ok());
+    assert_eq!(cloud.writes(), [], "nothing was created or changed");
+}
+
+#[tokio::test]
 async fn volumes_are_created_per_role_attached_and_recorded() {
     let cloud = MemoryCloud::new();
     let s = LaunchSpec {
