@@ -88,7 +88,8 @@ async fn a_second_launch_finds_everything_and_changes_nothing() {
 async fn bad_options_are_refused_by_preflight_and_launch_before_anything_is_written() {
     use crate::cluster::launch::preflight;
     let cloud = MemoryCloud::new();
-    let cases: [(&str, fn(&mut LaunchSpec)); 4] = [
+    type Break = fn(&mut LaunchSpec);
+    let cases: [(&str, Break); 4] = [
         ("--zone 'az9'", |s| s.zones = names(&["az1", "az9"])),
         ("--image 'debian-7'", |s| s.image = Some("debian-7".into())),
         ("--instance-type 'm1.huge'", |s| {
