@@ -29,6 +29,13 @@ impl ApiError {
             status: None,
         }
     }
+    /// The same failure, its message prefixed with what was being done; the status stays.
+    pub fn context(self, doing: impl std::fmt::Display) -> Self {
+        ApiError {
+            msg: format!("{doing}: {}", self.msg),
+            status: self.status,
+        }
+    }
     pub fn is_not_found(&self) -> bool {
         self.status == Some(404)
     }

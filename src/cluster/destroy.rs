@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 
 use super::api::{ClusterApi, Server};
+use super::error::ClusterError;
 use super::model::{self, Cluster};
 use super::volumes::META_SERVER;
 
@@ -38,7 +39,7 @@ pub async fn destroy(
     cluster: &str,
     keep_volumes: bool,
     poll: Duration,
-) -> Result<DestroyOutcome, String> {
+) -> Result<DestroyOutcome, ClusterError> {
     let c = current(api, cluster).await?;
     let mut out = DestroyOutcome::default();
     let servers: Vec<Server> = c.servers().cloned().collect();
@@ -72,13 +73,13 @@ pub async fn remove_slaves(
     count: usize,
     keep_volumes: bool,
     poll: Duration,
-) -> Result<DestroyOutcome, String> {
+) -> Result<DestroyOutcome, ClusterError> {
     let c = current(api, cluster).await?;
     if count > c.slaves.len() {
-        return Err(format!(
+        return Err(ClusterError::Invalid(format!(
             "cluster '{cluster}' has {} slaves; cannot remove {count}",
             c.slaves.len()
-        ));
+        )));
     }
     let victims: Vec<Server> = c.slaves[c.slaves.len() - count..].to_vec();
     let mut out = DestroyOutcome::default();
@@ -100,9 +101,9 @@ pub async fn remove_slaves(
     Ok(out)
 }
 
-async fn current(api: &dyn ClusterApi, cluster: &str) -> Result<Cluster, String> {
+async fn current(api: &dyn ClusterApi, cluster: &str) -> Result<Cluster, ClusterError> {
     let (servers, fips, vols) =
-        futures::try_join!(api.servers(), api.floating_ips(), api.volumes()).map_err(|e| e.msg)?;
+        futures::try_join!(api.servers(), api.floating_ips(), api.volumes())?;
     Ok(Cluster::collect(cluster, &servers, &fips, &vols))
 }
 
@@ -111,7 +112,7 @@ async fn delete_servers(
     servers: &[Server],
     poll: Duration,
     out: &mut DestroyOutcome,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     let results: Vec<(String, Result<(), super::api::ApiError>)> = stream::iter(servers.to_vec())
         .map(|s| async move {
             let r = api.delete_server(&s.id).await;
@@ -132,7 +133,7 @@ async fn delete_servers(
     let deadline = Instant::now() + SETTLE;
     let bar = super::report::progress(ids.len() as u64, "servers deleted");
     loop {
-        let now = api.servers().await.map_err(|e| e.msg)?;
+        let now = api.servers().await?;
         let left: Vec<&Server> = now
             .iter()
             .filter(|s| ids.contains(&s.id.as_str()))
@@ -161,11 +162,11 @@ async fn delete_volumes(
     ids: &[String],
     poll: Duration,
     out: &mut DestroyOutcome,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     let mut todo: Vec<String> = ids.to_vec();
     let deadline = Instant::now() + SETTLE;
     while !todo.is_empty() {
-        let vols = api.volumes().await.map_err(|e| e.msg)?;
+        let vols = api.volumes().await?;
         let mut next = Vec::new();
         for id in todo {
             let Some(v) = vols.iter().find(|v| v.id == id) else {
@@ -204,11 +205,11 @@ async fn delete_groups(
     cluster: &str,
     poll: Duration,
     out: &mut DestroyOutcome,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     let names = [model::master_group(cluster), model::slaves_group(cluster)];
     let deadline = Instant::now() + SETTLE;
     loop {
-        let groups = api.security_groups().await.map_err(|e| e.msg)?;
+        let groups = api.security_groups().await?;
         let mut busy = Vec::new();
         for g in groups.iter().filter(|g| names.contains(&g.name)) {
             match api.delete_security_group(&g.id).await {

@@ -6,6 +6,7 @@
 //! description is reused before anything new is allocated.
 
 use super::api::ClusterApi;
+use super::error::ClusterError;
 use super::model::{self, Cluster};
 use super::resolve;
 use super::spec::LaunchSpec;
@@ -15,16 +16,16 @@ pub async fn ensure_master_ip(
     spec: &LaunchSpec,
     cluster: &Cluster,
     changed: &mut bool,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     let Some(master) = cluster.master().cloned() else {
         return Ok(()); // its failure is already reported
     };
     if master.status != "ACTIVE" || master.floating_ip().is_some() {
         return Ok(());
     }
-    let networks = api.networks().await.map_err(|e| e.msg)?;
+    let networks = api.networks().await?;
     let pool = resolve::floating_pool(&networks, spec.floating_ip_pool.as_deref())?;
-    let ports = api.server_ports(&master.id).await.map_err(|e| e.msg)?;
+    let ports = api.server_ports(&master.id).await?;
     let port = ports.first().ok_or_else(|| {
         format!(
             "{}: the server has no network port to attach a floating IP to",
@@ -32,7 +33,7 @@ pub async fn ensure_master_ip(
         )
     })?;
     let owned = model::owned_description(&spec.cluster);
-    let fips = api.floating_ips().await.map_err(|e| e.msg)?;
+    let fips = api.floating_ips().await?;
     if fips
         .iter()
         .any(|f| f.port_id.as_deref() == Some(port.id.as_str()))
@@ -47,16 +48,11 @@ pub async fn ensure_master_ip(
         None => api
             .create_floating_ip(&pool.id, &owned)
             .await
-            .map_err(|e| format!("allocating a floating IP from {}: {}", pool.name, e.msg))?,
+            .map_err(|e| e.context(format!("allocating a floating IP from {}", pool.name)))?,
     };
     api.associate_floating_ip(&fip.id, &port.id)
         .await
-        .map_err(|e| {
-            format!(
-                "associating {} with {}: {}",
-                fip.address, master.name, e.msg
-            )
-        })?;
+        .map_err(|e| e.context(format!("associating {} with {}", fip.address, master.name)))?;
     *changed = true;
     Ok(())
 }

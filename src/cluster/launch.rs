@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 
 use super::api::{ApiError, ClusterApi, Flavor, PowerAction, Server, ServerCreate};
+use super::error::ClusterError;
 use super::model::{self, Cluster, Role};
 use super::report::{Phases, ServerFailure};
 use super::resolve;
@@ -60,16 +61,16 @@ pub async fn converge(
     api: &dyn ClusterApi,
     spec: &LaunchSpec,
     poll: Duration,
-) -> Result<LaunchOutcome, String> {
+) -> Result<LaunchOutcome, ClusterError> {
     let mut out = LaunchOutcome::default();
     let mut phases = Phases::start();
-    let servers = api.servers().await.map_err(|e| e.msg)?;
+    let servers = api.servers().await?;
     let existing = Cluster::collect(&spec.cluster, &servers, &[], &[]);
     if spec.resume && existing.is_empty() {
-        return Err(format!(
+        return Err(ClusterError::Invalid(format!(
             "cluster '{}' has no servers to resume; run launch without --resume",
             spec.cluster
-        ));
+        )));
     }
     let spec = &with_recorded_volumes(spec, &existing);
     let res = resolve_settings(api, spec, &existing).await?;
@@ -99,9 +100,7 @@ pub async fn converge(
         .filter(|s| s.status == "SHUTOFF")
         .collect();
     for s in &to_start {
-        api.power(&s.id, PowerAction::Start)
-            .await
-            .map_err(|e| e.msg)?;
+        api.power(&s.id, PowerAction::Start).await?;
     }
     // Servers already in ERROR get the same one replacement a new one would.
     let broken: Vec<&Server> = existing.servers().filter(|s| s.status == "ERROR").collect();
@@ -117,7 +116,7 @@ pub async fn converge(
 
     // Servers replaced above may still be listed while Nova deletes them; they are not
     // the cluster (an old master in ERROR first in the list would get no floating IP).
-    let mut servers = api.servers().await.map_err(|e| e.msg)?;
+    let mut servers = api.servers().await?;
     servers.retain(|s| !boot.gone.contains(&s.id));
     let cluster = Cluster::collect(&spec.cluster, &servers, &[], &[]);
     out.cluster = cluster.clone();
@@ -136,14 +135,14 @@ pub async fn converge(
 /// Checks what a launch would use (image, flavors, network, floating IP pool, zones)
 /// against the cloud without changing anything, so the CLI can refuse a bad option before
 /// any playbook runs. The same lookups as [`converge`]'s, so the two cannot disagree.
-pub async fn preflight(api: &dyn ClusterApi, spec: &LaunchSpec) -> Result<(), String> {
-    let servers = api.servers().await.map_err(|e| e.msg)?;
+pub async fn preflight(api: &dyn ClusterApi, spec: &LaunchSpec) -> Result<(), ClusterError> {
+    let servers = api.servers().await?;
     let existing = Cluster::collect(&spec.cluster, &servers, &[], &[]);
     if spec.resume && existing.is_empty() {
-        return Err(format!(
+        return Err(ClusterError::Invalid(format!(
             "cluster '{}' has no servers to resume; run launch without --resume",
             spec.cluster
-        ));
+        )));
     }
     resolve_settings(api, &with_recorded_volumes(spec, &existing), &existing).await?;
     Ok(())
@@ -151,7 +150,7 @@ pub async fn preflight(api: &dyn ClusterApi, spec: &LaunchSpec) -> Result<(), St
 
 /// `--zone` must name Nova's zones: Nova refuses a create in any other, and by then the
 /// master may already exist. A cloud that hides its zone list is trusted.
-async fn check_zones(api: &dyn ClusterApi, zones: &[String]) -> Result<(), String> {
+async fn check_zones(api: &dyn ClusterApi, zones: &[String]) -> Result<(), ClusterError> {
     if zones.is_empty() {
         return Ok(());
     }
@@ -164,14 +163,14 @@ async fn check_zones(api: &dyn ClusterApi, zones: &[String]) -> Result<(), Strin
     };
     match zones.iter().find(|z| !known.contains(z)) {
         None => Ok(()),
-        Some(bad) => Err(format!(
+        Some(bad) => Err(ClusterError::Invalid(format!(
             "--zone '{bad}': Nova has no such availability zone (available: {})",
             if known.is_empty() {
                 "none".to_string()
             } else {
                 known.join(", ")
             }
-        )),
+        ))),
     }
 }
 
@@ -196,9 +195,9 @@ async fn resolve_settings(
     api: &dyn ClusterApi,
     spec: &LaunchSpec,
     existing: &Cluster,
-) -> Result<Resolved, String> {
+) -> Result<Resolved, ClusterError> {
     let (images, flavors, networks) =
-        futures::try_join!(api.images(), api.flavors(), api.networks()).map_err(|e| e.msg)?;
+        futures::try_join!(api.images(), api.flavors(), api.networks())?;
     let sample_slave = existing.slaves.first();
     let sample = sample_slave.or(existing.master());
     let image_id = match (&spec.image, sample) {
@@ -206,7 +205,11 @@ async fn resolve_settings(
             .id
             .clone(),
         (None, Some(s)) => s.image_id.clone(),
-        (None, None) => return Err("launching a new cluster needs --image (name or id)".into()),
+        (None, None) => {
+            return Err(ClusterError::Invalid(
+                "launching a new cluster needs --image (name or id)".into(),
+            ));
+        }
     };
     let image_user = images
         .iter()
@@ -215,7 +218,7 @@ async fn resolve_settings(
     let flavor = |wanted: &Option<String>,
                   from: Option<&Server>,
                   opt: &str|
-     -> Result<String, String> {
+     -> Result<String, ClusterError> {
         match (wanted, from) {
             (Some(f), _) => Ok(resolve::by_name_or_id(&flavors, f, "flavor", opt)?
                 .id
@@ -225,9 +228,9 @@ async fn resolve_settings(
                     .id
                     .clone(),
             ),
-            (None, None) => Err(format!(
+            (None, None) => Err(ClusterError::Failed(format!(
                 "launching a new cluster needs {opt} (flavor name or id)"
-            )),
+            ))),
         }
     };
     let slave_flavor = flavor(&spec.instance_type, sample, "--instance-type")?;
@@ -280,7 +283,7 @@ fn check_quota(
     limits: &BTreeMap<String, i64>,
     flavors: &[Flavor],
     to_create: &[ServerCreate],
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     let flavor = |id: &str| flavors.iter().find(|f| f.id == id);
     let need_cores: u64 = to_create
         .iter()
@@ -319,12 +322,12 @@ fn check_quota(
     if short.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(ClusterError::Failed(format!(
             "the project's Nova quota cannot hold {} new server(s), so nothing was created: {}; \
              launch fewer or smaller servers, free some, or ask the cloud's admins to raise the quota",
             to_create.len(),
             short.join("; ")
-        ))
+        )))
     }
 }
 
@@ -334,8 +337,8 @@ async fn ensure_keypair(
     api: &dyn ClusterApi,
     name: &str,
     public_key: Option<&str>,
-) -> Result<(), String> {
-    let names = api.keypair_names().await.map_err(|e| e.msg)?;
+) -> Result<(), ClusterError> {
+    let names = api.keypair_names().await?;
     if names.iter().any(|n| n == name) {
         return Ok(());
     }
@@ -343,20 +346,20 @@ async fn ensure_keypair(
         Some(key) => {
             api.import_keypair(name, key)
                 .await
-                .map_err(|e| format!("cannot import key pair '{name}': {}", e.msg))?;
+                .map_err(|e| e.context(format!("cannot import key pair '{name}'")))?;
             tracing::warn!("imported key pair '{name}' into Nova from the identity file's .pub");
             Ok(())
         }
-        None => Err(format!(
+        None => Err(ClusterError::Invalid(format!(
             "--key-pair: Nova has no key pair '{name}'; create it (openstack keypair create \
              --public-key KEY.pub {name}) or pass -i with a key whose .pub file sits next to it"
-        )),
+        ))),
     }
 }
 
 /// Ephemeral disks come from the flavor; nothing to configure, but a flavor without one is
 /// worth a note because HDFS then lives on the root disk.
-fn check_flavor(flavors: &[Flavor], id: &str) -> Result<(), String> {
+fn check_flavor(flavors: &[Flavor], id: &str) -> Result<(), ClusterError> {
     if let Some(f) = flavors.iter().find(|f| f.id == id)
         && f.ephemeral_gb == 0
     {
@@ -371,8 +374,8 @@ async fn ensure_security_groups(
     spec: &LaunchSpec,
     mode: NetMode,
     out: &mut LaunchOutcome,
-) -> Result<(), String> {
-    let groups = api.security_groups().await.map_err(|e| e.msg)?;
+) -> Result<(), ClusterError> {
+    let groups = api.security_groups().await?;
     let mut ids = Vec::new();
     let mut rules_of = BTreeMap::new();
     for name in [
@@ -384,9 +387,7 @@ async fn ensure_security_groups(
             None => {
                 out.changed = true;
                 let desc = format!("{}{} ({})", model::DESCRIPTION_PREFIX, spec.cluster, name);
-                api.create_security_group(&name, &desc)
-                    .await
-                    .map_err(|e| e.msg)?
+                api.create_security_group(&name, &desc).await?
             }
         };
         rules_of.insert(g.id.clone(), g.rules.clone());
@@ -418,7 +419,7 @@ async fn ensure_security_groups(
         if let Err(e) = r
             && !e.is_conflict()
         {
-            return Err(e.msg);
+            return Err(e.into());
         }
     }
     Ok(())
@@ -549,12 +550,12 @@ impl Boot {
         broken: &Server,
         req: ServerCreate,
         out: &mut LaunchOutcome,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClusterError> {
         tracing::warn!(server = %broken.name, fault = ?broken.fault, "server in ERROR; replacing it once");
         match api.delete_server(&broken.id).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.msg),
+            Err(e) => return Err(e.into()),
         }
         self.gone.insert(broken.id.clone());
         out.replaced.push(broken.name.clone());
@@ -578,12 +579,12 @@ impl Boot {
         spec: &LaunchSpec,
         poll: Duration,
         out: &mut LaunchOutcome,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClusterError> {
         let deadline = Instant::now() + Duration::from_secs(spec.boot_timeout);
         let total = self.pending.len() as u64;
         let bar = super::report::progress(total, "servers ACTIVE");
         loop {
-            let servers = api.servers().await.map_err(|e| e.msg)?;
+            let servers = api.servers().await?;
             // Existing servers still BUILDing (from an interrupted run) are waited for too.
             for s in Cluster::collect(&spec.cluster, &servers, &[], &[]).servers() {
                 if s.status == "BUILD"
@@ -711,7 +712,9 @@ mod quota_tests {
             ("maxTotalRAMSize".to_string(), -1),
             ("totalRAMUsed".to_string(), 50_000),
         ]);
-        let e = check_quota(&limits, &flavors, &servers("m1.large", 3)).unwrap_err();
+        let e = check_quota(&limits, &flavors, &servers("m1.large", 3))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("instances: needs 3, 2 left (quota 2, 0 in use)"),
             "{e}"

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod describe;
 pub mod destroy;
+pub mod error;
 pub mod floating;
 pub mod inventory;
 pub mod launch;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 
 use super::api::{ClusterApi, PowerAction};
+use super::error::ClusterError;
 use super::model::Cluster;
 use super::report::ServerFailure;
 
@@ -18,11 +19,13 @@ pub async fn set_power(
     action: PowerAction,
     timeout: Duration,
     poll: Duration,
-) -> Result<(Vec<String>, Vec<ServerFailure>), String> {
-    let servers = api.servers().await.map_err(|e| e.msg)?;
+) -> Result<(Vec<String>, Vec<ServerFailure>), ClusterError> {
+    let servers = api.servers().await?;
     let c = Cluster::collect(cluster, &servers, &[], &[]);
     if c.is_empty() {
-        return Err(format!("cluster '{cluster}' has no servers"));
+        return Err(ClusterError::Invalid(format!(
+            "cluster '{cluster}' has no servers"
+        )));
     }
     let (from, to) = match action {
         PowerAction::Stop => ("ACTIVE", "SHUTOFF"),
@@ -50,7 +53,7 @@ pub async fn set_power(
     let deadline = Instant::now() + timeout;
     let bar = super::report::progress(ids.len() as u64, &format!("servers {to}"));
     loop {
-        let now = api.servers().await.map_err(|e| e.msg)?;
+        let now = api.servers().await?;
         let mine: Vec<_> = now
             .iter()
             .filter(|s| ids.contains(&s.id.as_str()))

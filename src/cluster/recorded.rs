@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::api::{ApiResult, ClusterApi, Server};
+use super::error::ClusterError;
 
 /// Prefix of the metadata items holding the recorded variables.
 pub const META_VARS_PREFIX: &str = "spark_openstack_vars_";
@@ -27,7 +28,7 @@ pub const META_VALUE_MAX: usize = 255;
 const MAX_ITEMS: usize = 100;
 
 /// Cuts the JSON of `vars` into metadata items of at most [`META_VALUE_MAX`] characters.
-pub fn encode(vars: &Map<String, Value>) -> Result<BTreeMap<String, String>, String> {
+pub fn encode(vars: &Map<String, Value>) -> Result<BTreeMap<String, String>, ClusterError> {
     let text = Value::Object(vars.clone()).to_string();
     let chars: Vec<char> = text.chars().collect();
     let chunks: Vec<String> = chars
@@ -35,12 +36,12 @@ pub fn encode(vars: &Map<String, Value>) -> Result<BTreeMap<String, String>, Str
         .map(|c| c.iter().collect())
         .collect();
     if chunks.len() > MAX_ITEMS {
-        return Err(format!(
+        return Err(ClusterError::Failed(format!(
             "the role variables are {} characters as JSON; Nova metadata holds at most {} \
              (put large values in files that the roles read instead)",
             chars.len(),
             MAX_ITEMS * META_VALUE_MAX
-        ));
+        )));
     }
     Ok(chunks
         .into_iter()
@@ -51,7 +52,7 @@ pub fn encode(vars: &Map<String, Value>) -> Result<BTreeMap<String, String>, Str
 
 /// The variables recorded in `metadata`; empty when none are. Items are read in index
 /// order up to the first missing one.
-pub fn decode(metadata: &BTreeMap<String, String>) -> Result<Map<String, Value>, String> {
+pub fn decode(metadata: &BTreeMap<String, String>) -> Result<Map<String, Value>, ClusterError> {
     let mut text = String::new();
     for i in 0.. {
         match metadata.get(&format!("{META_VARS_PREFIX}{i}")) {
@@ -64,10 +65,10 @@ pub fn decode(metadata: &BTreeMap<String, String>) -> Result<Map<String, Value>,
     }
     match serde_json::from_str(&text) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(format!(
+        _ => Err(ClusterError::Invalid(format!(
             "the role variables recorded in the master's metadata ({META_VARS_PREFIX}*) are \
              not a JSON object; fix or delete them with `openstack server unset --property`"
-        )),
+        ))),
     }
 }
 
@@ -86,7 +87,7 @@ pub async fn record(
     api: &dyn ClusterApi,
     master: &Server,
     given: &Map<String, Value>,
-) -> Result<bool, String> {
+) -> Result<bool, ClusterError> {
     let recorded = decode(&master.metadata)?;
     let mut merged = recorded.clone();
     merged.extend(given.clone());
@@ -94,7 +95,7 @@ pub async fn record(
         return Ok(false);
     }
     let items = encode(&merged)?;
-    write(api, master, &items).await.map_err(|e| e.msg)?;
+    write(api, master, &items).await?;
     Ok(true)
 }
 
@@ -136,7 +137,7 @@ mod tests {
     fn nothing_recorded_is_empty_and_garbage_is_named() {
         assert!(decode(&BTreeMap::new()).unwrap().is_empty());
         let bad = BTreeMap::from([(format!("{META_VARS_PREFIX}0"), "[1,".to_string())]);
-        let e = decode(&bad).unwrap_err();
+        let e = decode(&bad).unwrap_err().to_string();
         assert!(e.contains("spark_openstack_vars_*"), "{e}");
     }
 
@@ -144,7 +145,7 @@ mod tests {
     fn too_many_variables_are_refused_with_the_limit() {
         let mut vars = Map::new();
         vars.insert("big".into(), json!("x".repeat(MAX_ITEMS * META_VALUE_MAX)));
-        let e = encode(&vars).unwrap_err();
+        let e = encode(&vars).unwrap_err().to_string();
         assert!(e.contains("Nova metadata holds at most 25500"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 //! the user to edit a `networks.py`.
 
 use super::api::{Flavor, Image, Network};
+use super::error::ClusterError;
 
 /// Something with an id and a name.
 pub trait Named {
@@ -27,7 +28,7 @@ pub fn by_name_or_id<'a, T: Named>(
     wanted: &str,
     what: &str,
     option: &str,
-) -> Result<&'a T, String> {
+) -> Result<&'a T, ClusterError> {
     if let Some(found) = items.iter().find(|i| i.id() == wanted) {
         return Ok(found);
     }
@@ -43,20 +44,20 @@ pub fn by_name_or_id<'a, T: Named>(
             } else {
                 names.join(", ")
             };
-            Err(format!(
+            Err(ClusterError::Invalid(format!(
                 "{option} '{wanted}': no {what} has this name or id (available: {})",
                 if shown.is_empty() {
                     "none".into()
                 } else {
                     shown
                 }
-            ))
+            )))
         }
-        many => Err(format!(
+        many => Err(ClusterError::Invalid(format!(
             "{option} '{wanted}': {} {what}s have this name ({}); give the id instead",
             many.len(),
             many.iter().map(|i| i.id()).collect::<Vec<_>>().join(", ")
-        )),
+        ))),
     }
 }
 
@@ -65,7 +66,7 @@ pub fn by_name_or_id<'a, T: Named>(
 pub fn cluster_network<'a>(
     networks: &'a [Network],
     wanted: Option<&str>,
-) -> Result<Option<&'a Network>, String> {
+) -> Result<Option<&'a Network>, ClusterError> {
     if let Some(w) = wanted {
         return by_name_or_id(networks, w, "network", "--network").map(Some);
     }
@@ -73,13 +74,13 @@ pub fn cluster_network<'a>(
     match internal.as_slice() {
         [one] => Ok(Some(one)),
         [] => Ok(None),
-        many => Err(format!(
+        many => Err(ClusterError::Invalid(format!(
             "several networks could hold the cluster ({}); choose one with --network",
             many.iter()
                 .map(|n| n.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        ))),
     }
 }
 
@@ -87,32 +88,32 @@ pub fn cluster_network<'a>(
 pub fn floating_pool<'a>(
     networks: &'a [Network],
     wanted: Option<&str>,
-) -> Result<&'a Network, String> {
+) -> Result<&'a Network, ClusterError> {
     if let Some(w) = wanted {
         let n = by_name_or_id(networks, w, "network", "--floating-ip-pool")?;
         if !n.external {
-            return Err(format!(
+            return Err(ClusterError::Invalid(format!(
                 "--floating-ip-pool '{w}': network {} is not external (router:external is false)",
                 n.name
-            ));
+            )));
         }
         return Ok(n);
     }
     let external: Vec<&Network> = networks.iter().filter(|n| n.external).collect();
     match external.as_slice() {
         [one] => Ok(one),
-        [] => Err(
+        [] => Err(ClusterError::Invalid(
             "this cloud has no external network to allocate floating IPs from; use \
              --openstack-network-communication-method static"
                 .into(),
-        ),
-        many => Err(format!(
+        )),
+        many => Err(ClusterError::Invalid(format!(
             "several external networks exist ({}); choose one with --floating-ip-pool",
             many.iter()
                 .map(|n| n.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        ))),
     }
 }
 
@@ -147,9 +148,13 @@ mod tests {
                 .id,
             "1"
         );
-        let e = by_name_or_id(&nets, "b", "network", "--network").unwrap_err();
+        let e = by_name_or_id(&nets, "b", "network", "--network")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("give the id"), "{e}");
-        let e = by_name_or_id(&nets, "c", "network", "--network").unwrap_err();
+        let e = by_name_or_id(&nets, "c", "network", "--network")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("available: a, b"), "{e}");
     }
 
@@ -163,6 +168,7 @@ mod tests {
         assert!(
             floating_pool(&two_ext, None)
                 .unwrap_err()
+                .to_string()
                 .contains("--floating-ip-pool")
         );
     }

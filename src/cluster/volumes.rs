@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use futures::stream::{self, StreamExt};
 
 use super::api::{ClusterApi, Server};
+use super::error::ClusterError;
 use super::model::{self, Cluster, Role};
 use super::spec::LaunchSpec;
 
@@ -34,8 +35,8 @@ pub async fn ensure(
     spec: &LaunchSpec,
     cluster: &Cluster,
     changed: &mut bool,
-) -> Result<(), String> {
-    let existing = api.volumes().await.map_err(|e| e.msg)?;
+) -> Result<(), ClusterError> {
+    let existing = api.volumes().await?;
     // A volume goes in its server's zone only where Cinder has a zone of that name: clouds
     // commonly have Nova zones (az1, az2) and one Cinder zone (nova), and Cinder refuses an
     // unknown zone with 400, while Nova attaches across zones by default.
@@ -61,7 +62,7 @@ pub async fn ensure(
         .collect();
     *changed |= !jobs.is_empty();
     let cluster_name = cluster.name.clone();
-    let results: Vec<Result<(), String>> = stream::iter(jobs)
+    let results: Vec<Result<(), ClusterError>> = stream::iter(jobs)
         .map(|(name, size, server, found)| {
             let cluster_name = cluster_name.clone();
             let zone = server
@@ -79,35 +80,46 @@ pub async fn ensure(
                         let v = api
                             .create_volume(&name, size, zone.as_deref(), &meta)
                             .await
-                            .map_err(|e| format!("creating volume {name}: {}", e.msg))?;
+                            .map_err(|e| e.context(format!("creating volume {name}")))?;
                         wait_available(api, &v.id, &name).await?;
                         v
                     }
                 };
-                api.attach_volume(&server.id, &vol.id)
-                    .await
-                    .map_err(|e| format!("attaching volume {name} to {}: {}", server.name, e.msg))
+                api.attach_volume(&server.id, &vol.id).await.map_err(|e| {
+                    e.context(format!("attaching volume {name} to {}", server.name))
+                        .into()
+                })
             }
         })
         .buffer_unordered(10)
         .collect()
         .await;
-    let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    let errors: Vec<String> = results
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| e.to_string())
+        .collect();
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("; "))
+        Err(ClusterError::Failed(errors.join("; ")))
     }
 }
 
-async fn wait_available(api: &dyn ClusterApi, id: &str, name: &str) -> Result<(), String> {
+async fn wait_available(api: &dyn ClusterApi, id: &str, name: &str) -> Result<(), ClusterError> {
     for _ in 0..300 {
-        let vols = api.volumes().await.map_err(|e| e.msg)?;
+        let vols = api.volumes().await?;
         match vols.iter().find(|v| v.id == id).map(|v| v.status.as_str()) {
             Some("available") | Some("in-use") => return Ok(()),
-            Some("error") => return Err(format!("volume {name} went into error state")),
+            Some("error") => {
+                return Err(ClusterError::Failed(format!(
+                    "volume {name} went into error state"
+                )));
+            }
             _ => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
         }
     }
-    Err(format!("volume {name} did not become available in 300 s"))
+    Err(ClusterError::Failed(format!(
+        "volume {name} did not become available in 300 s"
+    )))
 }

@@ -13,6 +13,7 @@ use super::config::Settings;
 use super::playbook::{self, PlaybookCall};
 use crate::cluster::api::ClusterApi;
 use crate::cluster::describe;
+use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::{self, ConnOptions};
 use crate::cluster::launch;
 use crate::cluster::model::{self, Cluster};
@@ -210,9 +211,11 @@ pub async fn preflight_launch(ctx: &Ctx, resume: bool) -> CmdResult {
     let a = Args::new("launch", &args, LAUNCH_ARGS).map_err(|e| bad(e.to_string()))?;
     let spec = LaunchSpec::from_args(&a).map_err(|e| bad(e.to_string()))?;
     let api = ctx.api().await?;
-    launch::preflight(&api, &spec)
-        .await
-        .map_err(|msg| bad(with_origin(&ctx.settings, msg)))
+    launch::preflight(&api, &spec).await.map_err(|e| match e {
+        ClusterError::Invalid(msg) => bad(with_origin(&ctx.settings, msg)),
+        // The cloud failing to answer is not the user's option's fault.
+        other => error(other.to_string()),
+    })
 }
 
 /// Prefixes a message about `--option ...` with where the option was set, when that was

@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 
 use super::Clouds;
 use crate::cluster::api::{ClusterApi, PowerAction};
+use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::ConnOptions;
 use crate::cluster::model::Cluster;
 use crate::cluster::report::ServerFailure;
@@ -111,7 +112,7 @@ pub async fn run_state(
             if let Some(n) = remove.filter(|n| *n > 0) {
                 let out = destroy::remove_slaves(api, &cluster, n as usize, keep, poll)
                     .await
-                    .map_err(ModuleError::Failed)?;
+                    .map_err(failed)?;
                 destroyed(out)
             } else {
                 present(api, &a, poll).await?
@@ -120,7 +121,7 @@ pub async fn run_state(
         "absent" => {
             let out = destroy::destroy(api, &cluster, keep, poll)
                 .await
-                .map_err(ModuleError::Failed)?;
+                .map_err(failed)?;
             destroyed(out)
         }
         s @ ("stopped" | "started") => {
@@ -132,7 +133,7 @@ pub async fn run_state(
             let (acted, failures) =
                 power::set_power(api, &cluster, action, Duration::from_secs(600), poll)
                     .await
-                    .map_err(ModuleError::Failed)?;
+                    .map_err(failed)?;
             let mut r = failed_or_ok(
                 !acted.is_empty(),
                 &failures,
@@ -155,7 +156,7 @@ pub async fn run_state(
     {
         result.changed |= recorded::record(api, master, &given)
             .await
-            .map_err(ModuleError::Failed)?;
+            .map_err(failed)?;
     }
     result.data.insert(
         "cluster".into(),
@@ -187,9 +188,7 @@ async fn present(
             .len() as u32;
         spec.slaves = Some(have + n as u32);
     }
-    let out = launch::converge(api, &spec, poll)
-        .await
-        .map_err(ModuleError::Failed)?;
+    let out = launch::converge(api, &spec, poll).await.map_err(failed)?;
     let mut r = failed_or_ok(out.changed, &out.failures, "could not bring up");
     r.data.insert("created".into(), json!(out.created));
     r.data.insert("replaced".into(), json!(out.replaced));
@@ -198,6 +197,10 @@ async fn present(
     r.data
         .insert("network".into(), json!(out.net_mode.map(|m| m.as_str())));
     Ok(r)
+}
+
+fn failed(e: ClusterError) -> ModuleError {
+    ModuleError::Failed(e.to_string())
 }
 
 /// `role_vars`: the role variables given to this run (`-e`, the config file's `vars:`), to

@@ -1,6 +1,7 @@
 //! `launch`: what a fresh launch creates, ERROR replacement, partial failures, quota.
 
 use super::*;
+use crate::cluster::error::ClusterError;
 use crate::cluster::launch::{META_NET_MODE, META_SLAVE_VOLUME, META_SSH_USER};
 use crate::cluster::memory_cloud::Op;
 use crate::cluster::model::{self, META_CLUSTER, META_ROLE};
@@ -101,7 +102,10 @@ async fn bad_options_are_refused_by_preflight_and_launch_before_anything_is_writ
         let mut s = spec(2);
         bad(&mut s);
         let e = guard(preflight(&cloud, &s)).await.unwrap_err();
-        assert!(e.starts_with(named), "preflight: {e}");
+        assert!(
+            matches!(&e, ClusterError::Invalid(m) if m.starts_with(named)),
+            "preflight: {e:?}"
+        );
         let e = launch(&cloud, &s).await.unwrap_err();
         assert!(e.starts_with(named), "launch: {e}");
     }

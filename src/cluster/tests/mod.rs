@@ -65,7 +65,9 @@ async fn guard<F: Future>(fut: F) -> F::Output {
 }
 
 async fn launch(cloud: &MemoryCloud, spec: &LaunchSpec) -> Result<LaunchOutcome, String> {
-    guard(launch_mod::converge(cloud, spec, POLL)).await
+    guard(launch_mod::converge(cloud, spec, POLL))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Launches `demo` with `slaves` slaves and checks it worked.

@@ -19,6 +19,7 @@ async fn power(
         POLL,
     ))
     .await
+    .map_err(|e| e.to_string())
 }
 
 fn statuses(cloud: &MemoryCloud) -> Vec<String> {

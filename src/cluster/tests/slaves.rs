@@ -167,7 +167,8 @@ async fn removing_more_slaves_than_there_are_is_refused_before_deleting() {
     let writes = cloud.writes();
     let e = guard(destroy::remove_slaves(&cloud, "demo", 3, false, POLL))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("has 2 slaves; cannot remove 3"), "{e}");
     assert_eq!(cloud.writes(), writes);
 }
