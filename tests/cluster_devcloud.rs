@@ -2,97 +2,15 @@
 //! binary, a real OpenStack-compatible API over HTTP, no SSH (`--cloud-only`, since
 //! records-only servers have no sshd). What is checked is what is in the cloud afterwards.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
+mod support;
 
-/// A devcloud in a temporary directory, stopped on drop. `HOME` and the working directory
-/// are temporary too, so no user config, clouds.yaml or known_hosts is touched.
-struct Cloud {
-    dir: tempfile::TempDir,
-}
-
-impl Cloud {
-    fn up(config: &str) -> Cloud {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("devcloud.yaml"), config).expect("write config");
-        std::fs::create_dir_all(dir.path().join("home")).expect("home");
-        let c = Cloud { dir };
-        let out = c.raw(&[
-            "devcloud",
-            "up",
-            "--state-dir",
-            &c.path("state"),
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            &c.path("devcloud.yaml"),
-            "--clouds-yaml",
-            &c.path("clouds.yaml"),
-        ]);
-        assert!(
-            out.status.success(),
-            "devcloud up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        c
-    }
-
-    fn path(&self, p: &str) -> String {
-        self.dir.path().join(p).display().to_string()
-    }
-
-    fn raw(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path().join("home"))
-            .env("OS_CLIENT_CONFIG_FILE", self.dir.path().join("clouds.yaml"))
-            .env("OS_CLOUD", "devcloud")
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("XDG_STATE_HOME")
-            .output()
-            .expect("run spark-openstack")
-    }
-
-    /// Runs a command and returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.raw(args);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "{args:?} failed:\nstdout:\n{out}\nstderr:\n{err}");
-        out
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.ok(args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{out}"))
-    }
-
-    /// The whole project as the cloud sees it, through the cloud client of the binary
-    /// under test would be circular; the state file is devcloud's own truth.
-    fn state(&self) -> Value {
-        let text = std::fs::read_to_string(Path::new(&self.path("state")).join("state.json"))
-            .expect("devcloud state.json");
-        serde_json::from_str(&text).expect("state.json is JSON")
-    }
-}
-
-impl Drop for Cloud {
-    fn drop(&mut self) {
-        let _ = self.raw(&["devcloud", "down", "--state-dir", &self.path("state")]);
-    }
-}
+/// The shared devcloud fixture, records backend (servers without machines).
+use support::TestCloud as Cloud;
 
 fn names(v: &Value, key: &str) -> Vec<String> {
     let mut n: Vec<String> = v[key]
@@ -137,7 +55,7 @@ fn servers_of(state: &Value, cluster: &str) -> Vec<Value> {
 
 #[test]
 fn launch_describe_relaunch_destroy() {
-    let cloud = Cloud::up("boot_time: {min_ms: 200, max_ms: 200}\nlatency_ms: 5\n");
+    let cloud = Cloud::records("boot_time: {min_ms: 200, max_ms: 200}\nlatency_ms: 5\n");
     cloud.ok(LAUNCH);
 
     let st = cloud.state();
@@ -215,7 +133,7 @@ fn launch_describe_relaunch_destroy() {
     );
 
     // Destroy without a terminal and without --yes refuses and says what would be lost.
-    let (code, _, err) = cloud.run(&["destroy", "demo"]);
+    let (code, _, err) = cloud.outcome(&["destroy", "demo"]);
     assert_ne!(code, 0);
     assert!(
         err.contains("demo-slave-2") && err.contains("--yes"),
@@ -237,13 +155,13 @@ fn launch_describe_relaunch_destroy() {
 
 #[test]
 fn faults_and_boot_errors_still_converge() {
-    let cloud = Cloud::up(
+    let cloud = Cloud::records(
         "boot_time: {min_ms: 100, max_ms: 300}\nboot_error_rate: 0.3\n\
          faults:\n  compute: {error_5xx: 0.1}\n  network: {error_5xx: 0.1}\n",
     );
     let mut converged = false;
     for _ in 0..6 {
-        let (code, _, _) = cloud.run(LAUNCH);
+        let (code, _, _) = cloud.outcome(LAUNCH);
         if code == 0 {
             converged = true;
             break;
@@ -268,8 +186,8 @@ fn faults_and_boot_errors_still_converge() {
 
 #[test]
 fn bad_options_are_named() {
-    let cloud = Cloud::up("");
-    let (code, out, err) = cloud.run(&[
+    let cloud = Cloud::records("");
+    let (code, out, err) = cloud.outcome(&[
         "launch",
         "demo",
         "-a",
@@ -285,7 +203,7 @@ fn bad_options_are_named() {
         "{err}"
     );
     assert!(!out.contains("PLAY"), "no playbook ran: {out}");
-    let (code, out, err) = cloud.run(&[
+    let (code, out, err) = cloud.outcome(&[
         "launch",
         "demo",
         "-a",
@@ -303,11 +221,11 @@ fn bad_options_are_named() {
     );
     // Set in the config file: the error points at the file's line.
     std::fs::write(
-        PathBuf::from(cloud.path("spark-openstack.yaml")),
+        cloud.path("spark-openstack.yaml"),
         "defaults:\n  instance-type: m1.hugest\n",
     )
     .unwrap();
-    let (code, out, err) = cloud.run(&["launch", "demo", "-a", "ubuntu-22.04", "--cloud-only"]);
+    let (code, out, err) = cloud.outcome(&["launch", "demo", "-a", "ubuntu-22.04", "--cloud-only"]);
     assert_eq!(code, 5, "{out}{err}");
     assert!(
         err.contains("spark-openstack.yaml:2:") && err.contains("--instance-type 'm1.hugest'"),
@@ -315,11 +233,11 @@ fn bad_options_are_named() {
     );
     assert!(servers_of(&cloud.state(), "demo").is_empty());
     std::fs::write(
-        PathBuf::from(cloud.path("spark-openstack.yaml")),
+        cloud.path("spark-openstack.yaml"),
         "defaults:\n  slavse: 2\n",
     )
     .unwrap();
-    let (code, _, err) = cloud.run(&["describe", "demo"]);
+    let (code, _, err) = cloud.outcome(&["describe", "demo"]);
     assert_eq!(code, 5, "{err}");
     assert!(
         err.contains("spark-openstack.yaml:2:") && err.contains("did you mean 'slaves'"),
@@ -329,7 +247,7 @@ fn bad_options_are_named() {
 
 #[test]
 fn grow_shrink_stop_start_keep_the_cluster_consistent() {
-    let cloud = Cloud::up("boot_time: {min_ms: 100, max_ms: 100}\naction_time_ms: 100\n");
+    let cloud = Cloud::records("boot_time: {min_ms: 100, max_ms: 100}\naction_time_ms: 100\n");
     cloud.ok(&[
         "launch",
         "grow",
@@ -399,7 +317,7 @@ fn grow_shrink_stop_start_keep_the_cluster_consistent() {
     );
     assert_eq!(d["volumes"].as_array().map(Vec::len), Some(3), "{d:#}");
 
-    let (code, _, err) = cloud.run(&["remove-slaves", "grow", "1"]);
+    let (code, _, err) = cloud.outcome(&["remove-slaves", "grow", "1"]);
     assert_ne!(code, 0);
     assert!(
         err.contains("grow-slave-3") && err.contains("grow-slave-3-data"),
@@ -446,7 +364,7 @@ fn grow_shrink_stop_start_keep_the_cluster_consistent() {
 #[test]
 fn init_writes_the_bundled_playbooks() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(support::BIN)
         .args(["init", &dir.path().display().to_string()])
         .output()
         .unwrap();
@@ -458,7 +376,7 @@ fn init_writes_the_bundled_playbooks() {
     for f in ["launch.yml", "destroy.yml", "configure.yml", "copy-dir.yml"] {
         assert!(dir.path().join("playbooks").join(f).is_file(), "{f}");
     }
-    let again = Command::new(BIN)
+    let again = Command::new(support::BIN)
         .args(["init", &dir.path().display().to_string()])
         .output()
         .unwrap();
@@ -468,7 +386,7 @@ fn init_writes_the_bundled_playbooks() {
 
 #[test]
 fn the_launch_playbook_runs_under_play_with_extra_vars() {
-    let cloud = Cloud::up("boot_time: {min_ms: 100, max_ms: 100}\n");
+    let cloud = Cloud::records("boot_time: {min_ms: 100, max_ms: 100}\n");
     let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/launch.yml");
     // `-i localhost,` is play's `--cloud-only`: with `-e cluster=NAME` alone the inventory
     // is the cluster read from Nova, and the node plays would try to reach these
@@ -496,18 +414,9 @@ fn the_launch_playbook_runs_under_play_with_extra_vars() {
 #[test]
 fn ctrl_c_during_launch_then_resume_converges() {
     // Boots take long enough for the interrupt to land while servers are building.
-    let cloud = Cloud::up("boot_time: {min_ms: 3000, max_ms: 3000}\nlatency_ms: 5\n");
-    let child = Command::new(BIN)
-        .args(LAUNCH)
-        .current_dir(cloud.dir.path())
-        .env("HOME", cloud.dir.path().join("home"))
-        .env(
-            "OS_CLIENT_CONFIG_FILE",
-            cloud.dir.path().join("clouds.yaml"),
-        )
-        .env("OS_CLOUD", "devcloud")
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("XDG_STATE_HOME")
+    let cloud = Cloud::records("boot_time: {min_ms: 3000, max_ms: 3000}\nlatency_ms: 5\n");
+    let child = cloud
+        .cmd(LAUNCH)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

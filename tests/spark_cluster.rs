@@ -66,12 +66,12 @@ fn inputs() -> Result<Inputs, String> {
     })
 }
 
-/// The test's cloud: a netns devcloud of its own (see `support::NetnsCloud`).
-type World = support::NetnsCloud;
+/// The test's cloud: a netns devcloud of its own (see `support::TestCloud`).
+type World = support::TestCloud;
 
 fn up() -> World {
-    // Its own prefix and range of addresses (see `NetnsCloud::up`).
-    let w = World::up("e", (50, 50));
+    // Its own prefix and range of addresses (see `TestCloud::netns`).
+    let w = World::netns("e", (50, 50));
     let clouds = w.path("clouds.yaml").display().to_string();
     // The key pair the user would make in Horizon.
     let env = std::collections::BTreeMap::from([
@@ -551,7 +551,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     assert_eq!(format_calls(&w), 2, "one format per HDFS instance");
 
     // Destroy: nothing of the cluster is left, in the cloud or on the host.
-    assert!(!w.netns().is_empty());
+    assert!(!w.namespaces().is_empty());
     w.cluster(&["destroy", "demo", "--yes"]);
     let d: Value = serde_json::from_str(&w.ok(&["describe", "--json"])).unwrap();
     assert_eq!(d["clusters"], serde_json::json!([]), "clusters left: {d}");
@@ -560,11 +560,11 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     assert_eq!(inv["_meta"]["hostvars"], serde_json::json!({}), "{inv}");
     let mut gone = false;
     for _ in 0..100 {
-        if w.netns().is_empty() {
+        if w.namespaces().is_empty() {
             gone = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(gone, "machines left after destroy: {:?}", w.netns());
+    assert!(gone, "machines left after destroy: {:?}", w.namespaces());
 }

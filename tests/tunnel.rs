@@ -109,8 +109,8 @@ fn tunnel_forwards_what_runs_on_the_master_and_stops_on_sigint() {
         eprintln!("SKIPPED tunnel test: {why}");
         return;
     }
-    // Its own prefix and range of addresses (see `NetnsCloud::up`).
-    let cloud = support::NetnsCloud::up("u", (250, 5));
+    // Its own prefix and range of addresses (see `TestCloud::netns`).
+    let cloud = support::TestCloud::netns("u", (250, 5));
     // Cloud resources only: a master with sshd and the key (imported from its .pub), no
     // Spark.
     cloud.cluster(&[
@@ -152,7 +152,7 @@ fn tunnel_forwards_what_runs_on_the_master_and_stops_on_sigint() {
     }
 
     // The "Spark master UI": a page only the master's fixed IP serves.
-    let netns = cloud.netns();
+    let netns = cloud.namespaces();
     assert_eq!(netns.len(), 1, "one machine, one namespace: {netns:?}");
     let www = cloud.dir.path().join("www");
     std::fs::create_dir_all(&www).unwrap();

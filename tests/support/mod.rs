@@ -59,22 +59,24 @@ pub fn machine_test_blocker(tools: &[&str], install: &str) -> Option<String> {
         .map(|t| format!("{t} missing ({install})"))
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
+pub const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
 
-/// A devcloud with the netns backend in a directory of its own, a fresh ed25519 key, and
-/// the environment every command of a test runs with (own HOME, clouds.yaml and
-/// known_hosts). `devcloud down` on drop, so a failed assertion leaves nothing on the host.
-pub struct NetnsCloud {
+/// A devcloud in a directory of its own, the one fixture of the tests that run the binary
+/// against devcloud: a fresh ed25519 key, and the environment every command of a test runs
+/// with (own HOME, clouds.yaml and known_hosts, no user config). `devcloud down` on drop,
+/// so a failed assertion leaves nothing on the host. [`TestCloud::netns`] has machines
+/// with sshd; [`TestCloud::records`] only API records (for `--cloud-only` tests).
+pub struct TestCloud {
     pub dir: tempfile::TempDir,
     /// The user's private key (`<key>.pub` beside it).
     pub key: PathBuf,
-    /// devcloud's name prefix for this test's namespaces, bridges and machines.
+    /// devcloud's name prefix for this test's namespaces, bridges and machines (netns).
     pub prefix: String,
-    /// Second octet of the cloud's `10.x.0.0/16`.
+    /// Second octet of the cloud's `10.x.0.0/16` (netns).
     pub octet: u32,
 }
 
-impl Drop for NetnsCloud {
+impl Drop for TestCloud {
     fn drop(&mut self) {
         let _ = self
             .cmd(&["devcloud", "down", "--state-dir"])
@@ -83,7 +85,7 @@ impl Drop for NetnsCloud {
     }
 }
 
-impl NetnsCloud {
+impl TestCloud {
     /// Starts the cloud, unkind as a real one but quicker: sshd answers 2-5 s after ACTIVE
     /// (a real VM takes 20-90 s), floating IPs reach Nova 1-3 s late, security groups are
     /// enforced and the images log in as their non-root `os_admin_user`. `tag` starts its name prefix and `octets` is the range of second
@@ -91,24 +93,31 @@ impl NetnsCloud {
     /// calling test's own, so tests running at once never share a bridge or an address
     /// (spark_cluster: 50-99, devcloud_netns: 100-149, netns_machines: 150-249,
     /// tunnel: 250-254).
-    pub fn up(tag: &str, octets: (u8, u8)) -> NetnsCloud {
+    pub fn netns(tag: &str, octets: (u8, u8)) -> TestCloud {
         let pid = std::process::id();
+        let octet = octets.0 as u32 + pid % octets.1 as u32;
+        let prefix = format!("{tag}{}", pid % 10000);
+        let config = format!(
+            "boot_time: {{min_ms: 300, max_ms: 300}}\naction_time_ms: 200\n\
+             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [2, 5]}}\n"
+        );
+        Self::start(tag, &config, &["--backend", "netns"], prefix, octet)
+    }
+
+    /// A devcloud whose servers are records only (no machines), with `config` as its
+    /// devcloud.yaml.
+    pub fn records(config: &str) -> TestCloud {
+        Self::start("rec", config, &[], String::new(), 0)
+    }
+
+    fn start(tag: &str, config: &str, backend: &[&str], prefix: String, octet: u32) -> TestCloud {
         // Outside /tmp: machines get a private /tmp, and their files live under the state dir.
         let dir = tempfile::Builder::new()
             .prefix(&format!("spark-{tag}-"))
             .tempdir_in("/var/tmp")
             .unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        let octet = octets.0 as u32 + pid % octets.1 as u32;
-        let prefix = format!("{tag}{}", pid % 10000);
-        std::fs::write(
-            dir.path().join("devcloud.yaml"),
-            format!(
-                "boot_time: {{min_ms: 300, max_ms: 300}}\naction_time_ms: 200\n\
-                 netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [2, 5]}}\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("devcloud.yaml"), config).unwrap();
         let key = dir.path().join("id_ed25519");
         let out = std::process::Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -116,7 +125,7 @@ impl NetnsCloud {
             .output()
             .unwrap();
         assert!(out.status.success(), "ssh-keygen: {out:?}");
-        let w = NetnsCloud {
+        let w = TestCloud {
             dir,
             key,
             prefix,
@@ -125,11 +134,9 @@ impl NetnsCloud {
         let state = w.path("state").display().to_string();
         let cfg = w.path("devcloud.yaml").display().to_string();
         let clouds = w.path("clouds.yaml").display().to_string();
-        w.ok(&[
-            "devcloud",
-            "up",
-            "--backend",
-            "netns",
+        let mut args = vec!["devcloud", "up"];
+        args.extend(backend);
+        args.extend([
             "--listen",
             "127.0.0.1:0",
             "--state-dir",
@@ -139,7 +146,32 @@ impl NetnsCloud {
             "--clouds-yaml",
             &clouds,
         ]);
+        w.ok(&args);
         w
+    }
+
+    /// (exit code, stdout, stderr) of a command.
+    pub fn outcome(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.run(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Stdout of a command that must succeed, parsed as JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{out}"))
+    }
+
+    /// The whole cloud as devcloud's own state file has it: reading it through the client
+    /// of the binary under test would be circular.
+    pub fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path("state").join("state.json"))
+            .expect("devcloud state.json");
+        serde_json::from_str(&text).expect("state.json is JSON")
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
@@ -187,7 +219,7 @@ impl NetnsCloud {
     }
 
     /// The network namespaces of this cloud's machines (`<prefix>-<server id>`).
-    pub fn netns(&self) -> Vec<String> {
+    pub fn namespaces(&self) -> Vec<String> {
         let list = std::process::Command::new("ip")
             .args(["netns", "list"])
             .output()
@@ -242,7 +274,7 @@ impl Drop for Tunnel {
     }
 }
 
-impl NetnsCloud {
+impl TestCloud {
     /// Starts `tunnel NAME --json` and waits for its line of services.
     pub fn tunnel(&self, cluster: &str) -> Tunnel {
         let mut child = self
