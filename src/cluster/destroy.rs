@@ -14,6 +14,7 @@ use super::api::{ClusterApi, Server};
 use super::error::ClusterError;
 use super::model::{self, Cluster};
 use super::volumes::META_SERVER;
+use super::watch::ServerWatch;
 
 #[derive(Debug, Default)]
 pub struct DestroyOutcome {
@@ -130,19 +131,18 @@ async fn delete_servers(
     }
     // Wait until Nova no longer lists them, so their ports (and group use) are gone.
     let ids: Vec<&str> = servers.iter().map(|s| s.id.as_str()).collect();
-    let deadline = Instant::now() + SETTLE;
-    let bar = super::report::progress(ids.len() as u64, "servers deleted");
+    let mut watch = ServerWatch::new("servers deleted", ids.len() as u64, SETTLE, poll);
     loop {
-        let now = api.servers().await?;
+        let now = watch.servers(api).await?;
         let left: Vec<&Server> = now
             .iter()
             .filter(|s| ids.contains(&s.id.as_str()))
             .collect();
-        bar.set_position((ids.len() - left.len()) as u64);
+        watch.bar.set_position((ids.len() - left.len()) as u64);
         if left.is_empty() {
             break;
         }
-        if Instant::now() >= deadline {
+        if watch.expired() {
             for s in left {
                 out.leftovers.push(format!(
                     "server {}: still {} after deletion request",
@@ -151,9 +151,7 @@ async fn delete_servers(
             }
             break;
         }
-        tokio::time::sleep(poll).await;
     }
-    bar.finish_and_clear();
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 //! second ERROR is reported with Nova's fault message.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 
@@ -21,6 +21,7 @@ use super::report::{Phases, ServerFailure};
 use super::resolve;
 use super::secgroups::{self, RulePlan};
 use super::spec::{LaunchSpec, NetMode};
+use super::watch::ServerWatch;
 
 /// Metadata keys recording launch choices, so later commands need no options.
 pub const META_SSH_USER: &str = "spark_openstack_ssh_user";
@@ -580,11 +581,12 @@ impl Boot {
         poll: Duration,
         out: &mut LaunchOutcome,
     ) -> Result<(), ClusterError> {
-        let deadline = Instant::now() + Duration::from_secs(spec.boot_timeout);
         let total = self.pending.len() as u64;
-        let bar = super::report::progress(total, "servers ACTIVE");
+        let timeout = Duration::from_secs(spec.boot_timeout);
+        let mut watch = ServerWatch::new("servers ACTIVE", total, timeout, poll);
         loop {
-            let servers = api.servers().await?;
+            let servers = watch.servers(api).await?;
+            let bar = &watch.bar;
             // Existing servers still BUILDing (from an interrupted run) are waited for too.
             for s in Cluster::collect(&spec.cluster, &servers, &[], &[]).servers() {
                 if s.status == "BUILD"
@@ -639,11 +641,9 @@ impl Boot {
                 }
             }
             if self.pending.is_empty() {
-                bar.finish_and_clear();
                 return Ok(());
             }
-            if Instant::now() >= deadline {
-                bar.finish_and_clear();
+            if watch.expired() {
                 for (id, (req, _)) in std::mem::take(&mut self.pending) {
                     let status = servers
                         .iter()
@@ -660,7 +660,6 @@ impl Boot {
                 }
                 return Ok(());
             }
-            tokio::time::sleep(poll).await;
         }
     }
 }

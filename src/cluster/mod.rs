@@ -24,6 +24,7 @@ pub mod resolve;
 pub mod secgroups;
 pub mod spec;
 pub mod volumes;
+pub mod watch;
 
 #[cfg(test)]
 pub mod memory_cloud;

@@ -2,7 +2,7 @@
 //! may change on start, which is why the start playbook reconfigures the cluster from a
 //! fresh inventory afterwards.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 
@@ -10,6 +10,7 @@ use super::api::{ClusterApi, PowerAction};
 use super::error::ClusterError;
 use super::model::Cluster;
 use super::report::ServerFailure;
+use super::watch::ServerWatch;
 
 /// Powers every server of `cluster` off or on and waits for SHUTOFF/ACTIVE.
 /// Returns the names acted on and the servers that did not get there.
@@ -50,16 +51,16 @@ pub async fn set_power(
         })
         .collect();
     let ids: Vec<&str> = c.servers().map(|s| s.id.as_str()).collect();
-    let deadline = Instant::now() + timeout;
-    let bar = super::report::progress(ids.len() as u64, &format!("servers {to}"));
+    let what = format!("servers {to}");
+    let mut watch = ServerWatch::new(&what, ids.len() as u64, timeout, poll);
     loop {
-        let now = api.servers().await?;
+        let now = watch.servers(api).await?;
         let mine: Vec<_> = now
             .iter()
             .filter(|s| ids.contains(&s.id.as_str()))
             .collect();
         let done = mine.iter().filter(|s| s.status == to).count();
-        bar.set_position(done as u64);
+        watch.bar.set_position(done as u64);
         // ERROR is final: waiting for it to reach `to` only delays the report by `timeout`.
         for s in mine.iter().filter(|s| s.status == "ERROR") {
             if !failures.iter().any(|f| f.name == s.name) {
@@ -76,7 +77,7 @@ pub async fn set_power(
             .iter()
             .filter(|s| s.status != to && !failures.iter().any(|f| f.name == s.name))
             .collect();
-        if stuck.is_empty() || Instant::now() >= deadline {
+        if stuck.is_empty() || watch.expired() {
             for s in stuck {
                 failures.push(ServerFailure {
                     name: s.name.clone(),
@@ -85,8 +86,6 @@ pub async fn set_power(
             }
             break;
         }
-        tokio::time::sleep(poll).await;
     }
-    bar.finish_and_clear();
     Ok((targets.into_iter().map(|s| s.name).collect(), failures))
 }
