@@ -1,20 +1,20 @@
 //! devcloud behaviour through its HTTP API: auth, microversions, status transitions,
 //! quotas, fault injection, persistence across restarts.
 
-mod devcloud_support;
+mod support;
 
-use devcloud_support::Devcloud;
 use serde_json::json;
+use support::TestCloud as Devcloud;
 
 const FAST: &str = "boot_time: {min_ms: 1500, max_ms: 1500}\naction_time_ms: 100\n";
 
 #[tokio::test]
 async fn bad_password_gets_keystone_401() {
-    let dc = Devcloud::start("");
+    let dc = Devcloud::records("");
     let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": "demo", "domain": {"name": "Default"}, "password": "wrong"}}}}});
     let resp = reqwest::Client::new()
-        .post(format!("{}/identity/v3/auth/tokens", dc.url))
+        .post(format!("{}/identity/v3/auth/tokens", dc.url()))
         .json(&body)
         .send()
         .await
@@ -34,7 +34,7 @@ async fn bad_password_gets_keystone_401() {
 
 #[tokio::test]
 async fn catalog_points_at_devcloud_and_tokens_are_required() {
-    let dc = Devcloud::start("");
+    let dc = Devcloud::records("");
     let c = dc.login().await;
     let types: Vec<&str> = c.token_body["token"]["catalog"]
         .as_array()
@@ -52,7 +52,7 @@ async fn catalog_points_at_devcloud_and_tokens_are_required() {
     ] {
         assert!(types.contains(&t), "{t} missing from {types:?}");
     }
-    let resp = reqwest::get(format!("{}/compute/v2.1/flavors", dc.url))
+    let resp = reqwest::get(format!("{}/compute/v2.1/flavors", dc.url()))
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
@@ -60,7 +60,7 @@ async fn catalog_points_at_devcloud_and_tokens_are_required() {
 
 #[tokio::test]
 async fn microversions_are_negotiated_and_echoed() {
-    let dc = Devcloud::start("");
+    let dc = Devcloud::records("");
     let c = dc.login().await;
     let (status, headers, _) = c
         .call_mv("GET", "/compute/v2.1/flavors/4", None, "2.61")
@@ -98,7 +98,7 @@ async fn microversions_are_negotiated_and_echoed() {
 
 #[tokio::test]
 async fn servers_move_through_build_active_shutoff_and_delete() {
-    let dc = Devcloud::start(FAST);
+    let dc = Devcloud::records(FAST);
     let c = dc.login().await;
     let (status, v) = c.boot("vm").await;
     assert_eq!(status, 202);
@@ -158,7 +158,7 @@ async fn servers_move_through_build_active_shutoff_and_delete() {
 
 #[tokio::test]
 async fn boot_errors_end_in_error_with_fault() {
-    let dc = Devcloud::start("boot_time: {min_ms: 50, max_ms: 50}\nboot_error_rate: 1.0\n");
+    let dc = Devcloud::records("boot_time: {min_ms: 50, max_ms: 50}\nboot_error_rate: 1.0\n");
     let c = dc.login().await;
     let (_, v) = c.boot("doomed").await;
     let id = v["server"]["id"].as_str().unwrap();
@@ -174,7 +174,7 @@ async fn boot_errors_end_in_error_with_fault() {
 
 #[tokio::test]
 async fn quotas_are_enforced_with_each_services_error() {
-    let dc = Devcloud::start("quotas: {instances: 1, security_groups: 2}\n");
+    let dc = Devcloud::records("quotas: {instances: 1, security_groups: 2}\n");
     let c = dc.login().await;
     assert_eq!(c.boot("one").await.0, 202);
     let (status, v) = c.boot("two").await;
@@ -202,7 +202,7 @@ async fn quotas_are_enforced_with_each_services_error() {
 
 #[tokio::test]
 async fn injected_faults_are_observable() {
-    let dc = Devcloud::start(
+    let dc = Devcloud::records(
         "faults:\n  compute: {error_5xx: 1.0}\n  network: {rate_limit: 1.0, retry_after_s: 7}\n  image: {drop_connection: 1.0}\n",
     );
     let c = dc.login().await;
@@ -228,7 +228,7 @@ async fn injected_faults_are_observable() {
 
 #[tokio::test]
 async fn state_survives_a_restart() {
-    let dc = Devcloud::start(FAST);
+    let dc = Devcloud::records(FAST);
     let c = dc.login().await;
     let key =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq0bV2y0cuaQ8b5Hh9h8ZTuQn0tC8vOq3M6B6yEJ3cN test";
@@ -255,7 +255,7 @@ async fn state_survives_a_restart() {
 
 #[tokio::test]
 async fn application_credentials_authenticate_without_scope() {
-    let dc = Devcloud::start("");
+    let dc = Devcloud::records("");
     let c = dc.login().await;
     let user = c.token_body["token"]["user"]["id"]
         .as_str()
@@ -278,7 +278,7 @@ async fn application_credentials_authenticate_without_scope() {
         }
         b
     };
-    let url = format!("{}/identity/v3/auth/tokens", dc.url);
+    let url = format!("{}/identity/v3/auth/tokens", dc.url());
     let resp = c.http.post(&url).json(&auth(false)).send().await.unwrap();
     assert_eq!(resp.status(), 201);
     let body: serde_json::Value = resp.json().await.unwrap();
@@ -290,7 +290,7 @@ async fn application_credentials_authenticate_without_scope() {
 
 #[tokio::test]
 async fn server_lists_paginate_and_filter_by_tags_and_metadata_edits() {
-    let dc = Devcloud::start(FAST);
+    let dc = Devcloud::records(FAST);
     let c = dc.login().await;
     let mut ids = vec![];
     for n in ["p1", "p2", "p3"] {
@@ -361,7 +361,7 @@ async fn server_lists_paginate_and_filter_by_tags_and_metadata_edits() {
 /// boots instead of staying BUILD without a boot task.
 #[tokio::test]
 async fn a_request_the_client_abandons_still_completes() {
-    let dc = Devcloud::start("latency_ms: 500\nboot_time: {min_ms: 100, max_ms: 100}\n");
+    let dc = Devcloud::records("latency_ms: 500\nboot_time: {min_ms: 100, max_ms: 100}\n");
     let c = dc.login().await;
     let image = c
         .id_by_name("/image/v2/images", "images", "debian-12")
@@ -405,7 +405,7 @@ async fn a_request_the_client_abandons_still_completes() {
 /// with a mistyped `--zone` fails on devcloud as on a real cloud.
 #[tokio::test]
 async fn an_unknown_compute_zone_is_refused() {
-    let dc = Devcloud::start("compute_zones: [az1, az2]\n");
+    let dc = Devcloud::records("compute_zones: [az1, az2]\n");
     let c = dc.login().await;
     let (_, _, v) = c
         .call("GET", "/compute/v2.1/os-availability-zone", None)

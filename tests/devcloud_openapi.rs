@@ -4,13 +4,14 @@
 //! the spec offers one schema per microversion (`oneOf` of `..._2NN` variants), the variant
 //! of the microversion devcloud was asked for is used.
 
-mod devcloud_support;
+mod support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use devcloud_support::{Client, Devcloud};
 use serde_json::{Value, json};
+use support::TestCloud as Devcloud;
+use support::api::Client;
 
 fn shared_dir() -> PathBuf {
     match std::env::var("SPARK_OPENSTACK_SHARED") {
@@ -172,7 +173,7 @@ async fn responses_match_the_openapi_schemas() {
         );
         return;
     };
-    let dc = Devcloud::start("boot_time: {min_ms: 100, max_ms: 100}\n");
+    let dc = Devcloud::records("boot_time: {min_ms: 100, max_ms: 100}\n");
     let c = dc.login().await;
     s.check("identity", "/v3/auth/tokens", "post", 201, 0, &c.token_body);
     let p = c.project_id.clone();

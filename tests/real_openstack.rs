@@ -11,7 +11,7 @@
 //! Like tests/cluster_devcloud.rs: the real binary, `--cloud-only` (FakeDriver servers
 //! have no sshd), `HOME` and the working directory temporary.
 
-mod devcloud_support;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -1315,7 +1315,7 @@ fn raw_client_calls_behave_the_same_on_devcloud_and_real_openstack() {
         return;
     };
     let qyaml = quota_cloud(&real, "rs-quota-diff");
-    let dev = devcloud_support::Devcloud::start(
+    let dev = support::TestCloud::records(
         "boot_time: {min_ms: 2000, max_ms: 2000}\naction_time_ms: 500\n",
     );
     let dev_yaml = real.path("devcloud-clouds.yaml");
@@ -1325,13 +1325,13 @@ fn raw_client_calls_behave_the_same_on_devcloud_and_real_openstack() {
             "clouds:\n  dev:\n    auth:\n      auth_url: {}/identity/v3\n      username: demo\n      \
              password: {}\n      project_name: demo\n      user_domain_name: Default\n      \
              project_domain_name: Default\n    interface: public\n",
-            dev.url,
+            dev.url(),
             dev.password()
         ),
     )
     .expect("write devcloud clouds.yaml");
     // devcloud's quota case: a second devcloud whose projects allow 2 instances.
-    let devq = devcloud_support::Devcloud::start(
+    let devq = support::TestCloud::records(
         "boot_time: {min_ms: 200, max_ms: 200}\nquotas: {instances: 2}\n",
     );
     let devq_yaml = real.path("devcloudq-clouds.yaml");
@@ -1341,7 +1341,7 @@ fn raw_client_calls_behave_the_same_on_devcloud_and_real_openstack() {
             "clouds:\n  devq:\n    auth:\n      auth_url: {}/identity/v3\n      username: demo\n      \
              password: {}\n      project_name: demo\n      user_domain_name: Default\n      \
              project_domain_name: Default\n    interface: public\n",
-            devq.url,
+            devq.url(),
             devq.password()
         ),
     )

@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests: real sshd hosts started through the testbed API.
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -148,6 +150,49 @@ impl TestCloud {
         ]);
         w.ok(&args);
         w
+    }
+
+    /// The base URL devcloud serves on (from its endpoint file).
+    pub fn url(&self) -> String {
+        std::fs::read_to_string(self.path("state").join("endpoint"))
+            .expect("devcloud endpoint file")
+            .trim()
+            .to_string()
+    }
+
+    /// The seeded demo user's password, from the state file.
+    pub fn password(&self) -> String {
+        self.state()["users"][0]["password"]
+            .as_str()
+            .expect("password")
+            .to_string()
+    }
+
+    /// A project-scoped API client for the demo user.
+    pub async fn login(&self) -> api::Client {
+        api::login(&self.url(), &self.password()).await
+    }
+
+    /// Stops devcloud and starts it again on the same state with `config`.
+    pub fn restart(self, config: &str) -> TestCloud {
+        let state = self.path("state").display().to_string();
+        self.ok(&["devcloud", "down", "--state-dir", &state]);
+        std::fs::write(self.path("devcloud.yaml"), config).unwrap();
+        let cfg = self.path("devcloud.yaml").display().to_string();
+        let clouds = self.path("clouds.yaml").display().to_string();
+        self.ok(&[
+            "devcloud",
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            &state,
+            "--config",
+            &cfg,
+            "--clouds-yaml",
+            &clouds,
+        ]);
+        self
     }
 
     /// (exit code, stdout, stderr) of a command.
