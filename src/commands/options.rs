@@ -1,0 +1,360 @@
+//! The options that shape a cluster, declared once.
+//!
+//! [`OPTIONS`] is the one place a launch option is written down: its long name, short flag,
+//! kind of value, help and value name. From it come
+//! - the command-line flags of `launch` and `add-slaves` ([`Shape`], [`GrowShape`]),
+//! - the keys the config file may set ([`super::config::keys`]),
+//! - the layering of the command line over the file ([`Shape::layer`]),
+//! - the playbook variable names ([`OptionDef::var`]: `_` for `-`), and
+//! - the check of every value by its kind ([`OptionDef::check`]), made while the settings
+//!   are built, so a bad value is a bad option (exit 5) naming where it was set, before
+//!   any playbook runs.
+//!
+//! `playbooks/launch.yml` lists the options explicitly (it is the user-editable interface);
+//! a test keeps it, and the cluster module's [`crate::cluster::spec::LAUNCH_ARGS`], in step
+//! with the table.
+
+use clap::builder::PossibleValuesParser;
+use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
+use serde_json::Value;
+
+use super::config::Settings;
+
+/// What a value must look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A name or id (numbers are accepted and rendered).
+    Text,
+    /// A whole number from 0 to the given maximum.
+    Count(u64),
+    /// A size in GB (0 means none).
+    SizeGb,
+    /// A list of names: a YAML list, or one string with commas between items.
+    List,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// An IPv4 or IPv6 network in CIDR notation.
+    Cidr,
+}
+
+/// Where the playbooks pass an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// An argument of the `spark_openstack.cluster` module (`playbooks/launch.yml`).
+    Module,
+    /// A role variable, recorded on the master with the others (`role_vars`).
+    Roles,
+}
+
+/// One option that shapes a cluster.
+#[derive(Debug)]
+pub struct OptionDef {
+    /// The long option (`--instance-type`) and the config file key.
+    pub name: &'static str,
+    pub short: Option<char>,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub value_name: &'static str,
+    pub target: Target,
+    /// Also an option of `add-slaves` (the new slaves' flavor and zones).
+    pub add_slaves: bool,
+}
+
+const fn opt(
+    name: &'static str,
+    short: Option<char>,
+    kind: Kind,
+    value_name: &'static str,
+    help: &'static str,
+) -> OptionDef {
+    OptionDef {
+        name,
+        short,
+        kind,
+        help,
+        value_name,
+        target: Target::Module,
+        add_slaves: false,
+    }
+}
+
+impl OptionDef {
+    const fn roles(self) -> OptionDef {
+        OptionDef {
+            target: Target::Roles,
+            ..self
+        }
+    }
+    const fn add_slaves(self) -> OptionDef {
+        OptionDef {
+            add_slaves: true,
+            ..self
+        }
+    }
+
+    /// The playbook variable and module argument: the name with `_` for `-`.
+    pub fn var(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
+    /// Checks a value from the config file or the command line (`null` is "not given").
+    /// The message names the option and the value; the caller adds where it was set.
+    pub fn check(&self, value: &Value) -> Result<(), String> {
+        let shown = match value {
+            Value::String(s) => format!("'{s}'"),
+            other => other.to_string(),
+        };
+        let bad = |what: String| Err(format!("--{} {shown}: must be {what}", self.name));
+        let whole = |v: &Value| match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        let word = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        if value.is_null() {
+            return Ok(());
+        }
+        match self.kind {
+            Kind::Text if word(value).is_none() => bad("a name or id".into()),
+            Kind::Text => Ok(()),
+            Kind::Count(max) => match whole(value) {
+                Some(n) if n <= max => Ok(()),
+                _ => bad(format!("a whole number from 0 to {max}")),
+            },
+            Kind::SizeGb if whole(value).is_none() => {
+                bad("a size in GB (a whole number >= 0)".into())
+            }
+            Kind::SizeGb => Ok(()),
+            Kind::List => match value {
+                Value::String(_) => Ok(()),
+                Value::Array(items) if items.iter().all(|i| word(i).is_some()) => Ok(()),
+                _ => bad("a name or a list of names".into()),
+            },
+            Kind::Choice(choices) => match value.as_str() {
+                Some(s) if choices.contains(&s) => Ok(()),
+                _ => bad(format!("one of {}", choices.join(", "))),
+            },
+            Kind::Cidr => match value.as_str() {
+                Some(s) => crate::cluster::secgroups::validate_cidr(s),
+                None => bad("a CIDR such as 203.0.113.7/32".into()),
+            },
+        }
+    }
+
+    /// The value of the option given `raw` on the command line: a number for the
+    /// numeric kinds (left as text when it is not one, for [`Self::check`] to refuse),
+    /// a list for [`Kind::List`], text otherwise.
+    fn cli_value(&self, raw: &[String]) -> Value {
+        match self.kind {
+            Kind::List => Value::from(raw.to_vec()),
+            Kind::Count(_) | Kind::SizeGb => {
+                let s = raw.last().cloned().unwrap_or_default();
+                s.parse::<u64>().map(Value::from).unwrap_or(Value::from(s))
+            }
+            _ => Value::from(raw.last().cloned().unwrap_or_default()),
+        }
+    }
+
+    fn arg(&self) -> Arg {
+        let mut a = Arg::new(self.name)
+            .long(self.name)
+            .help(self.help)
+            .value_name(self.value_name);
+        if let Some(c) = self.short {
+            a = a.short(c);
+        }
+        match self.kind {
+            Kind::List => a.action(ArgAction::Append).value_delimiter(','),
+            // A negative number is a value to refuse by name, not an unknown flag.
+            Kind::Count(_) | Kind::SizeGb => a.action(ArgAction::Set).allow_negative_numbers(true),
+            Kind::Choice(choices) => a
+                .action(ArgAction::Set)
+                .value_parser(PossibleValuesParser::new(choices)),
+            Kind::Text | Kind::Cidr => a.action(ArgAction::Set),
+        }
+    }
+}
+
+/// Every option that shapes a cluster, in `--help` order.
+pub const OPTIONS: &[OptionDef] = &[
+    opt("image", Some('a'), Kind::Text, "IMAGE", "Image name or id"),
+    opt(
+        "key-pair",
+        Some('k'),
+        Kind::Text,
+        "KEY_PAIR",
+        "Nova key pair name",
+    ),
+    opt(
+        "slaves",
+        Some('s'),
+        Kind::Count(1000),
+        "SLAVES",
+        "Number of slaves",
+    ),
+    opt(
+        "instance-type",
+        Some('t'),
+        Kind::Text,
+        "INSTANCE_TYPE",
+        "Slave flavor (name or id); its ephemeral disk is used for HDFS",
+    )
+    .add_slaves(),
+    opt(
+        "master-instance-type",
+        Some('m'),
+        Kind::Text,
+        "MASTER_INSTANCE_TYPE",
+        "Master flavor [default: the slave flavor]",
+    ),
+    opt(
+        "openstack-network-communication-method",
+        None,
+        Kind::Choice(&["floating", "static"]),
+        "OPENSTACK_NETWORK_COMMUNICATION_METHOD",
+        "How the controller reaches nodes",
+    ),
+    opt(
+        "zone",
+        Some('z'),
+        Kind::List,
+        "ZONE",
+        "Availability zone(s); slaves are spread over them (comma-separated or repeated)",
+    )
+    .add_slaves(),
+    opt(
+        "network",
+        None,
+        Kind::Text,
+        "NETWORK",
+        "Network for the cluster [default: the only internal network]",
+    ),
+    opt(
+        "floating-ip-pool",
+        None,
+        Kind::Text,
+        "FLOATING_IP_POOL",
+        "External network to allocate the master's floating IP from [default: the only one]",
+    ),
+    opt(
+        "authorized-address",
+        None,
+        Kind::Cidr,
+        "CIDR",
+        "CIDR allowed to reach SSH and the web UIs [default: SSH only, from anywhere]",
+    ),
+    opt(
+        "spark-version",
+        None,
+        Kind::Text,
+        "SPARK_VERSION",
+        "Spark version to install [default: the spark role's spark_version]",
+    )
+    .roles(),
+    opt(
+        "slave-volume-size",
+        None,
+        Kind::SizeGb,
+        "GB",
+        "Cinder volume per slave (GB) for HDFS data",
+    ),
+    opt(
+        "persistent-volume-size",
+        None,
+        Kind::SizeGb,
+        "GB",
+        "Cinder volume per node (GB) for persistent HDFS, kept across stop/start",
+    ),
+];
+
+/// The table entry for a long name or config key.
+pub fn find(name: &str) -> Option<&'static OptionDef> {
+    OPTIONS.iter().find(|o| o.name == name)
+}
+
+/// The shaping options given on the command line, in table order.
+#[derive(Clone, Debug, Default)]
+pub struct Shape {
+    pub given: Vec<(&'static OptionDef, Value)>,
+}
+
+impl Shape {
+    /// Sets every given option over `settings` (origin `--name`), checking each value.
+    pub fn layer(&self, settings: &mut Settings) -> Result<(), String> {
+        for (def, value) in &self.given {
+            def.check(value)?;
+            settings.set(def.name, value.clone(), format!("--{}", def.name));
+        }
+        Ok(())
+    }
+
+    fn augment(cmd: Command, which: fn(&OptionDef) -> bool) -> Command {
+        cmd.args(OPTIONS.iter().filter(|o| which(o)).map(OptionDef::arg))
+    }
+
+    fn read(m: &ArgMatches, which: fn(&OptionDef) -> bool) -> Shape {
+        let given = OPTIONS
+            .iter()
+            .filter(|o| which(o))
+            .filter_map(|o| {
+                let raw: Vec<String> = m.try_get_many::<String>(o.name).ok()??.cloned().collect();
+                Some((o, o.cli_value(&raw)))
+            })
+            .collect();
+        Shape { given }
+    }
+}
+
+fn all(_: &OptionDef) -> bool {
+    true
+}
+
+impl FromArgMatches for Shape {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Shape::read(m, all))
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Shape::read(m, all);
+        Ok(())
+    }
+}
+
+impl clap::Args for Shape {
+    fn augment_args(cmd: Command) -> Command {
+        Shape::augment(cmd, all)
+    }
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Shape::augment(cmd, all)
+    }
+}
+
+/// The shaping options `add-slaves` takes: those marked [`OptionDef::add_slaves`].
+#[derive(Clone, Debug, Default)]
+pub struct GrowShape(pub Shape);
+
+fn grow(o: &OptionDef) -> bool {
+    o.add_slaves
+}
+
+impl FromArgMatches for GrowShape {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(GrowShape(Shape::read(m, grow)))
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        self.0 = Shape::read(m, grow);
+        Ok(())
+    }
+}
+
+impl clap::Args for GrowShape {
+    fn augment_args(cmd: Command) -> Command {
+        Shape::augment(cmd, grow)
+    }
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Shape::augment(cmd, grow)
+    }
+}
