@@ -358,3 +358,279 @@ impl clap::Args for GrowShape {
         Shape::augment(cmd, grow)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+    use playbook_engine::modules::args::Args;
+    use playbook_engine::yaml;
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::cli::cluster::ClusterCommand;
+    use crate::cli::{Cli, Command as Cmd};
+    use crate::cluster::spec::{LAUNCH_ARGS, LaunchSpec, without_empty};
+    use crate::commands::config;
+    use crate::commands::ctx::Ctx;
+
+    /// The module arguments that are not shaping options: set by the command itself
+    /// (`cluster`, `resume`, the key pair's public half), shared with every command
+    /// (`ssh_user`), or for playbooks only (`boot_timeout`).
+    const MODULE_ONLY: &[&str] = &[
+        "cluster",
+        "resume",
+        "key_pair_public_key",
+        "ssh_user",
+        "boot_timeout",
+    ];
+
+    /// A good value of the option's kind, as typed on the command line or in the file.
+    fn good(o: &OptionDef) -> &'static str {
+        match o.kind {
+            Kind::Text => "x-1",
+            Kind::Count(_) => "3",
+            Kind::SizeGb => "10",
+            Kind::List => "az1,az2",
+            Kind::Choice(choices) => choices[choices.len() - 1],
+            Kind::Cidr => "10.0.0.0/8",
+        }
+    }
+
+    /// A bad value of the option's kind, as YAML.
+    fn bad(o: &OptionDef) -> &'static str {
+        match o.kind {
+            Kind::Text | Kind::List => "{a: 1}",
+            Kind::Count(_) => "many",
+            Kind::SizeGb => "-3",
+            Kind::Choice(_) => "public",
+            Kind::Cidr => "foo",
+        }
+    }
+
+    fn yaml_json(text: &str) -> Value {
+        yaml::load_str(text, Path::new("value.yaml"))
+            .unwrap()
+            .to_json()
+    }
+
+    fn file(text: &str) -> Result<Settings, String> {
+        let node =
+            yaml::load_str(text, Path::new("spark-openstack.yaml")).map_err(|e| e.to_string())?;
+        config::from_node(&node, Some("demo"))
+    }
+
+    fn command_line(argv: &[&str]) -> Result<ClusterCommand, clap::Error> {
+        let argv = ["spark-openstack"].iter().chain(argv);
+        match Cli::try_parse_from(argv)?.command {
+            Cmd::Cluster(c) => Ok(c),
+            other => panic!("not a cluster command: {other:?}"),
+        }
+    }
+
+    fn launch(args: &[&str]) -> Result<Shape, clap::Error> {
+        let argv: Vec<&str> = ["launch", "demo"].iter().chain(args).copied().collect();
+        match command_line(&argv)? {
+            ClusterCommand::Launch { shape, .. } => Ok(*shape),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn module(args: Value) -> Result<LaunchSpec, String> {
+        let map = without_empty(args.as_object().unwrap());
+        let a =
+            Args::new("spark_openstack.cluster", &map, LAUNCH_ARGS).map_err(|e| e.to_string())?;
+        LaunchSpec::from_args(&a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_option_is_accepted_on_the_command_line() {
+        for o in OPTIONS {
+            let long = format!("--{}", o.name);
+            let short = o.short.map(|c| format!("-{c}"));
+            for flag in std::iter::once(&long).chain(&short) {
+                let shape = launch(&[flag, good(o)]).unwrap_or_else(|e| panic!("{flag}: {e}"));
+                let mut s = Settings::default();
+                shape.layer(&mut s).unwrap();
+                let set = s
+                    .get(o.name)
+                    .unwrap_or_else(|| panic!("{flag} not layered"));
+                assert_eq!(set.origin, long);
+                let typed = match o.kind {
+                    Kind::List => json!(["az1", "az2"]),
+                    Kind::Count(_) | Kind::SizeGb => yaml_json(good(o)),
+                    _ => json!(good(o)),
+                };
+                assert_eq!(set.value, typed, "{flag}");
+            }
+            // add-slaves takes the new slaves' flavor and zones, and nothing else.
+            let grown = command_line(&["add-slaves", "demo", "1", &long, good(o)]);
+            match grown {
+                Ok(ClusterCommand::AddSlaves { shape, .. }) => {
+                    assert!(o.add_slaves, "{long}");
+                    assert_eq!(shape.0.given.len(), 1, "{long}");
+                }
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => assert!(!o.add_slaves, "{long}: {e}"),
+            }
+        }
+        // Repeated and comma-separated list values add up.
+        let shape = launch(&["-z", "a,b", "--zone", "c"]).unwrap();
+        assert_eq!(shape.given[0].1, json!(["a", "b", "c"]));
+    }
+
+    #[test]
+    fn help_lists_every_option() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("launch")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for o in OPTIONS {
+            assert!(
+                help.contains(&format!("--{} <{}>", o.name, o.value_name)),
+                "{help}"
+            );
+            assert!(help.contains(o.help), "{}: {help}", o.name);
+            if let Some(c) = o.short {
+                assert!(help.contains(&format!("-{c}, --{}", o.name)), "{help}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_option_is_accepted_in_the_config_file() {
+        for o in OPTIONS {
+            for key in [o.name.to_string(), o.var()] {
+                let text = format!("clusters:\n  demo:\n    {key}: {}\n", good(o));
+                let s = file(&text).unwrap_or_else(|e| panic!("{key}: {e}"));
+                let set = s.get(o.name).unwrap_or_else(|| panic!("{key} not read"));
+                assert_eq!(set.value, yaml_json(good(o)), "{key}");
+                assert!(
+                    set.origin.starts_with("spark-openstack.yaml:3:"),
+                    "{key}: {}",
+                    set.origin
+                );
+            }
+        }
+        let keys: Vec<&str> = config::keys().collect();
+        for k in config::OTHER_KEYS {
+            assert!(keys.contains(k) && find(k).is_none(), "{k}");
+        }
+    }
+
+    #[test]
+    fn every_option_reaches_the_playbooks_under_its_variable_name() {
+        let mut settings = Settings::default();
+        for o in OPTIONS {
+            settings.set(o.name, json!(good(o)), format!("--{}", o.name));
+        }
+        let ctx = Ctx {
+            cluster: "demo".into(),
+            os_cloud: None,
+            verbose: 0,
+            settings,
+            extra_vars: Map::new(),
+        };
+        let vars = ctx.vars();
+        let role_vars = ctx.role_vars();
+        for o in OPTIONS {
+            assert_eq!(vars.get(&o.var()), Some(&json!(good(o))), "{}", o.name);
+            // Role variables are recorded on the master; module arguments are not.
+            let recorded = role_vars.contains_key(&o.var());
+            assert_eq!(recorded, o.target == Target::Roles, "{}", o.name);
+        }
+    }
+
+    #[test]
+    fn every_module_option_is_a_cluster_module_argument() {
+        for o in OPTIONS.iter().filter(|o| o.target == Target::Module) {
+            let args = json!({"cluster": "demo", o.var(): good(o)});
+            module(args).unwrap_or_else(|e| panic!("{}: {e}", o.name));
+            // The module refuses what the table refuses, for `play -e` and edited playbooks.
+            let args = json!({"cluster": "demo", o.var(): yaml_json(bad(o))});
+            let e = module(args).expect_err(o.name);
+            assert!(
+                e.contains(&o.var()) || e.contains(o.name),
+                "{}: {e}",
+                o.name
+            );
+        }
+        let mut expected: Vec<String> = OPTIONS
+            .iter()
+            .filter(|o| o.target == Target::Module)
+            .map(OptionDef::var)
+            .chain(MODULE_ONLY.iter().map(|s| s.to_string()))
+            .collect();
+        let mut actual: Vec<String> = LAUNCH_ARGS.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        actual.sort();
+        assert_eq!(actual, expected, "LAUNCH_ARGS drifted from OPTIONS");
+    }
+
+    #[test]
+    fn launch_yml_passes_every_option() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/launch.yml");
+        let doc = yaml::load_file(&path).unwrap().to_json();
+        let args = doc[0]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|t| t.get("spark_openstack.cluster"))
+            .and_then(Value::as_object)
+            .expect("launch.yml has a spark_openstack.cluster task");
+        for o in OPTIONS {
+            let (key, var) = match o.target {
+                Target::Module => (o.var(), o.var()),
+                Target::Roles => ("role_vars".into(), "spark_openstack_role_vars".into()),
+            };
+            let value = args.get(&key).and_then(Value::as_str);
+            assert!(
+                value.is_some_and(|v| v.contains(&format!("{{{{ {var} "))),
+                "launch.yml's cluster task does not pass {key} from {{{{ {var} }}}} (for --{})",
+                o.name
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_their_origin() {
+        for o in OPTIONS {
+            let text = format!("defaults:\n  {}: {}\n", o.name, bad(o));
+            let e = file(&text).expect_err(o.name);
+            let col = o.name.len() + 5;
+            assert!(
+                e.starts_with(&format!("spark-openstack.yaml:2:{col}: --{} ", o.name)),
+                "{e}"
+            );
+        }
+        let e = launch(&["--slave-volume-size", "-3"])
+            .unwrap()
+            .layer(&mut Settings::default())
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "--slave-volume-size '-3': must be a size in GB (a whole number >= 0)"
+        );
+        for (args, expected) in [
+            (["-s", "many"], "--slaves 'many': "),
+            (["--slaves", "1001"], "--slaves 1001: "),
+            (
+                ["--authorized-address", "10.0.0/8"],
+                "--authorized-address '10.0.0/8' ",
+            ),
+        ] {
+            let e = launch(&args)
+                .unwrap()
+                .layer(&mut Settings::default())
+                .unwrap_err();
+            assert!(e.starts_with(expected), "{e}");
+        }
+        // A choice is refused by clap itself, which lists the choices (exit 5 too).
+        let e = launch(&["--openstack-network-communication-method", "public"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
+    }
+}
