@@ -457,3 +457,60 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
         C::Init { dir, force } => cmds::init(&dir, force),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// Builds the settings as `launch` does, with `text` as the config file.
+    fn launch_context(name: &str, text: &str, args: &[&str]) -> Result<Ctx, (Failure, String)> {
+        let path = std::env::temp_dir().join(format!(
+            "spark-openstack-{}-{name}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap();
+        let config = path.display().to_string();
+        let argv = ["spark-openstack", "launch", "demo", "--config", &config];
+        let cli = Cli::try_parse_from(argv.iter().chain(args)).unwrap();
+        let r = match cli.command {
+            Command::Cluster(ClusterCommand::Launch { shape, common, .. }) => {
+                context(Some("demo"), &common, Some(&shape), None, 0)
+            }
+            other => panic!("{other:?}"),
+        };
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn bad_values_are_bad_options_before_anything_runs() {
+        let Err((failure, msg)) = launch_context("file", "defaults:\n  slaves: many\n", &[]) else {
+            panic!("slaves: many was accepted");
+        };
+        assert_eq!(failure, Failure::BadOptions);
+        assert!(msg.contains(".yaml:2:11: --slaves 'many'"), "{msg}");
+        let Err((failure, msg)) = launch_context("cli", "", &["--slave-volume-size", "-3"]) else {
+            panic!("--slave-volume-size -3 was accepted");
+        };
+        assert_eq!(failure, Failure::BadOptions);
+        assert!(msg.starts_with("--slave-volume-size '-3'"), "{msg}");
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file() {
+        let ctx = launch_context(
+            "layers",
+            "defaults:\n  slaves: 1\n  image: a\n",
+            &["-s", "4", "-z", "az1,az2"],
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let s = &ctx.settings;
+        assert_eq!(s.uint("slaves").unwrap(), Some(4));
+        assert_eq!(s.get("slaves").unwrap().origin, "--slaves");
+        assert_eq!(s.str("image").unwrap().as_deref(), Some("a"));
+        assert_eq!(s.list("zone").unwrap(), ["az1", "az2"]);
+    }
+}
