@@ -1,7 +1,8 @@
 //! The cluster commands of the original `spark_openstack.py` (launch, destroy, stop, start,
 //! login, get-master) and the ones added since. This file only parses options; the work is
 //! in `crate::commands::ctx` and `crate::commands::ssh`. Options the config file may
-//! also set are `Option`s here, so "not given" falls through to the file.
+//! also set are `Option`s here, so "not given" falls through to the file; the options that
+//! shape a cluster come from the table in `crate::commands::options`.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,7 @@ use super::Exit;
 use crate::commands::Failure;
 use crate::commands::config::{self, Settings};
 use crate::commands::ctx::{self as cmds, CmdResult, Ctx};
+use crate::commands::options::{GrowShape, Shape};
 use crate::commands::{ssh, tunnel};
 
 /// Options every command accepts.
@@ -30,49 +32,6 @@ pub struct Common {
     /// they win over the config file's `vars`. Repeatable.
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS", global = true)]
     pub extra_vars: Vec<String>,
-}
-
-/// The options that shape a cluster (launch, add-slaves).
-#[derive(Args, Debug, Clone, Default)]
-pub struct Shape {
-    /// Image name or id.
-    #[arg(short = 'a', long)]
-    pub image: Option<String>,
-    /// Nova key pair name.
-    #[arg(short = 'k', long)]
-    pub key_pair: Option<String>,
-    /// Number of slaves.
-    #[arg(short = 's', long)]
-    pub slaves: Option<u32>,
-    /// Slave flavor (name or id); its ephemeral disk is used for HDFS.
-    #[arg(long, short = 't')]
-    pub instance_type: Option<String>,
-    /// Master flavor [default: the slave flavor].
-    #[arg(long, short = 'm')]
-    pub master_instance_type: Option<String>,
-    /// How the controller reaches nodes.
-    #[arg(long, value_parser = ["floating", "static"])]
-    pub openstack_network_communication_method: Option<String>,
-    /// Availability zone(s); slaves are spread over them (comma-separated or repeated).
-    #[arg(short = 'z', long, value_delimiter = ',')]
-    pub zone: Vec<String>,
-    /// Network for the cluster [default: the only internal network].
-    #[arg(long)]
-    pub network: Option<String>,
-    /// External network to allocate the master's floating IP from [default: the only one].
-    #[arg(long)]
-    pub floating_ip_pool: Option<String>,
-    /// CIDR allowed to reach SSH and the web UIs [default: SSH only, from anywhere].
-    #[arg(long, value_name = "CIDR")]
-    pub authorized_address: Option<String>,
-    #[arg(long)]
-    pub spark_version: Option<String>,
-    /// Cinder volume per slave (GB) for HDFS data.
-    #[arg(long, value_name = "GB")]
-    pub slave_volume_size: Option<u64>,
-    /// Cinder volume per node (GB) for persistent HDFS, kept across stop/start.
-    #[arg(long, value_name = "GB")]
-    pub persistent_volume_size: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,10 +112,8 @@ pub enum ClusterCommand {
         cloud_only: bool,
         #[command(flatten)]
         common: Common,
-        #[arg(short = 't', long)]
-        instance_type: Option<String>,
-        #[arg(short = 'z', long, value_delimiter = ',')]
-        zone: Vec<String>,
+        #[command(flatten)]
+        shape: GrowShape,
     },
     /// Remove the N highest-numbered slaves.
     RemoveSlaves {
@@ -257,56 +214,6 @@ fn layer(s: &mut Settings, key: &str, v: Option<Value>) {
     }
 }
 
-fn apply_shape(s: &mut Settings, sh: &Shape) {
-    layer(s, "image", sh.image.clone().map(Value::from));
-    layer(s, "key-pair", sh.key_pair.clone().map(Value::from));
-    layer(s, "slaves", sh.slaves.map(Value::from));
-    layer(
-        s,
-        "instance-type",
-        sh.instance_type.clone().map(Value::from),
-    );
-    layer(
-        s,
-        "master-instance-type",
-        sh.master_instance_type.clone().map(Value::from),
-    );
-    layer(
-        s,
-        "openstack-network-communication-method",
-        sh.openstack_network_communication_method
-            .clone()
-            .map(Value::from),
-    );
-    layer(s, "zone", (!sh.zone.is_empty()).then(|| json!(sh.zone)));
-    layer(s, "network", sh.network.clone().map(Value::from));
-    layer(
-        s,
-        "floating-ip-pool",
-        sh.floating_ip_pool.clone().map(Value::from),
-    );
-    layer(
-        s,
-        "authorized-address",
-        sh.authorized_address.clone().map(Value::from),
-    );
-    layer(
-        s,
-        "spark-version",
-        sh.spark_version.clone().map(Value::from),
-    );
-    layer(
-        s,
-        "slave-volume-size",
-        sh.slave_volume_size.map(Value::from),
-    );
-    layer(
-        s,
-        "persistent-volume-size",
-        sh.persistent_volume_size.map(Value::from),
-    );
-}
-
 fn context(
     cluster: Option<&str>,
     common: &Common,
@@ -330,7 +237,8 @@ fn context(
         common.ssh_user.clone().map(Value::from),
     );
     if let Some(sh) = shape {
-        apply_shape(&mut settings, sh);
+        sh.layer(&mut settings)
+            .map_err(|e| (Failure::BadOptions, e))?;
     }
     let os_cloud = os_cloud.or(settings
         .str("os-cloud")
@@ -446,15 +354,9 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             count,
             cloud_only,
             common,
-            instance_type,
-            zone,
+            shape,
         } => {
-            let shape = Shape {
-                instance_type,
-                zone,
-                ..Default::default()
-            };
-            let ctx = ctx(Some(&cluster), &common, Some(&shape))?;
+            let ctx = ctx(Some(&cluster), &common, Some(&shape.0))?;
             let mut extra = serde_json::Map::new();
             extra.insert("count".into(), json!(count));
             // The cluster's size is what exists plus `count`, not the configured default.
@@ -553,5 +455,62 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             common,
         } => cmds::inventory_list(&ctx(Some(&cluster), &common, None)?).await,
         C::Init { dir, force } => cmds::init(&dir, force),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// Builds the settings as `launch` does, with `text` as the config file.
+    fn launch_context(name: &str, text: &str, args: &[&str]) -> Result<Ctx, (Failure, String)> {
+        let path = std::env::temp_dir().join(format!(
+            "spark-openstack-{}-{name}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap();
+        let config = path.display().to_string();
+        let argv = ["spark-openstack", "launch", "demo", "--config", &config];
+        let cli = Cli::try_parse_from(argv.iter().chain(args)).unwrap();
+        let r = match cli.command {
+            Command::Cluster(ClusterCommand::Launch { shape, common, .. }) => {
+                context(Some("demo"), &common, Some(&shape), None, 0)
+            }
+            other => panic!("{other:?}"),
+        };
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn bad_values_are_bad_options_before_anything_runs() {
+        let Err((failure, msg)) = launch_context("file", "defaults:\n  slaves: many\n", &[]) else {
+            panic!("slaves: many was accepted");
+        };
+        assert_eq!(failure, Failure::BadOptions);
+        assert!(msg.contains(".yaml:2:11: --slaves 'many'"), "{msg}");
+        let Err((failure, msg)) = launch_context("cli", "", &["--slave-volume-size", "-3"]) else {
+            panic!("--slave-volume-size -3 was accepted");
+        };
+        assert_eq!(failure, Failure::BadOptions);
+        assert!(msg.starts_with("--slave-volume-size '-3'"), "{msg}");
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file() {
+        let ctx = launch_context(
+            "layers",
+            "defaults:\n  slaves: 1\n  image: a\n",
+            &["-s", "4", "-z", "az1,az2"],
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let s = &ctx.settings;
+        assert_eq!(s.uint("slaves").unwrap(), Some(4));
+        assert_eq!(s.get("slaves").unwrap().origin, "--slaves");
+        assert_eq!(s.str("image").unwrap().as_deref(), Some("a"));
+        assert_eq!(s.list("zone").unwrap(), ["az1", "az2"]);
     }
 }

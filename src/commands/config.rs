@@ -32,26 +32,17 @@ use serde_json::Value;
 
 use playbook_engine::yaml::{self, Node};
 
-/// Every option the config file may set; the same names as the long command-line options.
-pub const KEYS: &[&str] = &[
-    "os-cloud",
-    "image",
-    "key-pair",
-    "identity-file",
-    "slaves",
-    "instance-type",
-    "master-instance-type",
-    "openstack-network-communication-method",
-    "zone",
-    "network",
-    "floating-ip-pool",
-    "ssh-user",
-    "authorized-address",
-    "spark-version",
-    "slave-volume-size",
-    "persistent-volume-size",
-    "vars",
-];
+/// The keys the config file may set besides the shaping options of
+/// [`super::options::OPTIONS`]; all are the long command-line option names.
+pub const OTHER_KEYS: &[&str] = &["os-cloud", "identity-file", "ssh-user", "vars"];
+
+/// Every option the config file may set: the shaping options, then [`OTHER_KEYS`].
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    super::options::OPTIONS
+        .iter()
+        .map(|o| o.name)
+        .chain(OTHER_KEYS.iter().copied())
+}
 
 /// One option's value and where it came from, for error messages.
 #[derive(Clone, Debug)]
@@ -237,9 +228,8 @@ fn apply_section(settings: &mut Settings, section: &Node) -> Result<(), String> 
             continue;
         }
         let key = key.replace('_', "-");
-        if !KEYS.contains(&key.as_str()) {
-            let hint = KEYS
-                .iter()
+        if !keys().any(|k| k == key) {
+            let hint = keys()
                 .map(|k| (strsim::jaro_winkler(&key, k), k))
                 .filter(|(s, _)| *s > 0.8)
                 .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -247,7 +237,12 @@ fn apply_section(settings: &mut Settings, section: &Node) -> Result<(), String> 
                 .unwrap_or_default();
             return Err(format!("{}: unknown option '{key}'{hint}", value.loc));
         }
-        settings.set(&key, value.to_json(), value.loc.to_string());
+        let json = value.to_json();
+        if let Some(def) = super::options::find(&key) {
+            def.check(&json)
+                .map_err(|e| format!("{}: {e}", value.loc))?;
+        }
+        settings.set(&key, json, value.loc.to_string());
     }
     Ok(())
 }
@@ -304,9 +299,18 @@ mod tests {
 
     #[test]
     fn bad_types_name_their_origin() {
-        let s = parse("defaults:\n  slaves: many\n", None).unwrap();
-        let err = s.uint("slaves").unwrap_err();
-        assert!(err.starts_with("spark-openstack.yaml:2:11"), "{err}");
+        // Refused as the file is read, not when a command first uses the value.
+        let err = parse("defaults:\n  slaves: many\n", None).unwrap_err();
+        assert!(
+            err.starts_with("spark-openstack.yaml:2:11: --slaves 'many'"),
+            "{err}"
+        );
+        // In another cluster's section too, as unknown keys are.
+        let err = parse("clusters:\n  x:\n    slave_volume_size: -3\n", Some("y")).unwrap_err();
+        assert!(
+            err.starts_with("spark-openstack.yaml:3:24: --slave-volume-size -3"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::Failure;
 use super::bundle;
 use super::config::Settings;
+use super::options::{OPTIONS, Target};
 use super::playbook::{self, PlaybookCall};
 use crate::cluster::api::ClusterApi;
 use crate::cluster::describe;
@@ -128,11 +129,15 @@ impl Ctx {
         if let Some(Value::Object(vars)) = self.settings.get("vars").map(|s| &s.value) {
             v.extend(vars.clone());
         }
-        if let Some(s) = self.settings.get("spark-version") {
-            v.insert("spark_version".into(), s.value.clone());
+        let role_options = || OPTIONS.iter().filter(|o| o.target == Target::Roles);
+        for o in role_options() {
+            if let Some(s) = self.settings.get(o.name) {
+                v.insert(o.var(), s.value.clone());
+            }
         }
         let command_option = |k: &str| {
-            super::config::KEYS.iter().any(|o| o.replace('-', "_") == k) && k != "spark_version"
+            super::config::keys().any(|o| o.replace('-', "_") == k)
+                && !role_options().any(|o| o.var() == k)
                 || COMMAND_VARS.contains(&k)
         };
         v.extend(

@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod config;
 pub mod ctx;
+pub mod options;
 pub mod playbook;
 pub mod ssh;
 pub mod tunnel;
