@@ -133,6 +133,25 @@ pub async fn converge(
     Ok(out)
 }
 
+/// `add-slaves N`: converges to N slaves more than the cluster has now, everything else as
+/// `spec` says or as the cluster was launched.
+pub async fn add_slaves(
+    api: &dyn ClusterApi,
+    spec: &LaunchSpec,
+    n: u32,
+    poll: Duration,
+) -> Result<LaunchOutcome, ClusterError> {
+    let servers = api.servers().await?;
+    let have = Cluster::collect(&spec.cluster, &servers, &[], &[])
+        .slaves
+        .len() as u32;
+    let spec = LaunchSpec {
+        slaves: Some(have + n),
+        ..spec.clone()
+    };
+    converge(api, &spec, poll).await
+}
+
 /// Checks what a launch would use (image, flavors, network, floating IP pool, zones)
 /// against the cloud without changing anything, so the CLI can refuse a bad option before
 /// any playbook runs. The same lookups as [`converge`]'s, so the two cannot disagree.

@@ -174,21 +174,15 @@ async fn present(
     a: &Args<'_>,
     poll: Duration,
 ) -> Result<ModuleResult, ModuleError> {
-    let mut spec = LaunchSpec::from_args(a)?;
-    if let Some(n) = a.opt_int("add_slaves")? {
-        if n < 0 {
+    let spec = LaunchSpec::from_args(a)?;
+    let out = match a.opt_int("add_slaves")? {
+        Some(n) if n < 0 => {
             return Err(a.err("add_slaves", format!("must be 0 or more, got {n}")));
         }
-        let servers = api
-            .servers()
-            .await
-            .map_err(|e| ModuleError::Failed(e.msg))?;
-        let have = Cluster::collect(&spec.cluster, &servers, &[], &[])
-            .slaves
-            .len() as u32;
-        spec.slaves = Some(have + n as u32);
+        Some(n) => launch::add_slaves(api, &spec, n as u32, poll).await,
+        None => launch::converge(api, &spec, poll).await,
     }
-    let out = launch::converge(api, &spec, poll).await.map_err(failed)?;
+    .map_err(failed)?;
     let mut r = failed_or_ok(out.changed, &out.failures, "could not bring up");
     r.data.insert("created".into(), json!(out.created));
     r.data.insert("replaced".into(), json!(out.replaced));
@@ -245,4 +239,45 @@ fn destroyed(out: destroy::DestroyOutcome) -> ModuleResult {
     r.data.insert("leftovers".into(), json!(out.leftovers));
     r.data.insert("kept".into(), json!(out.kept));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::memory_cloud::MemoryCloud;
+
+    /// A server that stays in ERROR after its one replacement is a failed task naming the
+    /// server and Nova's fault, as a playbook user sees it.
+    #[tokio::test]
+    async fn a_server_that_will_not_boot_fails_the_task_with_its_fault() {
+        let cloud = MemoryCloud::new();
+        cloud.boot_fails("demo-slave-1", "No valid host was found.");
+        cloud.boot_fails("demo-slave-1", "Exceeded maximum number of retries.");
+        let args = json!({
+            "cluster": "demo", "slaves": 1, "image": "ubuntu-24.04",
+            "instance_type": "m1.small", "poll_interval": 0
+        });
+        let run = run_state(&cloud, args.as_object().expect("args"));
+        let r = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("finishes")
+            .expect("module result");
+        assert!(r.failed);
+        let msg = r.msg.unwrap_or_default();
+        assert!(
+            msg.contains("demo-slave-1: ERROR: Exceeded maximum number of retries."),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_misspelt_argument_is_refused_before_any_call() {
+        let cloud = MemoryCloud::new();
+        let args = json!({"cluster": "demo", "slavse": 2});
+        let e = run_state(&cloud, args.as_object().expect("args"))
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains("did you mean 'slaves'"), "{e}");
+        assert!(cloud.writes().is_empty());
+    }
 }

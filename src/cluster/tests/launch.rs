@@ -209,27 +209,6 @@ async fn a_second_error_fails_naming_the_server_and_the_fault() {
     // Everything else is up, the master has its address.
     assert!(cloud.server("demo-master").floating_ip().is_some());
     assert_eq!(cloud.server("demo-slave-3").status, "ACTIVE");
-
-    // The module turns it into a failed task that names server and fault.
-    let cloud = MemoryCloud::new();
-    cloud.boot_fails("demo-slave-1", "No valid host was found.");
-    cloud.boot_fails("demo-slave-1", "Exceeded maximum number of retries.");
-    let args = serde_json::json!({
-        "cluster": "demo", "slaves": 1, "image": "ubuntu-24.04",
-        "instance_type": "m1.small", "poll_interval": 0
-    });
-    let r = guard(crate::modules::cluster::run_state(
-        &cloud,
-        args.as_object().expect("args"),
-    ))
-    .await
-    .expect("module result");
-    assert!(r.failed);
-    let msg = r.msg.unwrap_or_default();
-    assert!(
-        msg.contains("demo-slave-1: ERROR: Exceeded maximum number of retries."),
-        "{msg}"
-    );
 }
 
 #[tokio::test]

@@ -4,15 +4,12 @@ use super::*;
 use crate::cluster::destroy;
 use crate::cluster::memory_cloud::Op;
 
-/// `add-slaves N` as the module runs it: N more than now, everything else recorded.
-async fn add_slaves(cloud: &MemoryCloud, n: u32) -> playbook_engine::modules::ModuleResult {
-    let args = serde_json::json!({"cluster": "demo", "add_slaves": n, "poll_interval": 0});
-    guard(crate::modules::cluster::run_state(
-        cloud,
-        args.as_object().expect("args"),
-    ))
-    .await
-    .expect("add-slaves")
+/// `add-slaves N` as `playbooks/add-slaves.yml` asks for it: N more than now, everything
+/// else recorded on the cluster.
+async fn add_slaves(cloud: &MemoryCloud, n: u32) -> LaunchOutcome {
+    guard(launch_mod::add_slaves(cloud, &resume_spec(), n, POLL))
+        .await
+        .expect("add-slaves")
 }
 
 #[tokio::test]
@@ -25,9 +22,8 @@ async fn add_slaves_numbers_on_and_brings_the_recorded_volume() {
     };
     launched(&cloud, &s).await;
     let r = add_slaves(&cloud, 2).await;
-    assert!(!r.failed, "{:?}", r.msg);
-    let mut created: Vec<String> =
-        serde_json::from_value(r.data["created"].clone()).expect("names");
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    let mut created = r.created.clone();
     created.sort();
     assert_eq!(created, ["demo-slave-3", "demo-slave-4"]);
     assert_eq!(
@@ -146,7 +142,7 @@ async fn slaves_removed_with_keep_volumes_get_their_volumes_back_when_added_agai
     );
 
     let r = add_slaves(&cloud, 1).await;
-    assert!(!r.failed, "{:?}", r.msg);
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
     assert_eq!(
         cloud.count(Op::CreateVolume),
         2,

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use futures::future::BoxFuture;
 
 use super::vars::{self, Vars};
-use crate::output::pyjson::py_str;
 use crate::playbook::Task;
 use crate::template::Templar;
+use crate::template::pyjson::py_str;
 
 use super::batch::Batch;
 

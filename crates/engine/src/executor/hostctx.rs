@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use super::hosts::Host;
 use super::vars::{TaskLayers, Vars};
 use crate::connection::ConnectionSpec;
-use crate::output::pyjson::py_str;
 use crate::playbook::{Strategy, Task};
 use crate::template::Templar;
+use crate::template::pyjson::py_str;
 
 use super::batch::Batch;
 use super::play::abs;

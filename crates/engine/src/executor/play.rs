@@ -15,9 +15,9 @@ use super::hosts::{Host, Inventory};
 use super::task::OMIT;
 use super::vars::{PlayScope, Vars};
 use super::{RunOptions, Shared, tags};
-use crate::output::pyjson::py_str;
 use crate::playbook::{HostOrder, Play, Playbook, RoleInfo, SerialStep, Task, TaskItem};
 use crate::template::Templar;
+use crate::template::pyjson::py_str;
 
 /// Runs one play of `book`. An `Err` is a run-stopping error (bad `vars_files`).
 pub(super) async fn run_play(

@@ -405,21 +405,6 @@ pub fn parse_extra_vars(arg: &str) -> Result<Vars, String> {
     Ok(out)
 }
 
-/// True for variable names whose values must never be printed.
-pub fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "private_key",
-        "_pass",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

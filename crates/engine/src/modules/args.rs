@@ -355,6 +355,26 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn one_boolean_rule_for_filters_and_module_arguments() {
+        use crate::template::filters::parse_bool;
+        for (s, want) in [
+            ("y", true),
+            (" Yes ", true),
+            ("T", true),
+            ("1", true),
+            ("off", false),
+            ("n", false),
+            ("F", false),
+        ] {
+            assert_eq!(parse_bool(s), Some(want), "{s:?}");
+            let map = json!({"keep_volumes": s}).as_object().cloned().unwrap();
+            let a = Args::new("m", &map, &["keep_volumes"]).unwrap();
+            assert_eq!(a.bool_or("keep_volumes", !want).unwrap(), want, "{s:?}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+    }
+
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
     }

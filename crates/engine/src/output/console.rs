@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::pyjson::dumps;
 use crate::executor::events::{EventSink, HostResult, HostStats, Stats, Status};
+use crate::template::pyjson::dumps;
 
 const GREEN: &str = "0;32";
 const YELLOW: &str = "0;33";

@@ -6,7 +6,6 @@
 //! the two and scripts grep it.
 
 mod console;
-pub mod pyjson;
 
 use std::io::Write;
 use std::sync::Mutex;

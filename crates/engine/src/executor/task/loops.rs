@@ -5,8 +5,8 @@ use std::sync::Arc;
 use super::{HostOutcome, Runner, is_include, skipped_result};
 use crate::executor::events::Status;
 use crate::executor::vars;
-use crate::output::pyjson::py_str;
 use crate::playbook::LoopKind;
+use crate::template::pyjson::py_str;
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -15,8 +15,8 @@ use super::batch::Batch;
 use super::events::{HostResult, Status};
 use super::vars::{self, Vars};
 use crate::connection::ConnError;
-use crate::output::pyjson::py_str;
 use crate::playbook::{Cond, Task, TaskItem};
+use crate::template::pyjson::py_str;
 use crate::template::{Templar, TemplateError};
 
 /// The placeholder `omit` renders to; arguments equal to it are dropped.
@@ -390,7 +390,7 @@ impl Runner<'_, '_> {
 /// masked wherever they would appear in output, whatever the verbosity.
 fn secret_values(vars: &Vars) -> Vec<String> {
     vars.iter()
-        .filter(|(k, _)| vars::is_secret_name(k))
+        .filter(|(k, _)| crate::template::is_secret_name(k))
         .filter_map(|(_, v)| v.as_str())
         .filter(|v| v.len() >= 4 && !Templar::is_template(v))
         .map(str::to_string)

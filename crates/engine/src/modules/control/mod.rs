@@ -52,7 +52,7 @@ impl Module for Debug {
     ) -> Result<ModuleResult, ModuleError> {
         if let Some(var) = args.get("var") {
             let name = text(var);
-            let value = if crate::executor::vars::is_secret_name(&name) {
+            let value = if crate::template::is_secret_name(&name) {
                 Value::String("VALUE HIDDEN (secret variable name)".into())
             } else {
                 let jctx = Templar::context(ctx.vars);
