@@ -232,6 +232,45 @@ fn bad_options_are_named() {
         "{err}"
     );
     assert!(servers_of(&cloud.state(), "demo").is_empty());
+    std::fs::remove_file(cloud.path("spark-openstack.yaml")).unwrap();
+    // A key pair name Nova holds with another key: the nodes would refuse the identity file
+    // after a 600 s wait for SSH, so launch says so at once.
+    let key = cloud.key.display().to_string();
+    let other = cloud.path("other_ed25519");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let shape = [
+        "-a",
+        "ubuntu-22.04",
+        "-t",
+        "m1.large",
+        "-k",
+        "mine",
+        "--cloud-only",
+    ];
+    let first: Vec<&str> = ["launch", "first", "-i", &key]
+        .iter()
+        .chain(&shape)
+        .copied()
+        .collect();
+    cloud.ok(&first);
+    let other = other.display().to_string();
+    let second: Vec<&str> = ["launch", "demo", "-i", &other]
+        .iter()
+        .chain(&shape)
+        .copied()
+        .collect();
+    let (code, out, err) = cloud.outcome(&second);
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(
+        err.contains("--key-pair 'mine': Nova holds another public key"),
+        "{err}"
+    );
+    assert!(servers_of(&cloud.state(), "demo").is_empty());
     std::fs::write(
         cloud.path("spark-openstack.yaml"),
         "defaults:\n  slavse: 2\n",

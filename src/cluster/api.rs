@@ -235,6 +235,8 @@ pub trait ClusterApi: Send + Sync {
     /// Names of the user's Nova key pairs.
     async fn keypair_names(&self) -> ApiResult<Vec<String>>;
     async fn import_keypair(&self, name: &str, public_key: &str) -> ApiResult<()>;
+    /// The public key Nova holds under `name`, `None` when there is no such key pair.
+    async fn keypair_public_key(&self, name: &str) -> ApiResult<Option<String>>;
 
     async fn security_groups(&self) -> ApiResult<Vec<SecurityGroup>>;
     async fn create_security_group(

@@ -267,7 +267,21 @@ async fn resolve_settings(
         .key_pair
         .clone()
         .or_else(|| sample.and_then(|s| s.key_name.clone()));
+    // A server keeps the key it booted with: new nodes with another key pair would need
+    // another identity file than the cluster's, and no command could reach both.
+    if let (Some(wanted), Some(had)) = (&spec.key_pair, sample.and_then(|s| s.key_name.as_ref()))
+        && wanted != had
+    {
+        return Err(ClusterError::Invalid(format!(
+            "--key-pair '{wanted}': cluster '{}' was launched with key pair '{had}', which its \
+             servers keep; pass -k {had} (or leave -k out) with that key pair's private key",
+            spec.cluster
+        )));
+    }
     check_zones(api, &spec.zones).await?;
+    if let (Some(name), Some(local)) = (&spec.key_pair, &spec.key_pair_public_key) {
+        check_keypair(api, name, local).await?;
+    }
     let network_id =
         resolve::cluster_network(&networks, spec.network.as_deref())?.map(|n| n.id.clone());
     let recorded = |key: &str| sample.and_then(|s| s.metadata.get(key).cloned());
@@ -375,6 +389,40 @@ async fn ensure_keypair(
              --public-key KEY.pub {name}) or pass -i with a key whose .pub file sits next to it"
         ))),
     }
+}
+
+/// A `--key-pair` that Nova holds with another public key than the identity file's would
+/// boot nodes that refuse this identity: the launch would wait for SSH until its timeout
+/// and fail with "authentication failed". Said up front instead, naming both keys.
+async fn check_keypair(api: &dyn ClusterApi, name: &str, local: &str) -> Result<(), ClusterError> {
+    // Type and base64 blob; the comment is free text.
+    let blob = |k: &str| k.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    match api.keypair_public_key(name).await? {
+        Some(remote) if blob(&remote) != blob(local) => Err(ClusterError::Invalid(format!(
+            "--key-pair '{name}': Nova holds another public key under this name than the \
+             identity file's .pub ({} vs {}), so the nodes would refuse this identity; pass \
+             the key pair's own private key with -i, or import this key under a new name with -k",
+            short_key(&remote),
+            short_key(local)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `ssh-ed25519 …XXXXXXXX`: enough of a public key to tell two apart in a message.
+fn short_key(k: &str) -> String {
+    let mut parts = k.split_whitespace();
+    let kind = parts.next().unwrap_or("?");
+    let blob = parts.next().unwrap_or("");
+    let tail: String = blob
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{kind} …{tail}")
 }
 
 /// Ephemeral disks come from the flavor; nothing to configure, but a flavor without one is

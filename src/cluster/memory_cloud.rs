@@ -167,6 +167,8 @@ struct State {
     images: Vec<Image>,
     networks: Vec<Network>,
     keypairs: Vec<String>,
+    /// Public keys of the key pairs, by name.
+    keypair_keys: BTreeMap<String, String>,
     volume_zones: Vec<String>,
     compute_zones: Vec<String>,
     /// `maxTotalInstances`, `maxTotalCores`, `maxTotalRAMSize`; -1 is unlimited.
@@ -232,6 +234,10 @@ impl MemoryCloud {
             }],
             networks: vec![net("private", false), net("public", true)],
             keypairs: vec!["demo-key".into()],
+            keypair_keys: BTreeMap::from([(
+                "demo-key".to_string(),
+                "ssh-ed25519 AAAAdemo demo@laptop".to_string(),
+            )]),
             volume_zones: vec!["nova".into()],
             compute_zones: vec!["nova".into(), "az1".into(), "az2".into()],
             quota: (-1, -1, -1),
@@ -820,7 +826,13 @@ impl ClusterApi for MemoryCloud {
         self.leave(h, answer).await
     }
 
-    async fn import_keypair(&self, name: &str, _public_key: &str) -> ApiResult<()> {
+    async fn keypair_public_key(&self, name: &str) -> ApiResult<Option<String>> {
+        let h = self.enter(Op::Keypairs, name).await?;
+        let answer = Ok(self.lock().keypair_keys.get(name).cloned());
+        self.leave(h, answer).await
+    }
+
+    async fn import_keypair(&self, name: &str, public_key: &str) -> ApiResult<()> {
         let h = self.enter(Op::ImportKeypair, name).await?;
         let answer = {
             let mut st = self.lock();
@@ -828,6 +840,7 @@ impl ClusterApi for MemoryCloud {
                 Err(err(409, format!("Key pair '{name}' already exists.")))
             } else {
                 st.keypairs.push(name.into());
+                st.keypair_keys.insert(name.into(), public_key.into());
                 Ok(())
             }
         };

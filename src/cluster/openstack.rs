@@ -277,6 +277,11 @@ impl ClusterApi for OpenStack {
         Ok(list.into_iter().map(|k| k.name).collect())
     }
 
+    async fn keypair_public_key(&self, name: &str) -> ApiResult<Option<String>> {
+        let k = self.cloud.get_keypair(name).await.map_err(err)?;
+        Ok(k.map(|k| k.public_key))
+    }
+
     async fn import_keypair(&self, name: &str, public_key: &str) -> ApiResult<()> {
         self.cloud
             .create_keypair(name, public_key)

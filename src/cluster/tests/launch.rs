@@ -114,6 +114,39 @@ async fn bad_options_are_refused_by_preflight_and_launch_before_anything_is_writ
 }
 
 #[tokio::test]
+async fn a_key_pair_holding_another_key_is_refused_before_anything_is_written() {
+    use crate::cluster::launch::preflight;
+    let cloud = MemoryCloud::new();
+    let other = LaunchSpec {
+        key_pair_public_key: Some("ssh-ed25519 AAAAother me@laptop".into()),
+        ..spec(1)
+    };
+    let e = guard(preflight(&cloud, &other)).await.unwrap_err();
+    assert!(
+        matches!(&e, ClusterError::Invalid(m) if m.starts_with("--key-pair 'demo-key': Nova holds another public key")),
+        "{e:?}"
+    );
+    let e = launch(&cloud, &other).await.unwrap_err();
+    assert!(e.contains("…AAAAdemo vs ssh-ed25519 …AAAother"), "{e}");
+    assert_eq!(cloud.writes(), [], "nothing was created");
+    // The same key with another comment is the same key.
+    let same = LaunchSpec {
+        key_pair_public_key: Some("ssh-ed25519 AAAAdemo someone-else".into()),
+        ..spec(1)
+    };
+    launched(&cloud, &same).await;
+    // Growing the cluster with another key pair than it was launched with is refused.
+    let writes = cloud.writes();
+    let grow = LaunchSpec {
+        key_pair: Some("laptop-2".into()),
+        ..spec(2)
+    };
+    let e = launch(&cloud, &grow).await.unwrap_err();
+    assert!(e.contains("was launched with key pair 'demo-key'"), "{e}");
+    assert_eq!(cloud.writes(), writes);
+}
+
+#[tokio::test]
 async fn volumes_are_created_per_role_attached_and_recorded() {
     let cloud = MemoryCloud::new();
     let s = LaunchSpec {
