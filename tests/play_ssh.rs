@@ -121,3 +121,64 @@ fn wait_for_connection_waits_for_a_host_whose_sshd_starts_late() {
         "{stdout}"
     );
 }
+
+/// A changed host key is not something waiting fixes: `wait_for_connection` reports it at
+/// once, with the known_hosts line to remove, instead of retrying until its timeout.
+#[test]
+fn wait_for_connection_reports_a_changed_host_key_at_once() {
+    use std::time::{Duration, Instant};
+
+    let hosts = support::start(1);
+    let port = hosts.tb.hosts[0].port;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    // Another machine's key recorded for this address, as after a recycled floating IP.
+    let other = dir.path().join("other");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let public = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let blob: Vec<&str> = public.split_whitespace().take(2).collect();
+    std::fs::write(
+        home.join(".ssh/known_hosts"),
+        format!("[127.0.0.1]:{port} {}\n", blob.join(" ")),
+    )
+    .unwrap();
+    let inventory = dir.path().join("hosts.yml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "all:\n  hosts:\n    recycled:\n      ansible_host: 127.0.0.1\n      ansible_port: {port}\n      \
+             ansible_user: {}\n      ansible_ssh_private_key_file: {}\n",
+            hosts.tb.user,
+            hosts.key().display()
+        ),
+    )
+    .unwrap();
+    let book = dir.path().join("wait.yml");
+    std::fs::write(
+        &book,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - wait_for_connection:\n        timeout: 600\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_spark-openstack"))
+        .args(["play", "-i"])
+        .arg(&inventory)
+        .arg(&book)
+        .env("HOME", &home)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("has CHANGED"), "{stdout}");
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "waited out the timeout instead of reporting at once: {stdout}"
+    );
+}

@@ -220,7 +220,24 @@ pub async fn preflight_launch(ctx: &Ctx, resume: bool) -> CmdResult {
         ClusterError::Invalid(msg) => bad(with_origin(&ctx.settings, msg)),
         // The cloud failing to answer is not the user's option's fault.
         other => error(other.to_string()),
-    })
+    })?;
+    // A cluster with no servers is a new one: host keys recorded for an earlier cluster of
+    // that name (deleted outside `destroy`) belong to other machines, and the recycled
+    // floating IP would look like an attack.
+    if ctx.cluster(&api).await?.is_empty()
+        && let Ok(ConnOptions {
+            known_hosts: Some(kh),
+            ..
+        }) = ctx.conn_options()
+        && std::fs::remove_file(&kh).is_ok()
+    {
+        tracing::warn!(
+            "cluster '{}' has no servers: forgot the host keys of its earlier machines ({})",
+            ctx.cluster,
+            kh.display()
+        );
+    }
+    Ok(())
 }
 
 /// Prefixes a message about `--option ...` with where the option was set, when that was

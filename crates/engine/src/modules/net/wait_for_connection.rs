@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::connection::ExecRequest;
+use crate::connection::{ConnError, ExecRequest, Unreachable};
 use crate::modules::args::Args;
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
 
@@ -52,6 +52,20 @@ impl Module for WaitForConnection {
                     return Ok(ModuleResult::ok().with("elapsed", start.elapsed().as_secs()));
                 }
                 Ok(out) => format!("'true' exited with {}", out.rc),
+                // A changed host key does not fix itself: waiting out the timeout (as
+                // Ansible does) only delays the one message that says what to do.
+                Err(
+                    e @ ConnError::Unreachable {
+                        reason: Unreachable::HostKeyMismatch { .. },
+                        ..
+                    },
+                ) => {
+                    return Ok(ModuleResult::failed(format!(
+                        "cannot connect to {}: {e}",
+                        ctx.host
+                    ))
+                    .with("elapsed", start.elapsed().as_secs()));
+                }
                 Err(e) => e.to_string(),
             };
             if Instant::now() + Duration::from_secs(sleep) > deadline {
