@@ -247,8 +247,16 @@ impl Real {
     /// A key pair for the tests (imported from a fresh key on first use) and its identity
     /// file: `-k NAME -i FILE`.
     fn key_args(&self) -> Vec<String> {
-        let key = self.path("id_ed25519");
-        if !key.exists() {
+        // One key and one key pair name per run, shared by every test of it: launch imports
+        // the key pair from the .pub next to -i, and refuses a name Nova holds with
+        // another key.
+        static KEY: OnceLock<PathBuf> = OnceLock::new();
+        let key = KEY.get_or_init(|| {
+            let dir =
+                std::env::temp_dir().join(format!("spark-openstack-rs-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("key dir");
+            let key = dir.join("id_ed25519");
+            let _ = std::fs::remove_file(&key);
             let ok = Command::new("ssh-keygen")
                 .args(["-q", "-t", "ed25519", "-N", "", "-f"])
                 .arg(&key)
@@ -256,8 +264,8 @@ impl Real {
                 .expect("ssh-keygen")
                 .success();
             assert!(ok, "ssh-keygen failed");
-        }
-        // A fresh name per run: launch imports it from the .pub next to -i.
+            key
+        });
         static NAME: OnceLock<String> = OnceLock::new();
         let name = NAME.get_or_init(|| unique("key"));
         vec![
