@@ -30,7 +30,7 @@ pub struct HostResult {
     /// The task's action (`debug`, `command`, ...); the console hides keys for `debug`.
     pub action: String,
     pub status: Status,
-    /// The registered value (already censored for `no_log`).
+    /// The result as shown: the registered value, censored for `no_log`.
     pub result: Value,
     /// A failure that `ignore_errors`/`ignore_unreachable` turned into "...ignoring".
     pub ignored: bool,

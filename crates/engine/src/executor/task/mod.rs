@@ -320,7 +320,8 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
-    /// Censors `no_log` results, reports, and records facts-free bookkeeping.
+    /// Registers the result, reports it (censored for `no_log`), and records facts-free
+    /// bookkeeping.
     fn finish(&self, out: &mut HostOutcome) {
         let ctx = self.ctx;
         let kw = &self.task.scope.kw;
@@ -333,9 +334,9 @@ impl Runner<'_, '_> {
         if out.status == Status::Unreachable && self.flag(&kw.ignore_unreachable, ctx) {
             out.unreachable_ignored = true;
         }
-        if self.flag(&kw.no_log, ctx) {
-            out.result = json!({"censored": NO_LOG_MSG, "changed": out.status == Status::Changed});
-        }
+        // `no_log` hides a result from the output (see `emit`), not from the play: as in
+        // Ansible, the registered variable holds the real result, so a task can read a
+        // secret with `no_log` and a later one use it (written to a file, say).
         if let Some(reg) = &self.task.register {
             self.b
                 .shared
