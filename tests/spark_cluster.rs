@@ -2,20 +2,26 @@
 //! servers are real machines (network namespaces with sshd), the master reached on its
 //! floating IP and the slaves only through it.
 //!
-//! launch 1+2 with Spark from the pyspark sdist and HDFS from a stand-in Hadoop (see
-//! `tests/fixtures/hadoop-standin`: no Hadoop distribution can be fetched here) → the HDFS
-//! configuration, format-once and daemon starts as the role left them → describe /
-//! inventory / run-command / login
-//! → the master's /json lists 2 ALIVE workers with the cores and memory the role computed →
-//! a PySpark pi job through `submit` lands within 0.01 of pi → a changed spark-env.sh pushed
-//! with copy-dir reaches every node, and restart-spark.yml applies it → headless Chromium
-//! opens the master UI on the floating IP and follows a worker link (reverse proxy) →
-//! add-slaves 1 / remove-slaves 1 → stop / start, the job runs again → destroy --yes leaves
-//! no server, group, floating IP or machine.
+//! launch 1+2 (no `--authorized-address`: the default, locked-down cluster) with Spark from
+//! the pyspark sdist and HDFS from a stand-in Hadoop (see `tests/fixtures/hadoop-standin`)
+//! → the HDFS configuration, format-once and daemon starts as the role left them → the
+//! cluster's secrets (RPC secret, Spark Connect token) owner-only on the nodes and in no
+//! output → describe / inventory / run-command / login → the master's /json lists 2 ALIVE
+//! workers with the cores and memory the role computed → from the controller, the master's
+//! floating address answers SSH and nothing else (UIs, RPC, Spark Connect, NameNode) → the
+//! REST submission server is off → a PySpark pi job through `submit` lands within 0.01 of
+//! pi, while an application without the RPC secret is refused by the master → a changed
+//! spark-env.sh pushed with copy-dir reaches every node, and restart-spark.yml applies it →
+//! through `tunnel`, headless Chromium opens the master UI and follows a worker link
+//! (reverse proxy), and a PySpark Connect client (`pyspark[connect]` in a venv, the user's
+//! laptop) runs a query with the token from `connect-url`, and is refused without it or
+//! with a wrong one → add-slaves 1 / remove-slaves 1 → stop / start, the job runs again →
+//! destroy --yes leaves no server, group, floating IP or machine.
 //!
-//! Needs root, OpenSSH, iproute2, rsync, curl, Java 17, chromium and the pyspark and py4j
-//! source distributions (`SPARK_OPENSTACK_PYSPARK_SDIST`, `SPARK_OPENSTACK_PY4J_SDIST`, which
-//! `.ci/run` downloads once). Skipped with the reason otherwise, but failed when `CI` is set.
+//! Needs root, OpenSSH, iproute2, rsync, curl, Java 17, chromium, the pyspark and py4j
+//! source distributions (`SPARK_OPENSTACK_PYSPARK_SDIST`, `SPARK_OPENSTACK_PY4J_SDIST`) and
+//! a Python with `pyspark[connect]` (`SPARK_OPENSTACK_CONNECT_PYTHON`), which `.ci/run`
+//! prepares once. Skipped with the reason otherwise, but failed when `CI` is set.
 
 mod support;
 
@@ -31,6 +37,8 @@ struct Inputs {
     sdist: PathBuf,
     py4j: PathBuf,
     chromium: PathBuf,
+    /// Python of a venv with `pyspark[connect]`: the user's laptop, for Spark Connect.
+    connect_python: PathBuf,
 }
 
 fn inputs() -> Result<Inputs, String> {
@@ -63,6 +71,7 @@ fn inputs() -> Result<Inputs, String> {
         sdist: file("SPARK_OPENSTACK_PYSPARK_SDIST")?,
         py4j: file("SPARK_OPENSTACK_PY4J_SDIST")?,
         chromium,
+        connect_python: file("SPARK_OPENSTACK_CONNECT_PYTHON")?,
     })
 }
 
@@ -88,23 +97,19 @@ fn up() -> World {
     w
 }
 
-/// The master's /json (through its floating IP, as a user's browser would).
-fn master_json(addr: &str) -> Value {
-    let out = Command::new("curl")
-        .args([
-            "-fsS",
-            "--max-time",
-            "10",
-            &format!("http://{addr}:8080/json/"),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "curl /json: {out:?}");
-    serde_json::from_slice(&out.stdout).expect("the master's /json is JSON")
+/// The master's /json, asked on the master (the security groups keep its UI port closed to
+/// the controller; the browser's view goes through `tunnel` below).
+fn master_json(w: &World) -> Value {
+    let out = on(
+        w,
+        &["--master-only"],
+        "curl -fsS --max-time 10 http://demo-master:8080/json/",
+    );
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("/json: {e}: {out}"))
 }
 
-fn alive_workers(addr: &str) -> BTreeSet<String> {
-    master_json(addr)["workers"]
+fn alive_workers(w: &World) -> BTreeSet<String> {
+    master_json(w)["workers"]
         .as_array()
         .unwrap()
         .iter()
@@ -142,6 +147,38 @@ fn pi(w: &World) -> f64 {
         .find_map(|l| l.strip_prefix("Pi is roughly "))
         .unwrap_or_else(|| panic!("no result in the job's output:\n{out}"));
     line.trim().parse().unwrap()
+}
+
+/// Whether a TCP connection from the controller to `addr:port` is let in: `false` when
+/// the security groups' firewall drops it (no answer at all, not even a refusal).
+fn reachable_from_controller(addr: &str, port: u16) -> bool {
+    let sock: std::net::SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    match std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(3)) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => true,
+        Err(_) => false,
+    }
+}
+
+/// A PySpark Connect client on the controller (the user's laptop): `sum(range(1000))`
+/// through `url`. Its stdout and stderr, and whether it succeeded.
+fn connect_client(inputs: &Inputs, url: &str) -> (bool, String) {
+    let script = "import sys\n\
+        from pyspark.sql import SparkSession\n\
+        s = SparkSession.builder.remote(sys.argv[1]).getOrCreate()\n\
+        print('sum', s.range(1000).selectExpr('sum(id) AS s').collect()[0].s)\n";
+    let out = Command::new("timeout")
+        .arg("180")
+        .arg(&inputs.connect_python)
+        .args(["-c", script, url])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 /// Headless Chromium's DOM of `url` after the page loaded.
@@ -316,6 +353,63 @@ fn check_hdfs(w: &World) {
     );
 }
 
+/// The cluster's secrets as the spark role left them: made on the master, owner-only there
+/// and in every node's spark-defaults.conf, the same RPC secret on every node, and in
+/// none of the given command outputs. Returns (RPC secret, Spark Connect token).
+fn check_secrets(w: &World, outputs: &[&str]) -> (String, String) {
+    let modes = on(
+        w,
+        &["--master-only"],
+        "stat -c '%a %n' spark-openstack/secrets spark-openstack/secrets/*",
+    );
+    assert_eq!(
+        modes.lines().collect::<Vec<_>>(),
+        [
+            "700 spark-openstack/secrets",
+            "600 spark-openstack/secrets/auth-secret",
+            "600 spark-openstack/secrets/connect-token",
+        ],
+        "{modes}"
+    );
+    let secret = on(
+        w,
+        &["--master-only"],
+        "cat spark-openstack/secrets/auth-secret",
+    );
+    let token = on(
+        w,
+        &["--master-only"],
+        "cat spark-openstack/secrets/connect-token",
+    );
+    let (secret, token) = (secret.trim().to_string(), token.trim().to_string());
+    assert_eq!(secret.len(), 64, "{secret}");
+    assert_eq!(token.len(), 64, "{token}");
+    assert_ne!(secret, token);
+    let conf = w.cluster(&[
+        "run-command",
+        "demo",
+        "stat -c %a spark/conf/spark-defaults.conf && grep -E '^spark\\.(authenticate|network\\.crypto)' spark/conf/spark-defaults.conf",
+    ]);
+    assert_eq!(conf.matches("\n600\n").count(), 3, "{conf}");
+    assert_eq!(
+        conf.matches(&format!("spark.authenticate.secret        {secret}"))
+            .count(),
+        3,
+        "{conf}"
+    );
+    assert_eq!(
+        conf.matches("spark.network.crypto.enabled     true")
+            .count(),
+        3,
+        "{conf}"
+    );
+    for out in outputs {
+        assert!(!out.contains(&secret), "the RPC secret is in:\n{out}");
+        assert!(!out.contains(&token), "the Connect token is in:\n{out}");
+    }
+    (secret, token)
+}
+
 #[test]
 fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     let inputs = match inputs() {
@@ -346,7 +440,6 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         }
         w.cluster(&a)
     };
-    let authorized = w.controller_cidr();
     let launch = || {
         with_vars(&[
             "launch",
@@ -359,13 +452,13 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
             "e2e",
             "--instance-type",
             "m1.large",
-            // The UIs open to the controller only; everything else reaches them by tunnel.
-            "--authorized-address",
-            &authorized,
         ])
     };
-    let out = launch();
-    assert!(out.contains("Cluster demo: running (3 node(s))"), "{out}");
+    let first = launch();
+    assert!(
+        first.contains("Cluster demo: running (3 node(s))"),
+        "{first}"
+    );
     check_hdfs(&w);
     // A second launch converges without touching anything, HDFS formats included.
     let out = launch();
@@ -377,6 +470,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         assert!(recap.contains("changed=0 "), "{recap}");
     }
     assert_eq!(format_calls(&w), 2, "one format per HDFS instance");
+    let secrets = check_secrets(&w, &[&first, &out]);
 
     // The cluster as the cloud and the inventory see it.
     let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
@@ -420,7 +514,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     assert!(out.contains("demo-slave-1\ndemo-slave-2"), "{out}");
 
     // Spark: both workers ALIVE with the cores and memory the role computed.
-    let json = master_json(&addr);
+    let json = master_json(&w);
     assert_eq!(json["aliveworkers"], 2, "{json}");
     let cores = std::thread::available_parallelism().unwrap().get() as u64;
     for worker in json["workers"].as_array().unwrap() {
@@ -428,9 +522,20 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         assert_eq!(worker["memory"], expected_worker_memory_mb(), "{worker}");
     }
     assert_eq!(
-        alive_workers(&addr),
+        alive_workers(&w),
         BTreeSet::from(["demo-slave-1".to_string(), "demo-slave-2".to_string()])
     );
+
+    // Locked down: from the controller (the world, since no --authorized-address was given),
+    // the floating address lets SSH in and nothing else: not the UIs, not the master's RPC
+    // port, not Spark Connect.
+    assert!(reachable_from_controller(&addr, 22));
+    for port in [8080, 7077, 15002, 9870] {
+        assert!(
+            !reachable_from_controller(&addr, port),
+            "port {port} of the master's floating address answers the controller"
+        );
+    }
 
     // Locked down: the master's REST submission server (unauthenticated jobs, on by default
     // since Spark 4.1) does not listen, not even for the master itself.
@@ -444,9 +549,34 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         "port 6066 must refuse connections: {rest}"
     );
 
-    // A PySpark job through submit.
-    let estimate = pi(&w);
+    // A PySpark job through submit, while an application without the cluster's secret
+    // (Spark's configuration minus spark-defaults.conf, as on a machine that never got it)
+    // tries to register with the master and is refused.
+    let estimate = std::thread::scope(|scope| {
+        let stranger = scope.spawn(|| {
+            on(
+                &w,
+                &["--master-only"],
+                "d=$(mktemp -d); cp spark/conf/spark-env.sh spark/conf/spark-node-env.sh \"$d\"/; \
+                 printf 'from pyspark import SparkContext\\nsc = SparkContext()\\nprint(\"Pi is\", sc.parallelize(range(9)).count())\\n' > \"$d/app.py\"; \
+                 SPARK_CONF_DIR=$d timeout 300 spark/bin/spark-submit --master spark://demo-master:7077 \
+                 \"$d/app.py\" 2>&1 | grep -E '^Pi is 9$|All masters are unresponsive'; rm -rf \"$d\"",
+            )
+        });
+        let estimate = pi(&w);
+        let refused = stranger.join().unwrap();
+        assert!(
+            refused.contains("All masters are unresponsive") && !refused.contains("Pi is 9"),
+            "an application without the secret must not register: {refused}"
+        );
+        estimate
+    });
     assert!((estimate - std::f64::consts::PI).abs() < 0.01, "{estimate}");
+    assert!(
+        !w.cluster(&["describe", "demo", "--json"])
+            .contains(&secrets.0),
+        "describe shows the RPC secret"
+    );
 
     // A changed spark-env.sh pushed from the controller reaches every node, and
     // restart-spark.yml (run from a directory without playbooks/) applies it.
@@ -490,10 +620,10 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     let out = w.cluster(&[
         "run-command",
         "demo",
-        "tr '\\0' '\\n' < /proc/$(cat /tmp/spark-*.pid)/environ | grep SPARK_E2E_MARKER",
+        "tr '\\0' '\\n' < /proc/$(cat /tmp/spark-*.deploy.*.pid)/environ | grep SPARK_E2E_MARKER",
     ]);
     assert_eq!(out.matches("SPARK_E2E_MARKER=pushed").count(), 3, "{out}");
-    assert_eq!(alive_workers(&addr).len(), 2);
+    assert_eq!(alive_workers(&w).len(), 2);
 
     // The master UI from a browser through `tunnel`: the worker links go through the master's
     // reverse proxy and stay relative, so they work on the tunnel's local port too.
@@ -523,12 +653,52 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         worker_page.contains("Spark Worker at demo-slave-"),
         "{worker_page}"
     );
+
+    // Spark Connect from the laptop through the same tunnel: its line names the token's
+    // file (owner-only, the master's token), never the token itself.
+    let connect = &tunnel.services["spark_connect"];
+    let url = connect["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{connect}"));
+    assert!(
+        url.starts_with("sc://localhost:") && !url.contains("token"),
+        "{url}"
+    );
+    let token_file = PathBuf::from(connect["token_file"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap().trim(),
+        secrets.1
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", token_file.display());
+    let port: u16 = connect["local_port"].as_u64().unwrap() as u16;
+    let with_token = w.cluster(&["connect-url", "demo", "--port", &port.to_string()]);
+    assert_eq!(
+        with_token.trim(),
+        format!("sc://localhost:{port}/;token={}", secrets.1)
+    );
+    let (ok, out) = connect_client(&inputs, with_token.trim());
+    assert!(
+        ok && out.contains("sum 499500"),
+        "Spark Connect query: {out}"
+    );
+    for url in [
+        format!("sc://localhost:{port}/"),
+        format!("sc://localhost:{port}/;token=0123456789abcdef"),
+    ] {
+        let (ok, out) = connect_client(&inputs, &url);
+        assert!(
+            !ok && !out.contains("sum 499500"),
+            "Spark Connect must refuse {url}: {out}"
+        );
+    }
     drop(tunnel);
 
     // Grow and shrink. add-slaves and start get no -e: the role variables of the launch are
     // recorded with the cluster (a new slave would otherwise fetch Spark from Apache).
     w.cluster(&["add-slaves", "demo", "1"]);
-    assert_eq!(alive_workers(&addr).len(), 3);
+    assert_eq!(alive_workers(&w).len(), 3);
     w.cluster(&["remove-slaves", "demo", "1", "--yes"]);
     let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
     assert_eq!(d["slaves"].as_array().unwrap().len(), 2, "{d}");
@@ -539,9 +709,9 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     assert_eq!(d["state"], "stopped", "{d}");
     w.cluster(&["start", "demo"]);
     let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
-    let addr = d["master_address"].as_str().unwrap().to_string();
+    assert_eq!(d["state"], "running", "{d}");
     assert_eq!(
-        alive_workers(&addr),
+        alive_workers(&w),
         BTreeSet::from(["demo-slave-1".to_string(), "demo-slave-2".to_string()])
     );
     let estimate = pi(&w);

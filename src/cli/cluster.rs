@@ -14,7 +14,8 @@ use crate::commands::Failure;
 use crate::commands::config::{self, Settings};
 use crate::commands::ctx::{self as cmds, CmdResult, Ctx};
 use crate::commands::options::{GrowShape, Shape};
-use crate::commands::{ssh, tunnel};
+use crate::commands::{connect, ssh, tunnel};
+use playbook_engine::connection::expand_home;
 
 /// Options every command accepts.
 #[derive(Args, Debug, Clone, Default)]
@@ -186,6 +187,31 @@ pub enum ClusterCommand {
         /// Print the mapping as one JSON object line, for scripts.
         #[arg(long)]
         json: bool,
+        /// Show Spark Connect's token in its URL. Without it the line reads the token
+        /// from the controller's owner-only copy: `sc://localhost:PORT/;token=$(cat FILE)`.
+        #[arg(long)]
+        show_token: bool,
+        /// Also write Spark Connect's token to FILE (owner-only), and read it from there
+        /// in the printed URL.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the Spark Connect URL of a cluster, token included, for a `tunnel` whose
+    /// Spark Connect listens on PORT:
+    ///
+    ///   spark-openstack tunnel demo --port spark_connect=15002 &
+    ///   pyspark --remote "$(spark-openstack connect-url demo)"
+    ///
+    /// The token is read from the master (the spark role makes one per cluster) and kept
+    /// on the controller with owner-only permissions.
+    #[command(name = "connect-url")]
+    ConnectUrl {
+        cluster: String,
+        /// The local port of the tunnel's spark_connect.
+        #[arg(long, default_value_t = 15002)]
+        port: u16,
         #[command(flatten)]
         common: Common,
     },
@@ -443,11 +469,33 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             cluster,
             ports,
             json,
+            show_token,
+            token_file,
             common,
         } => {
             let ctx = ctx(Some(&cluster), &common, None)?;
             let ports = tunnel::parse_ports(&ports).map_err(|m| (Failure::BadOptions, m))?;
-            tunnel::tunnel(&ctx, &tunnel::TunnelOptions { ports, json }).await
+            let opts = tunnel::TunnelOptions {
+                ports,
+                json,
+                show_token,
+                token_file: token_file.map(|f| expand_home(&f.display().to_string())),
+            };
+            tunnel::tunnel(&ctx, &opts).await
+        }
+        C::ConnectUrl {
+            cluster,
+            port,
+            common,
+        } => {
+            if port == 0 {
+                return Err((
+                    Failure::BadOptions,
+                    "--port 0: not a port number (1-65535)".into(),
+                ));
+            }
+            let ctx = ctx(Some(&cluster), &common, None)?;
+            connect::connect_url_cmd(&ctx, port).await
         }
         C::ClusterInventory {
             cluster,

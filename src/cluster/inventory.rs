@@ -36,14 +36,21 @@ pub struct ConnOptions {
     pub net_mode: Option<NetMode>,
 }
 
-/// The known_hosts file of one cluster: `~/.local/state/spark-openstack/known_hosts/<cloud>-<cluster>`.
-pub fn known_hosts_path(cloud: Option<&str>, cluster: &str) -> Option<PathBuf> {
+/// What the controller keeps of one cluster, by kind:
+/// `~/.local/state/spark-openstack/<kind>/<cloud>-<cluster>`. Clusters of the same name on
+/// two clouds are two clusters, hence the cloud in the name.
+pub fn cluster_state_path(kind: &str, cloud: Option<&str>, cluster: &str) -> Option<PathBuf> {
     let base = dirs::state_dir().or_else(dirs::data_local_dir)?;
     Some(
         base.join("spark-openstack")
-            .join("known_hosts")
+            .join(kind)
             .join(format!("{}-{cluster}", cloud.unwrap_or("default"))),
     )
+}
+
+/// The known_hosts file of one cluster: `~/.local/state/spark-openstack/known_hosts/<cloud>-<cluster>`.
+pub fn known_hosts_path(cloud: Option<&str>, cluster: &str) -> Option<PathBuf> {
+    cluster_state_path("known_hosts", cloud, cluster)
 }
 
 /// How one cluster is reached, resolved once for all its hosts.

@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod config;
+pub mod connect;
 pub mod ctx;
 pub mod options;
 pub mod playbook;

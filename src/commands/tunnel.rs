@@ -22,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::Failure;
+use super::connect::{self, TokenShown};
 use super::ctx::{CmdResult, Ctx};
 use super::ssh::{master_access, node_specs};
 use crate::cluster::describe::WEB_UIS;
@@ -47,20 +48,18 @@ pub struct Service {
 }
 
 impl Service {
-    /// The URL a local client uses to reach this service on `host:port`.
-    pub fn url(&self, host: &str, port: u16) -> String {
+    /// The URL a local client uses to reach this service on `localhost:port`; Spark
+    /// Connect's carries the token as `token` says (see [`connect::connect_url`]).
+    pub fn url(&self, port: u16, token: &TokenShown) -> String {
         match self.protocol {
-            Protocol::Http { path } => format!("http://{host}:{port}{path}"),
-            // Extension point: a Spark Connect server with authentication wants its token
-            // in the URL (`sc://host:port/;token=...`); once clusters get one, this is the
-            // place to append it (and `--json` should then not be printed to a log).
-            Protocol::SparkConnect => format!("sc://{host}:{port}/"),
+            Protocol::Http { path } => format!("http://localhost:{port}{path}"),
+            Protocol::SparkConnect => connect::connect_url(port, token),
         }
     }
 }
 
-/// The services on the master beyond `describe`'s web UIs: Spark Connect's default port
-/// (no role starts it yet).
+/// The services on the master beyond `describe`'s web UIs: Spark Connect (the spark role
+/// starts it on Spark 4.0 and later, with a token).
 const MORE_SERVICES: &[Service] = &[Service {
     name: "spark_connect",
     port: 15002,
@@ -117,6 +116,10 @@ pub struct TunnelOptions {
     pub ports: BTreeMap<String, u16>,
     /// One JSON object line instead of a line per service.
     pub json: bool,
+    /// Print Spark Connect's token itself instead of a `$(cat FILE)` reading it.
+    pub show_token: bool,
+    /// Also write the token to this file (owner-only), and refer to it in the output.
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// A service that answered, with its local listener.
@@ -179,8 +182,13 @@ async fn forward(
             ),
         ));
     }
+    let token = if running.iter().any(|s| s.protocol == Protocol::SparkConnect) {
+        token_shown(ctx, opts, ssh.as_ref()).await?
+    } else {
+        TokenShown::None
+    };
     let forwards = listen(&running, opts).await?;
-    print_mapping(&forwards, target, opts.json);
+    print_mapping(&forwards, target, opts.json, &token);
     eprintln!("forwarding through {via}; press Ctrl-C to stop");
     let servers: Vec<_> = forwards
         .into_iter()
@@ -191,6 +199,27 @@ async fn forward(
         s.abort();
     }
     stopped.map_err(|e| (Failure::Error, format!("cannot wait for Ctrl-C: {e}")))
+}
+
+/// How the Spark Connect line shows the cluster's token: read from the master each time
+/// (see [`connect`]), written to the controller's copy and to `--token-file`, and shown
+/// only with `--show-token`.
+async fn token_shown(
+    ctx: &Ctx,
+    opts: &TunnelOptions,
+    ssh: &dyn Connection,
+) -> Result<TokenShown, (Failure, String)> {
+    let Some((token, kept)) = connect::refresh_token(ctx, ssh).await? else {
+        return Ok(TokenShown::None);
+    };
+    if let Some(file) = &opts.token_file {
+        connect::keep_token(file, &token).map_err(|e| (Failure::Error, e))?;
+    }
+    Ok(if opts.show_token {
+        TokenShown::Literal(token)
+    } else {
+        TokenShown::File(opts.token_file.clone().unwrap_or(kept))
+    })
 }
 
 /// The services whose port accepts a connection from the master. A refused or silent port
@@ -271,19 +300,27 @@ async fn listen(
 
 /// One line per service (`name  url`), or with `json` one object line:
 /// `{"spark_master": {"url": ..., "local_port": ..., "remote": "10.0.0.5:8080"}, ...}`.
-fn print_mapping(forwards: &[Forward], target: &str, json_out: bool) {
+/// In JSON, Spark Connect's `url` has the token only with `--show-token`; `token_file`
+/// names the file holding it.
+fn print_mapping(forwards: &[Forward], target: &str, json_out: bool, token: &TokenShown) {
     if json_out {
         let doc: serde_json::Map<String, Value> = forwards
             .iter()
             .map(|f| {
-                (
-                    f.service.name.to_string(),
-                    json!({
-                        "url": f.service.url("localhost", f.local_port),
-                        "local_port": f.local_port,
-                        "remote": format!("{target}:{}", f.service.port),
+                let mut entry = json!({
+                    "url": f.service.url(f.local_port, &match token {
+                        TokenShown::Literal(_) => token.clone(),
+                        _ => TokenShown::None,
                     }),
-                )
+                    "local_port": f.local_port,
+                    "remote": format!("{target}:{}", f.service.port),
+                });
+                if let (Protocol::SparkConnect, TokenShown::File(file)) =
+                    (f.service.protocol, token)
+                {
+                    entry["token_file"] = json!(file.display().to_string());
+                }
+                (f.service.name.to_string(), entry)
             })
             .collect();
         println!("{}", Value::Object(doc));
@@ -298,7 +335,7 @@ fn print_mapping(forwards: &[Forward], target: &str, json_out: bool) {
         println!(
             "{:<width$}  {}",
             f.service.name,
-            f.service.url("localhost", f.local_port)
+            f.service.url(f.local_port, token)
         );
     }
 }
@@ -370,12 +407,16 @@ mod tests {
         let s = services();
         let by = |n: &str| *s.iter().find(|s| s.name == n).unwrap();
         assert_eq!(
-            by("spark_master").url("localhost", 41234),
+            by("spark_master").url(41234, &TokenShown::None),
             "http://localhost:41234/"
         );
         assert_eq!(
-            by("spark_connect").url("localhost", 41236),
+            by("spark_connect").url(41236, &TokenShown::None),
             "sc://localhost:41236/"
+        );
+        assert_eq!(
+            by("spark_connect").url(41236, &TokenShown::Literal("ab".into())),
+            "sc://localhost:41236/;token=ab"
         );
     }
 
