@@ -38,11 +38,19 @@ pub struct ConnOptions {
 
 /// The known_hosts file of one cluster: `~/.local/state/spark-openstack/known_hosts/<cloud>-<cluster>`.
 pub fn known_hosts_path(cloud: Option<&str>, cluster: &str) -> Option<PathBuf> {
-    let base = dirs::state_dir().or_else(dirs::data_local_dir)?;
     Some(
-        base.join("spark-openstack")
+        state_dir()?
             .join("known_hosts")
             .join(format!("{}-{cluster}", cloud.unwrap_or("default"))),
+    )
+}
+
+/// The tool's own state (`~/.local/state/spark-openstack`, XDG): host keys, command logs.
+pub fn state_dir() -> Option<PathBuf> {
+    Some(
+        dirs::state_dir()
+            .or_else(dirs::data_local_dir)?
+            .join("spark-openstack"),
     )
 }
 

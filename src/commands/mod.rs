@@ -11,6 +11,7 @@ pub mod config;
 pub mod ctx;
 pub mod options;
 pub mod playbook;
+pub mod progress;
 pub mod ssh;
 pub mod tunnel;
 
