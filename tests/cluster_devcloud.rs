@@ -479,6 +479,11 @@ fn ctrl_c_during_launch_then_resume_converges() {
         "an interrupted launch exits 99 like ansible-playbook: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("to continue where it stopped: spark-openstack launch demo --resume"),
+        "{err}"
+    );
     let building = servers_of(&cloud.state(), "demo");
     assert!(
         building.iter().any(|s| s["vm_state"] != "active"),
