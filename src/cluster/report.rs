@@ -75,10 +75,11 @@ pub fn progress(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// A live line without a count (a phase that is running), among [`bars`].
+/// A live line without a count (a phase that is running), among [`bars`]; a long message
+/// (a task name) is cut to the terminal's width, since a wrapped line breaks redrawing.
 pub fn spinner(what: &str) -> ProgressBar {
     let bar = bars().add(ProgressBar::new_spinner());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {wide_msg} [{elapsed}]") {
         bar.set_style(style);
     }
     bar.set_message(what.to_string());

@@ -142,13 +142,12 @@ impl Tracker {
             None | Some(Phase::Cloud) => "cloud resources".into(),
             Some(Phase::Ssh) => self.counts(Phase::Ssh),
             Some(Phase::Software) => {
-                let mut s = format!(
-                    "software configured {}/{} host(s)",
-                    self.step_done.intersection(&self.nodes).count(),
-                    self.nodes.len()
-                );
+                // A host is configured when the last play ends for it, so the live line
+                // counts the hosts done with the step being run instead.
+                let mut s = format!("configuring software on {} host(s)", self.nodes.len());
                 if let Some(step) = &self.step {
-                    s.push_str(&format!(": {step}"));
+                    let done = self.step_done.intersection(&self.nodes).count();
+                    s.push_str(&format!(": {step} ({done}/{})", self.nodes.len()));
                 }
                 s
             }
@@ -545,7 +544,7 @@ mod tests {
         ));
         assert_eq!(
             t.status(),
-            "software configured 1/3 host(s): spark : Install Spark"
+            "configuring software on 3 host(s): spark : Install Spark (1/3)"
         );
         let stats: Stats = NODES
             .iter()
