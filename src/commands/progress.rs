@@ -198,6 +198,7 @@ impl Tracker {
         match p {
             Phase::Cloud => match &self.cloud {
                 Some(c) => format!("cloud resources: {c}"),
+                None if self.failures.contains_key("localhost") => "cloud resources: failed".into(),
                 None => "cloud resources: done".into(),
             },
             Phase::Ssh => format!(
@@ -646,6 +647,29 @@ mod tests {
                 "cloud resources: 2 removed".into()
             )]
         );
+    }
+
+    #[test]
+    fn a_cloud_failure_ends_the_cloud_phase_as_failed() {
+        let mut t = Tracker::default();
+        t.play_hosts(&hosts(&["localhost"]));
+        let fault = json!({"msg": "could not bring up 1 server(s): demo-slave-1: ERROR"});
+        t.host_result(&result("localhost", "Converge", Status::Failed, fault));
+        let stats = Stats::from([(
+            "localhost".to_string(),
+            HostStats {
+                failed: 1,
+                ..Default::default()
+            },
+        )]);
+        assert_eq!(
+            t.recap(&stats),
+            [Change::Ended(
+                Phase::Cloud,
+                "cloud resources: failed".into()
+            )]
+        );
+        assert_eq!(t.failures().len(), 1);
     }
 
     #[test]
