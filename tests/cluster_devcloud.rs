@@ -1,6 +1,7 @@
 //! The cluster commands end to end against devcloud with the records backend: the real
 //! binary, a real OpenStack-compatible API over HTTP, no SSH (`--cloud-only`, since
 //! records-only servers have no sshd). What is checked is what is in the cloud afterwards.
+//! One test (the launch output) runs on a netns devcloud, whose servers are machines.
 
 use std::path::Path;
 use std::process::Command;
@@ -478,6 +479,11 @@ fn ctrl_c_during_launch_then_resume_converges() {
         "an interrupted launch exits 99 like ansible-playbook: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("to continue where it stopped: spark-openstack launch demo --resume"),
+        "{err}"
+    );
     let building = servers_of(&cloud.state(), "demo");
     assert!(
         building.iter().any(|s| s["vm_state"] != "active"),
@@ -506,4 +512,173 @@ fn ctrl_c_during_launch_then_resume_converges() {
     let d = cloud.json(&["describe", "demo", "--json"]);
     assert!(d["master_address"].is_string(), "{d:#}");
     cloud.ok(&["destroy", "demo", "--yes"]);
+}
+
+/// The log file a cluster command names on its `log: PATH` line, and its text.
+fn named_log(out: &str) -> (std::path::PathBuf, String) {
+    let path = out
+        .lines()
+        .find_map(|l| l.strip_prefix("log: "))
+        .unwrap_or_else(|| panic!("no log: line in\n{out}"));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (path.into(), text)
+}
+
+/// What a user reads of a launch on machines (a netns devcloud: sshd, roles, Spark): a
+/// short report without escape codes when the output is not a terminal, the full
+/// Ansible-style log in a private file it names, the full log on stdout too with `-v`,
+/// and for a task that fails on a node, the task, the host, its message and how to resume.
+#[test]
+fn launch_reports_phases_and_keeps_the_full_log_in_a_file() {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(why) = support::machine_test_blocker(
+        &[
+            "/usr/sbin/sshd",
+            "/usr/bin/ssh-keygen",
+            "/usr/sbin/ip",
+            "/usr/bin/rsync",
+        ],
+        "apt-get install openssh-server iproute2 rsync",
+    ) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the launch output test cannot run in CI: {why}"
+        );
+        eprintln!("SKIPPED launch output test: {why}");
+        return;
+    }
+    let file = |var: &str| std::env::var(var).ok().filter(|p| Path::new(p).is_file());
+    let (Some(sdist), Some(py4j)) = (
+        file("SPARK_OPENSTACK_PYSPARK_SDIST"),
+        file("SPARK_OPENSTACK_PY4J_SDIST"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the launch output test needs SPARK_OPENSTACK_PYSPARK_SDIST and _PY4J_SDIST"
+        );
+        eprintln!("SKIPPED launch output test: no pyspark/py4j sdist (.ci/run sets them)");
+        return;
+    };
+    // Its own prefix and range of addresses (see `TestCloud::netns`).
+    let cloud = Cloud::netns("p", (20, 20));
+    let launch = |extra: &[&str]| {
+        let mut args = vec![
+            "launch",
+            "out",
+            "-s",
+            "2",
+            "-a",
+            "debian-12",
+            "-k",
+            "progress",
+            "-t",
+            "m1.large",
+            "-e",
+            "hdfs_enabled=false",
+            "-e",
+            "common_tune_system=false",
+        ];
+        args.extend(extra);
+        let o = cloud.cluster_cmd(&args).output().expect("run launch");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            o.status.code().unwrap_or(-1),
+            text(&o.stdout),
+            text(&o.stderr),
+        )
+    };
+    let short = |out: &str, err: &str| {
+        assert!(out.lines().count() < 30, "too long:\n{out}");
+        assert!(
+            !out.contains('\x1b') && !err.contains('\x1b'),
+            "escape codes:\n{out}{err}"
+        );
+        assert!(
+            !out.lines()
+                .any(|l| l.starts_with("TASK [") || l.starts_with("PLAY ")),
+            "the full log is in the file:\n{out}"
+        );
+    };
+
+    // A Spark archive that does not exist fails on the master, after the nodes answered.
+    let (code, out, err) = launch(&["-e", "spark_source=/nonexistent/spark.tgz"]);
+    assert_eq!(code, 2, "a failed task exits 2:\n{out}\n{err}");
+    short(&out, &err);
+    let failed = out
+        .lines()
+        .skip_while(|l| !l.starts_with("failed: TASK ["))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        failed.contains(" on out-master\n")
+            && failed.contains("fatal: [out-master]: FAILED!")
+            && failed.contains("/nonexistent/spark.tgz"),
+        "the failing task, host and message:\n{out}"
+    );
+    assert!(out.contains("SSH reachable 3/3"), "{out}");
+    assert!(
+        err.contains("to continue where it stopped: spark-openstack launch out --resume"),
+        "{err}"
+    );
+    let (log, text) = named_log(&out);
+    assert!(
+        err.contains(&format!("full log: {}", log.display())),
+        "{err}"
+    );
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the log may hold command output");
+    assert!(
+        text.contains("TASK [common : ") && text.contains("fatal: [out-master]: FAILED!"),
+        "{text}"
+    );
+    assert!(text.contains("PLAY RECAP"), "{text}");
+
+    // Resumed with the real archive: one line per phase, then the summary.
+    let spark = [
+        "--resume".to_string(),
+        "-e".into(),
+        format!("spark_source={sdist}"),
+        "-e".into(),
+        format!("spark_py4j_source={py4j}"),
+    ];
+    let spark: Vec<&str> = spark.iter().map(String::as_str).collect();
+    let (code, out, err) = launch(&spark);
+    assert_eq!(code, 0, "{out}\n{err}");
+    short(&out, &err);
+    for line in [
+        "cloud resources: 3/3 server(s) ACTIVE",
+        "SSH reachable 3/3 (",
+        "software configured 3/3 host(s) (",
+        "Cluster out: running (3 node(s))",
+    ] {
+        assert!(out.contains(line), "no '{line}' in\n{out}");
+    }
+    let (_, text) = named_log(&out);
+    for host in ["out-master", "out-slave-1", "out-slave-2"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(host) && l.contains("failed=0")),
+            "no recap line for {host}:\n{text}"
+        );
+    }
+
+    // -v: the full log on stdout as well as in the file.
+    let mut verbose = spark.clone();
+    verbose.push("-v");
+    let (code, out, err) = launch(&verbose);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("TASK [spark : ") && out.contains("PLAY RECAP"),
+        "{out}"
+    );
+    let (_, text) = named_log(&out);
+    assert!(
+        text.contains("TASK [spark : ") && text.contains("PLAY RECAP"),
+        "{text}"
+    );
+
+    let out = cloud.cluster(&["destroy", "out", "--yes"]);
+    assert!(out.lines().count() < 10, "{out}");
+    assert!(out.contains("cloud resources: "), "{out}");
+    assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
 }

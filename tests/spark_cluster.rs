@@ -462,15 +462,24 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     check_hdfs(&w);
     // A second launch converges without touching anything, HDFS formats included.
     let out = launch();
+    // The recap is in the full log, whose path launch prints.
+    let log_of = |out: &str| -> String {
+        let path = out
+            .lines()
+            .find_map(|l| l.strip_prefix("log: "))
+            .unwrap_or_else(|| panic!("launch names no log:\n{out}"));
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let (first_log, log) = (log_of(&first), log_of(&out));
     for host in ["demo-master", "demo-slave-1", "demo-slave-2"] {
-        let recap = out
+        let recap = log
             .lines()
             .find(|l| l.starts_with(host) && l.contains("changed="))
-            .unwrap_or_else(|| panic!("no recap line for {host}:\n{out}"));
+            .unwrap_or_else(|| panic!("no recap line for {host}:\n{log}"));
         assert!(recap.contains("changed=0 "), "{recap}");
     }
     assert_eq!(format_calls(&w), 2, "one format per HDFS instance");
-    let secrets = check_secrets(&w, &[&first, &out]);
+    let secrets = check_secrets(&w, &[&first, &out, &first_log, &log]);
 
     // The cluster as the cloud and the inventory see it.
     let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::Exit;
 use crate::commands::Failure;
 use crate::commands::config::{self, Settings};
-use crate::commands::ctx::{self as cmds, CmdResult, Ctx};
+use crate::commands::ctx::{self as cmds, CmdResult, Ctx, Show};
 use crate::commands::options::{GrowShape, Shape};
 use crate::commands::{connect, ssh, tunnel};
 use playbook_engine::connection::expand_home;
@@ -315,7 +315,7 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
-            cmds::run_playbooks(&ctx, "launch", extra, true, cloud_only).await
+            cmds::run_playbooks(&ctx, "launch", extra, Show::ProgressAndSummary, cloud_only).await
         }
         C::Destroy {
             cluster,
@@ -329,7 +329,7 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
-            let r = cmds::run_playbooks(&ctx, "destroy", extra, false, true).await;
+            let r = cmds::run_playbooks(&ctx, "destroy", extra, Show::Progress, true).await;
             if r.is_ok()
                 && let Some(kh) = ctx.conn_options().ok().and_then(|c| c.known_hosts)
             {
@@ -344,7 +344,7 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
         } => {
             let ctx = ctx(Some(&cluster), &common, None)?;
             cmds::confirm_loss(&ctx, "stop", None, true, yes).await?;
-            cmds::run_playbooks(&ctx, "stop", Default::default(), false, true).await
+            cmds::run_playbooks(&ctx, "stop", Default::default(), Show::Progress, true).await
         }
         C::Start {
             cluster,
@@ -352,7 +352,14 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             common,
         } => {
             let ctx = ctx(Some(&cluster), &common, None)?;
-            cmds::run_playbooks(&ctx, "start", Default::default(), true, cloud_only).await
+            cmds::run_playbooks(
+                &ctx,
+                "start",
+                Default::default(),
+                Show::ProgressAndSummary,
+                cloud_only,
+            )
+            .await
         }
         C::Login {
             cluster,
@@ -388,7 +395,14 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             // The cluster's size is what exists plus `count`, not the configured default.
             let mut ctx = ctx;
             ctx.settings.values.shift_remove("slaves");
-            cmds::run_playbooks(&ctx, "add-slaves", extra, true, cloud_only).await
+            cmds::run_playbooks(
+                &ctx,
+                "add-slaves",
+                extra,
+                Show::ProgressAndSummary,
+                cloud_only,
+            )
+            .await
         }
         C::RemoveSlaves {
             cluster,
@@ -410,7 +424,7 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
-            cmds::run_playbooks(&ctx, "remove-slaves", extra, false, true).await
+            cmds::run_playbooks(&ctx, "remove-slaves", extra, Show::Progress, true).await
         }
         C::RunCommand {
             cluster,
@@ -444,7 +458,7 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             if let Some(to) = to {
                 extra.insert("dest".into(), json!(to));
             }
-            cmds::run_playbooks(&ctx, "copy-dir", extra, false, false).await
+            cmds::run_playbooks(&ctx, "copy-dir", extra, Show::Console, false).await
         }
         C::Submit {
             cluster,

@@ -141,9 +141,23 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(|| AboveBars)
         .with_target(false)
         .try_init();
+}
+
+/// Stderr for log lines, written above the live progress lines (a warning printed while
+/// `launch` draws its phases would otherwise be overwritten or break them).
+struct AboveBars;
+
+impl std::io::Write for AboveBars {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::cluster::report::bars().suspend(|| std::io::stderr().write_all(buf))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Prints one error line in the tool's format and returns the exit code.

@@ -36,13 +36,22 @@ pub struct ConnOptions {
     pub net_mode: Option<NetMode>,
 }
 
+/// The tool's own state (`~/.local/state/spark-openstack`, XDG): host keys, secrets'
+/// copies, command logs.
+pub fn state_dir() -> Option<PathBuf> {
+    Some(
+        dirs::state_dir()
+            .or_else(dirs::data_local_dir)?
+            .join("spark-openstack"),
+    )
+}
+
 /// What the controller keeps of one cluster, by kind:
 /// `~/.local/state/spark-openstack/<kind>/<cloud>-<cluster>`. Clusters of the same name on
 /// two clouds are two clusters, hence the cloud in the name.
 pub fn cluster_state_path(kind: &str, cloud: Option<&str>, cluster: &str) -> Option<PathBuf> {
-    let base = dirs::state_dir().or_else(dirs::data_local_dir)?;
     Some(
-        base.join("spark-openstack")
+        state_dir()?
             .join(kind)
             .join(format!("{}-{cluster}", cloud.unwrap_or("default"))),
     )

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::OnceLock;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 /// A server that could not be brought up, with the reason in the user's words.
@@ -54,13 +56,41 @@ impl Phases {
     }
 }
 
+/// Every live line of the process, on stderr and hidden when stderr is not a terminal (CI
+/// logs stay clean). One set for all, so a command's phase line and the server bar of the
+/// module it runs stack instead of overwriting each other.
+pub fn bars() -> &'static MultiProgress {
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+}
+
 /// A progress bar on stderr, hidden when stderr is not a terminal (CI logs stay clean).
 pub fn progress(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let bar = bars().add(ProgressBar::new(total));
     if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} {msg} [{elapsed}]") {
         bar.set_style(style);
     }
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// A live line without a count (a phase that is running), among [`bars`]; a long message
+/// (a task name) is cut to the terminal's width, since a wrapped line breaks redrawing.
+pub fn spinner(what: &str) -> ProgressBar {
+    let bar = bars().add(ProgressBar::new_spinner());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {wide_msg} [{elapsed}]") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Ends a live line, leaving `line` in its place.
+pub fn finish(bar: &ProgressBar, line: String) {
+    if let Ok(style) = ProgressStyle::with_template("{msg}") {
+        bar.set_style(style);
+    }
+    bar.finish_with_message(line);
 }

@@ -3,6 +3,7 @@
 //! inventory). Exit codes follow `ansible-playbook` (see `cli::Exit`).
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
@@ -12,6 +13,7 @@ use super::bundle;
 use super::config::Settings;
 use super::options::{OPTIONS, Target};
 use super::playbook::{self, PlaybookCall};
+use super::progress;
 use crate::cluster::api::ClusterApi;
 use crate::cluster::describe;
 use crate::cluster::error::ClusterError;
@@ -163,20 +165,46 @@ impl Ctx {
     }
 }
 
-fn outcome_exit(o: Outcome) -> CmdResult {
+/// The command that continues `command` on `cluster` after a failure or Ctrl-C: the one
+/// place that says how to resume. The playbooks converge, so rerunning is the way, except
+/// that `add-slaves` would add more slaves again (`launch --resume` configures the ones it
+/// added) and `remove-slaves` would remove more.
+pub fn resume_hint(ctx: &Ctx, command: &str) -> Option<String> {
+    let cloud = ctx
+        .os_cloud
+        .as_deref()
+        .filter(|c| std::env::var("OS_CLOUD").ok().as_deref() != Some(*c))
+        .map(|c| format!(" --os-cloud {c}"))
+        .unwrap_or_default();
+    let name = &ctx.cluster;
+    match command {
+        "launch" | "add-slaves" => Some(format!("spark-openstack{cloud} launch {name} --resume")),
+        "start" | "stop" | "destroy" => Some(format!("spark-openstack{cloud} {command} {name}")),
+        _ => None,
+    }
+}
+
+/// A failed run as the command's error: why (the exit code), where the full log is and
+/// how to continue.
+fn outcome_exit(o: Outcome, resume: Option<&str>, log: Option<&std::path::Path>) -> CmdResult {
     let Some(failure) = Failure::of(&o) else {
         return Ok(());
     };
-    let msg = match o {
+    let mut msg = match o {
         Outcome::ParseError(m) | Outcome::Error(m) => m,
         Outcome::HostsFailed => "one or more hosts failed (see above)".into(),
         Outcome::Unreachable => "one or more hosts were unreachable (see above)".into(),
-        Outcome::Interrupted => {
-            "interrupted; rerun the same command (or launch --resume) to continue where it stopped"
-                .into()
-        }
+        Outcome::Interrupted => "interrupted".into(),
         Outcome::Ok => unreachable!("Failure::of(Ok) is None"),
     };
+    if let Some(log) = log {
+        msg.push_str(&format!("\nfull log: {}", log.display()));
+    }
+    if let Some(hint) = resume
+        && failure != Failure::ParseError
+    {
+        msg.push_str(&format!("\nto continue where it stopped: {hint}"));
+    }
     Err((failure, msg))
 }
 
@@ -253,15 +281,26 @@ fn with_origin(settings: &Settings, msg: String) -> String {
     }
 }
 
+/// What a cluster command shows of its playbook run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Show {
+    /// The engine's console, as `play` shows it (copy-dir: its output is the point).
+    Console,
+    /// One line per phase, failures, the log file's path (see [`super::progress`]).
+    Progress,
+    /// The same, then where the cluster is and the time per phase.
+    ProgressAndSummary,
+}
+
 /// Runs a bundled playbook with `vars` on the cluster read from Nova. Its `meta:
 /// refresh_inventory` reads Nova again, so a playbook that creates or starts servers
 /// configures them in the same run, unless `cloud_only` (then no node is ever in the
-/// inventory, and node plays are skipped). `summary` prints where the cluster is after.
+/// inventory, and node plays are skipped).
 pub async fn run_playbooks(
     ctx: &Ctx,
     name: &str,
     extra: Map<String, Value>,
-    summarize: bool,
+    show: Show,
     cloud_only: bool,
 ) -> CmdResult {
     let api = ctx.api().await?;
@@ -285,6 +324,20 @@ pub async fn run_playbooks(
         };
         (inv, Some(playbook::refresher(source)))
     };
+    let out = match show {
+        Show::Console => None,
+        Show::Progress | Show::ProgressAndSummary => {
+            let out = progress::output(&ctx.cluster, name, ctx.verbose);
+            if let Some(log) = &out.log {
+                println!("log: {}", log.display());
+            }
+            Some(out)
+        }
+    };
+    let sink = match &out {
+        Some(o) => o.sink.clone(),
+        None => Arc::new(playbook_engine::output::Console::new(ctx.verbose)),
+    };
     let o = playbook::run(PlaybookCall {
         bundle: &bundle,
         name,
@@ -292,12 +345,22 @@ pub async fn run_playbooks(
         inventory: inv,
         conn: &conn,
         verbose: ctx.verbose,
+        output: sink,
         refresh,
     })
     .await;
-    let phases = vec![(format!("{name}.yml"), started.elapsed())];
-    outcome_exit(o)?;
-    if summarize {
+    let Some(out) = out else {
+        return outcome_exit(o, resume_hint(ctx, name).as_deref(), None);
+    };
+    for line in out.progress.failure_report() {
+        println!("{line}");
+    }
+    let mut phases = out.progress.phases();
+    if phases.is_empty() {
+        phases.push((format!("{name}.yml"), started.elapsed()));
+    }
+    outcome_exit(o, resume_hint(ctx, name).as_deref(), out.log.as_deref())?;
+    if show == Show::ProgressAndSummary {
         summary(ctx, &api, &conn, &phases).await?;
     }
     Ok(())

@@ -12,6 +12,7 @@ pub mod connect;
 pub mod ctx;
 pub mod options;
 pub mod playbook;
+pub mod progress;
 pub mod ssh;
 pub mod tunnel;
 

@@ -1,5 +1,6 @@
 //! Running the bundled playbooks for the cluster commands: the inventory comes from Nova,
-//! the variables from the options, the output is the engine's console.
+//! the variables from the options, the output is the sink the command chose (the engine's
+//! console, or [`super::progress`] with the console in a log file).
 //!
 //! A playbook that creates servers and then configures them (launch, start, add-slaves)
 //! is one engine run: its `meta: refresh_inventory` reads the cluster from Nova again (see
@@ -42,6 +43,8 @@ pub struct PlaybookCall<'a> {
     pub inventory: Inventory,
     pub conn: &'a ConnOptions,
     pub verbose: u8,
+    /// Where the run's events go.
+    pub output: Arc<dyn EventSink>,
     /// What `meta: refresh_inventory` reads; `None` keeps the inventory as given.
     pub refresh: Option<InventoryRefresh>,
 }
@@ -65,14 +68,13 @@ pub async fn run(call: PlaybookCall<'_>) -> Outcome {
             .collect::<Vec<PathBuf>>(),
         ..Default::default()
     };
-    let output: Arc<dyn EventSink> = Arc::new(playbook_engine::output::Console::new(call.verbose));
     executor::run_playbook(PlaybookRun {
         playbooks: vec![call.bundle.playbook(call.name)],
         inventory: Arc::new(call.inventory),
         refresh: call.refresh,
         extra_vars: call.vars,
         options,
-        output,
+        output: call.output,
         registry: Arc::new(crate::modules::registry()),
     })
     .await

@@ -94,7 +94,7 @@ impl TestCloud {
     /// octets (first, count) its `10.x.0.0/16` supernet is picked from, both of the
     /// calling test's own, so tests running at once never share a bridge or an address
     /// (spark_cluster: 50-99, devcloud_netns: 100-149, netns_machines: 150-249,
-    /// tunnel: 250-254).
+    /// tunnel: 250-254, the launch output test in cluster_devcloud: 20-39).
     pub fn netns(tag: &str, octets: (u8, u8)) -> TestCloud {
         let pid = std::process::id();
         let octet = octets.0 as u32 + pid % octets.1 as u32;

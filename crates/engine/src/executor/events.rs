@@ -62,6 +62,9 @@ pub type Stats = BTreeMap<String, HostStats>;
 /// they are called from the executor's tasks.
 pub trait EventSink: Send + Sync {
     fn play_start(&self, name: &str, check_mode: bool);
+    /// The hosts the play (or `serial` batch) just started runs on, after `play_start`;
+    /// optional. Ansible's output does not show them; a progress display counts them.
+    fn play_hosts(&self, _hosts: &[String]) {}
     fn task_start(&self, name: &str, handler: bool);
     fn host_result(&self, r: &HostResult);
     /// A line that is not a result (`skipping: no hosts matched`, `NO MORE HOSTS LEFT`).

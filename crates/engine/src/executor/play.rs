@@ -97,6 +97,8 @@ pub(super) async fn run_play(
     for batch_hosts in batches(&hosts, &play.serial) {
         // Ansible prints the play banner again for every `serial` batch.
         shared.output.play_start(&name, check);
+        let batch_host_names: Vec<String> = batch_hosts.iter().map(|h| h.name.clone()).collect();
+        shared.output.play_hosts(&batch_host_names);
         let batch_names: Vec<Value> = batch_hosts
             .iter()
             .map(|h| Value::String(h.name.clone()))

@@ -27,6 +27,9 @@ pub struct Console {
     last_banner: Mutex<Option<(String, bool)>>,
     /// The live "waiting for hosts" line on stderr (TTY only).
     progress: Mutex<Option<indicatif::ProgressBar>>,
+    /// Where the lines go: `None` is stdout (with warnings on stderr and the live line);
+    /// a writer gets everything, warnings included, so a log file is the whole run.
+    sink: Option<Mutex<Box<dyn Write + Send>>>,
 }
 
 impl Console {
@@ -47,7 +50,36 @@ impl Console {
             lock: Mutex::new(()),
             last_banner: Mutex::new(None),
             progress: Mutex::new(None),
+            sink: None,
         }
+    }
+
+    /// The same output written to `out` instead of stdout (a log file, a buffer), as it
+    /// looks when stdout is not a terminal: no colours, 80 columns, no live line. Warnings
+    /// go to `out` too, so the writer holds the whole run. Applications that show their own
+    /// progress keep the full log this way without the engine knowing about files.
+    pub fn to_writer(verbosity: u8, out: Box<dyn Write + Send>) -> Self {
+        Console {
+            verbosity,
+            color: false,
+            columns: 79,
+            lock: Mutex::new(()),
+            last_banner: Mutex::new(None),
+            progress: Mutex::new(None),
+            sink: Some(Mutex::new(out)),
+        }
+    }
+
+    /// Writes one line to the writer given to [`Console::to_writer`]; false for stdout.
+    fn write_sink(&self, text: &str) -> bool {
+        let Some(sink) = &self.sink else {
+            return false;
+        };
+        if let Ok(mut out) = sink.lock() {
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+        true
     }
 
     fn paint(&self, text: &str, color: Option<&str>) -> String {
@@ -59,6 +91,9 @@ impl Console {
 
     fn line(&self, text: &str, color: Option<&str>) {
         let _g = self.lock.lock();
+        if self.write_sink(&self.paint(text, color)) {
+            return;
+        }
         let write = || {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", self.paint(text, color));
@@ -239,6 +274,9 @@ impl EventSink for Console {
     fn warning(&self, msg: &str) {
         let _g = self.lock.lock();
         let text = format!("[WARNING]: {msg}");
+        if self.write_sink(&text) {
+            return;
+        }
         let text = if std::io::stderr().is_terminal() && self.color {
             format!("\x1b[{PURPLE}m{text}\x1b[0m")
         } else {
@@ -248,7 +286,7 @@ impl EventSink for Console {
     }
 
     fn waiting(&self, pending: &[String]) {
-        if !std::io::stderr().is_terminal() {
+        if self.sink.is_some() || !std::io::stderr().is_terminal() {
             return;
         }
         let Ok(mut slot) = self.progress.lock() else {
@@ -366,6 +404,7 @@ mod tests {
             lock: Mutex::new(()),
             last_banner: Mutex::new(None),
             progress: Mutex::new(None),
+            sink: None,
         };
         let s = HostStats {
             ok: 2,
@@ -375,6 +414,57 @@ mod tests {
         assert_eq!(
             c.recap_line("web1", &s),
             "web1                       : ok=2    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0   "
+        );
+    }
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn to_writer_is_the_plain_console_warnings_included() {
+        let buf = Buf::default();
+        let c = Console::to_writer(0, Box::new(buf.clone()));
+        c.play_start("Set up", false);
+        c.task_start("Install", false);
+        c.host_result(&HostResult {
+            host: "web1".into(),
+            delegate: None,
+            task: "Install".into(),
+            action: "command".into(),
+            status: Status::Failed,
+            result: serde_json::json!({"msg": "boom", "rc": 1}),
+            ignored: false,
+            item: None,
+            verbose_always: false,
+            loop_summary: false,
+        });
+        c.warning("careful");
+        c.waiting(&["web1".into()]);
+        c.recap(&Stats::from([("web1".to_string(), HostStats::default())]));
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], format!("PLAY [Set up] {}", "*".repeat(66)));
+        assert_eq!(lines[3], format!("TASK [Install] {}", "*".repeat(65)));
+        assert_eq!(
+            lines[4],
+            r#"fatal: [web1]: FAILED! => {"msg": "boom", "rc": 1}"#
+        );
+        assert_eq!(lines[5], "[WARNING]: careful");
+        assert!(lines[7].starts_with("PLAY RECAP *"), "{text}");
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(
+            c.progress.lock().unwrap().is_none(),
+            "no live line in a file"
         );
     }
 }

@@ -1,4 +1,5 @@
-//! Console output: Ansible's default callback, JSON lines, or nothing.
+//! Console output: Ansible's default callback, JSON lines, or nothing, and [`Tee`] to
+//! send one run's events to several of them.
 //!
 //! Each presentation implements [`EventSink`], so `play`, the cluster commands and tests
 //! pick one without the executor knowing. The default output matches
@@ -53,6 +54,37 @@ impl EventSink for JsonLines {
     }
     fn recap(&self, stats: &Stats) {
         self.emit(serde_json::json!({"event": "recap", "hosts": stats}));
+    }
+}
+
+/// Every event to each sink in turn: an application shows its own progress and keeps the
+/// full console log in a file ([`Console::to_writer`]) from one run.
+pub struct Tee(pub Vec<std::sync::Arc<dyn EventSink>>);
+
+impl EventSink for Tee {
+    fn play_start(&self, name: &str, check_mode: bool) {
+        self.0.iter().for_each(|s| s.play_start(name, check_mode));
+    }
+    fn play_hosts(&self, hosts: &[String]) {
+        self.0.iter().for_each(|s| s.play_hosts(hosts));
+    }
+    fn task_start(&self, name: &str, handler: bool) {
+        self.0.iter().for_each(|s| s.task_start(name, handler));
+    }
+    fn host_result(&self, r: &HostResult) {
+        self.0.iter().for_each(|s| s.host_result(r));
+    }
+    fn notice(&self, msg: &str) {
+        self.0.iter().for_each(|s| s.notice(msg));
+    }
+    fn warning(&self, msg: &str) {
+        self.0.iter().for_each(|s| s.warning(msg));
+    }
+    fn recap(&self, stats: &Stats) {
+        self.0.iter().for_each(|s| s.recap(stats));
+    }
+    fn waiting(&self, pending: &[String]) {
+        self.0.iter().for_each(|s| s.waiting(pending));
     }
 }
 
