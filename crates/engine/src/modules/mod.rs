@@ -40,8 +40,15 @@ pub struct ModuleCtx<'a> {
     pub become_: Option<Become>,
     /// `environment:` of the task, already templated.
     pub env: Vec<(String, String)>,
-    /// All variables of the host for this task, for `template` and `set_fact`.
+    /// All variables of the host for this task, rendered, for modules that read them as
+    /// data (`set_fact`).
     pub vars: &'a Map<String, Value>,
+    /// The task's template context: the same one its arguments and `when` were rendered
+    /// with (lazy `hostvars`, variables whose definitions are templates rendered when read,
+    /// and an undefined one failing the render instead of being left as written). Modules
+    /// that render or evaluate Jinja themselves (`template`, `debug: var=`, `assert`) use
+    /// it, so a template file sees exactly what a task argument sees.
+    pub context: &'a minijinja::Value,
     pub templar: &'a Templar,
     /// Where relative `src` paths are looked up, in order: the role's `files/` or
     /// `templates/` directory comes first, then the playbook's directory.

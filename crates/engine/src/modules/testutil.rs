@@ -57,6 +57,7 @@ impl Harness {
     }
 
     pub async fn run(&self, m: &dyn Module, args: Value) -> Result<ModuleResult, ModuleError> {
+        let context = Templar::context(&self.vars);
         let ctx = ModuleCtx {
             host: "localhost",
             conn: self.conn.clone(),
@@ -66,6 +67,7 @@ impl Harness {
             become_: None,
             env: self.env.clone(),
             vars: &self.vars,
+            context: &context,
             templar: &self.templar,
             search_paths: &self.search_paths,
         };

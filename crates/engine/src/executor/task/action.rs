@@ -161,6 +161,7 @@ impl Runner<'_, '_> {
             become_,
             env,
             vars,
+            context: ctx,
             templar: &shared.templar,
             search_paths: &search,
         };

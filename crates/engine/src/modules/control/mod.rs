@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{Module, ModuleCtx, ModuleError, ModuleResult};
-use crate::template::Templar;
 
 pub use vars::{IncludeVars, SetFact};
 
@@ -55,8 +54,7 @@ impl Module for Debug {
             let value = if crate::template::is_secret_name(&name) {
                 Value::String("VALUE HIDDEN (secret variable name)".into())
             } else {
-                let jctx = Templar::context(ctx.vars);
-                match ctx.templar.eval_expr(&name, &jctx) {
+                match ctx.templar.eval_expr(&name, ctx.context) {
                     Ok(v) if !v.is_undefined() => crate::template::to_json(&v),
                     _ => Value::String("VARIABLE IS NOT DEFINED!".into()),
                 }
@@ -95,7 +93,7 @@ impl Module for Assert {
             Some(other) => vec![other.clone()],
             None => return Err(ModuleError::Args("missing required arguments: that".into())),
         };
-        let jctx = Templar::context(ctx.vars);
+        let jctx = ctx.context;
         for cond in &that {
             let expr = match cond {
                 Value::Bool(b) => {

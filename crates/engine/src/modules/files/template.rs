@@ -8,7 +8,6 @@ use super::copy::{FileOpts, copy_content};
 use crate::modules::args::Args;
 use crate::modules::remote::basename;
 use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
-use crate::template::Templar;
 
 pub struct Template;
 
@@ -53,23 +52,21 @@ impl Module for Template {
                 format!("'{src}' was not found in templates/ or next to the playbook"),
             )
         })?;
-        // Ansible adds these to every template's context.
-        let mut vars = ctx.vars.clone();
-        vars.entry("ansible_managed")
-            .or_insert_with(|| Value::from("Ansible managed"));
-        vars.insert(
-            "template_path".into(),
-            Value::from(local.display().to_string()),
-        );
-        vars.insert(
-            "template_fullpath".into(),
-            Value::from(local.display().to_string()),
-        );
-        vars.insert("template_destpath".into(), Value::from(dest.clone()));
-        vars.insert("template_host".into(), Value::from(ctx.host));
+        // Ansible adds these to every template's context, over the task's own context
+        // (the one its arguments see: `hostvars`, lazily rendered variables).
+        let mut added = Map::new();
+        if !ctx.vars.contains_key("ansible_managed") {
+            added.insert("ansible_managed".into(), Value::from("Ansible managed"));
+        }
+        let path = Value::from(local.display().to_string());
+        added.insert("template_path".into(), path.clone());
+        added.insert("template_fullpath".into(), path);
+        added.insert("template_destpath".into(), Value::from(dest.clone()));
+        added.insert("template_host".into(), Value::from(ctx.host));
+        let context = template_context(ctx.context, &added);
         let mut text = ctx
             .templar
-            .render_file(&local, &Templar::context(&vars))
+            .render_file(&local, &context)
             .map_err(|e| ModuleError::Failed(format!("template: {}", e.msg)))?;
         if newline != "\n" {
             text = text.replace('\n', newline);
@@ -94,4 +91,13 @@ impl Module for Template {
         }
         Ok(r.with("src", local.display().to_string()))
     }
+}
+
+/// `base` with `added` on top: a key of `added` wins, every other lookup goes to `base`
+/// unchanged (so its lazy `hostvars` and variables keep working).
+fn template_context(base: &minijinja::Value, added: &Map<String, Value>) -> minijinja::Value {
+    minijinja::value::merge_maps([
+        base.clone(),
+        minijinja::Value::from(minijinja::value::Serde(added)),
+    ])
 }
