@@ -105,7 +105,7 @@ impl Module for Assert {
                 }
                 other => text(other),
             };
-            let ok = ctx.templar.eval_condition(&expr, &jctx).map_err(|e| {
+            let ok = ctx.templar.eval_condition(&expr, jctx).map_err(|e| {
                 ModuleError::Failed(format!(
                     "The conditional check '{expr}' failed. The error was: {}",
                     e.msg
