@@ -132,8 +132,16 @@ impl Templar {
                 // which the engine turns into the expression text (see `undefined.rs`).
                 return value.call(state, &[]).map(|_| ());
             }
+            // Ansible's finalizer prints None (YAML null) as nothing, not `None`.
+            if value.is_none() {
+                return Ok(());
+            }
             minijinja::escape_formatter(out, state, value)
         });
+        // Ansible never escapes: a Hadoop `*-site.xml` rendered from a `.j2` keeps its
+        // `hdfs://` and the markup a variable holds (minijinja escapes `.xml`/`.html`
+        // names by default).
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         filters::register(&mut env);
         jinja_tests::register(&mut env);
