@@ -276,15 +276,14 @@ const COMMAND_OPTIONS: &[&str] = &["chdir", "creates", "removes", "executable", 
 pub(super) fn parse_kv(name: &str, s: &str, free_form: Option<&str>) -> Map<String, Value> {
     let mut out = Map::new();
     let raw_key = free_form.unwrap_or("_raw_params");
-    let words = shell_words::split(s)
-        .unwrap_or_else(|_| s.split_whitespace().map(str::to_string).collect());
+    let words = split_args(s);
     let command_like = COMMAND_LIKE.contains(&name);
     if command_like {
         for w in &words {
             if let Some((k, v)) = w.split_once('=')
                 && COMMAND_OPTIONS.contains(&k)
             {
-                out.insert(k.to_string(), Value::String(v.to_string()));
+                out.insert(k.to_string(), Value::String(unquote(v).to_string()));
             }
         }
         let rest = s_without_options(s, &out).unwrap_or_else(|| s.trim().to_string());
@@ -295,15 +294,136 @@ pub(super) fn parse_kv(name: &str, s: &str, free_form: Option<&str>) -> Map<Stri
     }
     let mut free = Vec::new();
     for w in words {
-        match w.split_once('=') {
+        let decoded = decode_escapes(&w);
+        match decoded.split_once('=') {
             Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') => {
-                out.insert(k.to_string(), Value::String(v.to_string()));
+                out.insert(k.to_string(), Value::String(unquote(v.trim()).to_string()));
             }
             _ => free.push(w),
         }
     }
     if !free.is_empty() {
         out.insert(raw_key.to_string(), Value::String(free.join(" ")));
+    }
+    out
+}
+
+/// Ansible's argument splitter (`split_args`): words are separated by whitespace outside
+/// quotes and outside Jinja's `{{ }}`, `{% %}` and `{# #}`, so `a={{ r.stdout }}` and
+/// `msg="two words"` are one word each. Quotes stay in the words (`unquote` removes them
+/// from values), as in Ansible.
+pub(super) fn split_args(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if let Some(q) = quote {
+            cur.push(c);
+            if c == '\\' {
+                if let Some(n) = next {
+                    cur.push(n);
+                    i += 1;
+                }
+            } else if c == q {
+                quote = None;
+            }
+        } else if c == '{' && matches!(next, Some('{' | '%' | '#')) {
+            depth += 1;
+            cur.push(c);
+            cur.push(next.unwrap_or_default());
+            i += 1;
+        } else if depth > 0 && matches!(c, '}' | '%' | '#') && next == Some('}') {
+            depth -= 1;
+            cur.push(c);
+            cur.push('}');
+            i += 1;
+        } else if depth == 0 && (c == '"' || c == '\'') {
+            quote = Some(c);
+            cur.push(c);
+        } else if depth == 0 && c.is_whitespace() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+        i += 1;
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// A value without the quotes around it (`"a b"` → `a b`), as Ansible's `unquote`.
+fn unquote(v: &str) -> &str {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        &v[1..v.len() - 1]
+    } else {
+        v
+    }
+}
+
+/// Python's string escapes in a `k=v` word (`\n`, `\t`, `\\`, `\"`, `\xHH`, `\uHHHH`),
+/// decoded as Ansible's `parse_kv` does; anything else is kept as written.
+fn decode_escapes(w: &str) -> String {
+    if !w.contains('\\') {
+        return w.to_string();
+    }
+    let mut out = String::new();
+    let mut it = w.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(&n) = it.peek() else {
+            out.push(c);
+            break;
+        };
+        let simple = match n {
+            '\\' => Some('\\'),
+            '\'' => Some('\''),
+            '"' => Some('"'),
+            'a' => Some('\u{7}'),
+            'b' => Some('\u{8}'),
+            'f' => Some('\u{c}'),
+            'n' => Some('\n'),
+            'r' => Some('\r'),
+            't' => Some('\t'),
+            'v' => Some('\u{b}'),
+            _ => None,
+        };
+        if let Some(d) = simple {
+            it.next();
+            out.push(d);
+            continue;
+        }
+        let width = match n {
+            'x' => 2,
+            'u' => 4,
+            'U' => 8,
+            _ => 0,
+        };
+        if width > 0 {
+            let hex: String = it.clone().skip(1).take(width).collect();
+            if hex.len() == width
+                && let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+            {
+                for _ in 0..=width {
+                    it.next();
+                }
+                out.push(ch);
+                continue;
+            }
+        }
+        out.push(c);
     }
     out
 }

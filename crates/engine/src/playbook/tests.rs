@@ -198,3 +198,41 @@ fn malformed_yaml_reports_its_location() {
     let err = parse("- hosts: all\n  tasks:\n    - debug: {msg: [1, 2}\n").unwrap_err();
     assert!(err.msg.contains("site.yml:3:"), "{}", err.msg);
 }
+
+#[test]
+fn kv_words_keep_jinja_and_quotes_together() {
+    use super::task::{parse_kv, split_args};
+    assert_eq!(
+        split_args("path=/x/{{ v }} owner={{ u | default('root') }} msg=\"two words\""),
+        [
+            "path=/x/{{ v }}",
+            "owner={{ u | default('root') }}",
+            "msg=\"two words\""
+        ]
+    );
+    // Like Ansible, a `{% %}` tag is kept whole, not the text between two tags.
+    assert_eq!(
+        split_args("a={% if x == 'a b' %}1{% endif %}  b='c d'"),
+        ["a={% if x == 'a b' %}1{% endif %}", "b='c d'"]
+    );
+    let m = parse_kv(
+        "set_fact",
+        "a={{ r.stdout }} b=\"x y\" c='it''s' d=line\\nbreak",
+        None,
+    );
+    assert_eq!(m["a"], json!("{{ r.stdout }}"));
+    assert_eq!(m["b"], json!("x y"));
+    assert_eq!(m["d"], json!("line\nbreak"));
+    let m = parse_kv(
+        "file",
+        "path=/x/{{ v }} owner={{ u }} state=directory",
+        None,
+    );
+    assert_eq!(m["path"], json!("/x/{{ v }}"));
+    assert_eq!(m["owner"], json!("{{ u }}"));
+    assert_eq!(m["state"], json!("directory"));
+    // Command-like modules keep the command as written, options taken out.
+    let m = parse_kv("shell", "echo {{ a }} > /tmp/x chdir=\"/tmp\"", None);
+    assert_eq!(m["chdir"], json!("/tmp"));
+    assert_eq!(m["_raw_params"], json!("echo {{ a }} > /tmp/x"));
+}
