@@ -14,7 +14,18 @@ impl Runner<'_, '_> {
     pub(super) async fn run_loop(&self) -> HostOutcome {
         let items = match self.loop_items() {
             Ok(items) => items,
-            Err(out) => return out,
+            // As Ansible does: a loop that cannot be built is an error only for a task
+            // whose `when` (evaluated without an item) holds, so `loop: "{{ x }}"` with
+            // `when: x is defined` skips when `x` is undefined.
+            Err(out) => {
+                return match self.check_when(self.vars, self.ctx) {
+                    Ok(false) => HostOutcome::new(
+                        Status::Skipped,
+                        skipped_result(&self.task.scope.when, self.vars, self.ctx, self.b),
+                    ),
+                    _ => out,
+                };
+            }
         };
         let lc = &self.task.loop_control;
         let loop_var = lc.loop_var.clone().unwrap_or_else(|| "item".into());
@@ -22,6 +33,13 @@ impl Runner<'_, '_> {
         let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
         let mut includes = Vec::new();
         let n = items.len();
+        if n == 0 {
+            // Ansible's result for an empty loop: skipped, not ok.
+            return HostOutcome::new(
+                Status::Skipped,
+                json!({"changed": false, "skipped": true, "skipped_reason": "No items in the list", "results": []}),
+            );
+        }
         for (i, item) in items.iter().enumerate() {
             if i > 0
                 && let Some(p) = lc.pause
@@ -80,7 +98,7 @@ impl Runner<'_, '_> {
         }
         let status = if any_failed {
             Status::Failed
-        } else if n > 0 && all_skipped {
+        } else if all_skipped {
             Status::Skipped
         } else if any_changed {
             Status::Changed
@@ -92,7 +110,7 @@ impl Runner<'_, '_> {
         if any_failed {
             m.insert("failed".into(), json!(true));
             m.insert("msg".into(), json!("One or more items failed"));
-        } else if n > 0 && all_skipped {
+        } else if all_skipped {
             m.insert("skipped".into(), json!(true));
             m.insert("msg".into(), json!("All items skipped"));
         } else {
