@@ -397,6 +397,11 @@ async fn summary(
             c.name,
             names.join(", ")
         );
+        println!(
+            "  connect:  spark-openstack connect-url {0}   (Spark Connect's URL with the token, \
+             for `tunnel {0} --port spark_connect=15002`)",
+            c.name
+        );
         println!("  log in:   spark-openstack login {}", c.name);
     }
     for (name, d) in phases {
