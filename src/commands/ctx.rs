@@ -398,8 +398,8 @@ async fn summary(
             names.join(", ")
         );
         println!(
-            "  connect:  spark-openstack connect-url {0}   (Spark Connect's URL with the token, \
-             for `tunnel {0} --port spark_connect=15002`)",
+            "  connect:  spark-openstack connect-url {0}   (Spark Connect, through \
+             `tunnel {0} --port spark_connect=15002`)",
             c.name
         );
         println!("  log in:   spark-openstack login {}", c.name);
