@@ -483,3 +483,21 @@ fn yaml_inventory_groups_group_vars_and_patterns() {
     assert_eq!(read(dir.path().join("web2")), "web-level 8081 web db1\n");
     assert_eq!(read(dir.path().join("db1")), "all-level\n");
 }
+
+#[test]
+fn task_names_are_templated_with_extra_vars_over_play_vars() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("task_names.yml", "a,b,", dir.path(), &[]);
+    assert!(
+        r.stdout.contains("TASK [hello play in 2 host(s)]"),
+        "{}",
+        r.stdout
+    );
+    let r = play("task_names.yml", "a,b,", dir.path(), &["-e", "who=extra"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("TASK [hello extra in 2 host(s)]"),
+        "{}",
+        r.stdout
+    );
+}

@@ -35,7 +35,17 @@ impl Batch<'_> {
 
     /// The task's name as banners and results show it (templated with play vars).
     pub(super) fn banner_name(&self, task: &Task) -> String {
-        let ctx = Templar::context(&self.scope.play_vars);
+        // Ansible templates a task's name without a host: play vars, vars files and extra
+        // vars (which win), plus the host-independent magic (`groups`, ...).
+        let mut vars = self.scope.magic.clone();
+        for layer in [
+            &self.scope.play_vars,
+            &self.scope.vars_files,
+            &self.scope.extra,
+        ] {
+            vars.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let ctx = Templar::context(&vars);
         let name = task.display_name();
         self.shared.templar.render_str(&name, &ctx).unwrap_or(name)
     }

@@ -466,13 +466,31 @@ pub fn load_file(path: &Path) -> Result<Inventory, InventoryError> {
         "ini" => false,
         _ => yaml_inv::looks_like_yaml(&text, path),
     };
+    // As Ansible tries its inventory plugins in turn (yaml accepts only YAML-named files,
+    // ini any file), a YAML-named file written in INI (`[group]` first) is read as INI.
+    // A broken YAML inventory still gets the YAML error: INI would read its lines as
+    // host names.
     let mut inv = if is_yaml {
-        yaml_inv::parse(&text, path)?
+        match yaml_inv::parse(&text, path) {
+            Ok(inv) => inv,
+            Err(yaml_err) if ext != "json" && ini_shaped(&text) => {
+                ini::parse(&text, path).map_err(|_| yaml_err)?
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         ini::parse(&text, path)?
     };
     inv.reconcile();
     Ok(inv)
+}
+
+/// True when the first line that says something is an INI `[section]` header.
+fn ini_shaped(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        .is_some_and(|l| l.starts_with('[') && l.ends_with(']'))
 }
 
 /// Loads every `-i` source and merges them in order.

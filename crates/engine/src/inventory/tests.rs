@@ -351,3 +351,16 @@ fn hostile_input_gives_errors_not_panics() {
         let _ = inv.select(p);
     }
 }
+
+#[test]
+fn an_ini_inventory_named_yaml_is_read_as_ini_and_broken_yaml_stays_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini_named_yaml = dir.path().join("hosts.yaml");
+    std::fs::write(&ini_named_yaml, "# hosts\n[spark]\nm1 ansible_port=2222\n").unwrap();
+    let inv = load_file(&ini_named_yaml).unwrap();
+    assert_eq!(hosts(&inv, "spark"), ["m1"]);
+    let broken = dir.path().join("broken.yml");
+    std::fs::write(&broken, "all:\n  hosts:\n   a: {\n").unwrap();
+    let e = load_file(&broken).unwrap_err().to_string();
+    assert!(e.contains("broken.yml"), "{e}");
+}

@@ -166,9 +166,12 @@ impl Runner<'_, '_> {
             loc.line,
             loc.col
         );
-        let mut out = HostOutcome::new(Status::Failed, json!({"msg": msg}));
-        out.ignored = false;
-        out
+        // `failed`/`changed` as Ansible registers them, so a task after an ignored failure
+        // can test `r.failed`.
+        HostOutcome::new(
+            Status::Failed,
+            json!({"changed": false, "failed": true, "msg": msg}),
+        )
     }
 
     /// `when:` (all ANDed). An error is a failed task with Ansible's conditional message.
@@ -325,10 +328,9 @@ impl Runner<'_, '_> {
     fn finish(&self, out: &mut HostOutcome) {
         let ctx = self.ctx;
         let kw = &self.task.scope.kw;
-        if out.status == Status::Failed
-            && self.flag(&kw.ignore_errors, ctx)
-            && !is_template_failure(&out.result)
-        {
+        // As in Ansible 2.19, `ignore_errors` covers a task whose arguments failed to
+        // template (an undefined variable) too.
+        if out.status == Status::Failed && self.flag(&kw.ignore_errors, ctx) {
             out.ignored = true;
         }
         if out.status == Status::Unreachable && self.flag(&kw.ignore_unreachable, ctx) {
@@ -416,12 +418,6 @@ fn redact(v: &mut Value, secrets: &[String]) {
 /// Includes report through `included:` lines, not per-host results.
 fn is_include(task: &Task) -> bool {
     matches!(task.action.as_str(), "include_tasks" | "include_role")
-}
-
-fn is_template_failure(v: &Value) -> bool {
-    v.get("msg")
-        .and_then(Value::as_str)
-        .is_some_and(|m| m.starts_with("The task includes an option with an undefined variable"))
 }
 
 fn unreachable(e: &ConnError) -> HostOutcome {
