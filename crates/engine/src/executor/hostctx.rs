@@ -54,9 +54,11 @@ impl Batch<'_> {
     pub(super) fn task_magic(&self, task: &Task) -> Vars {
         let mut m = Vars::new();
         if let Some(r) = &task.scope.role {
+            // Absolute, as in Ansible: roles build paths from it (`{{ role_path }}/files`)
+            // that must not depend on the directory the command runs in.
             m.insert(
                 "role_path".into(),
-                Value::String(r.path.display().to_string()),
+                Value::String(abs(&r.path).display().to_string()),
             );
             m.insert("role_name".into(), Value::String(r.name.clone()));
         }
@@ -169,7 +171,7 @@ impl Batch<'_> {
     pub(super) fn search_paths(&self, task: &Task) -> Vec<PathBuf> {
         let mut out = Vec::new();
         if let Some(r) = &task.scope.role {
-            out.push(r.path.clone());
+            out.push(abs(&r.path));
         }
         if let Some(d) = task.loc.file().parent() {
             out.push(abs(d));

@@ -121,6 +121,32 @@ impl Runner<'_, '_> {
         out
     }
 
+    /// Where a relative `with_fileglob` pattern is looked for, as Ansible's
+    /// `path_dwim_relative_stack` does for the `files` lookups: in a role, its `files/`
+    /// then its `tasks/` directory; then `files/` and the directory itself of the task's
+    /// file and of the playbook. The first candidate whose directory part exists wins
+    /// (`../templates/*.j2` in a role thus means the role's templates); the path is
+    /// returned unnormalized, as Ansible prints it.
+    fn fileglob_base(&self, pat: &str) -> String {
+        let mut candidates = Vec::new();
+        if let Some(r) = &self.task.scope.role {
+            let role = crate::executor::play::abs(&r.path);
+            candidates.push(role.join("files").join(pat));
+            candidates.push(role.join("tasks").join(pat));
+        }
+        for base in self.b.search_paths(self.task) {
+            candidates.push(base.join("files").join(pat));
+            candidates.push(base.join(pat));
+        }
+        let exists = |c: &std::path::PathBuf| c.parent().is_some_and(|d| d.is_dir());
+        candidates
+            .iter()
+            .find(|c| exists(c))
+            .or(candidates.first())
+            .map(|c| c.display().to_string())
+            .unwrap_or_else(|| pat.to_string())
+    }
+
     /// The list a loop iterates over, as each `with_*` lookup builds it.
     pub(super) fn loop_items(&self) -> Result<Vec<Value>, HostOutcome> {
         let spec = self.task.loop_.as_ref().expect("called for loops");
@@ -165,20 +191,13 @@ impl Runner<'_, '_> {
                     Value::Array(a) => a,
                     other => vec![other],
                 };
-                let base = self
-                    .task
-                    .loc
-                    .file()
-                    .parent()
-                    .map(|p| p.to_path_buf())
-                    .unwrap_or_default();
                 let mut out = Vec::new();
                 for p in pats {
                     let pat = py_str(&p);
                     let full = if pat.starts_with('/') {
                         pat
                     } else {
-                        base.join("files").join(&pat).display().to_string()
+                        self.fileglob_base(&pat)
                     };
                     let matcher = globset::Glob::new(&full).map(|g| g.compile_matcher());
                     let dir = std::path::Path::new(&full)
