@@ -66,7 +66,12 @@ fn check(hadoop: &str, java: &str) -> (bool, String) {
 
 #[test]
 fn hadoop_before_3_5_is_refused_on_java_17_and_3_5_on_java_11() {
-    for (hadoop, java) in [("3.5.0", "17"), ("3.5.0", "25"), ("3.4.1", "11"), ("3.3.6", "8")] {
+    for (hadoop, java) in [
+        ("3.5.0", "17"),
+        ("3.5.0", "25"),
+        ("3.4.1", "11"),
+        ("3.3.6", "8"),
+    ] {
         let (ok, out) = check(hadoop, java);
         assert!(ok, "Hadoop {hadoop} on Java {java} is supported:\n{out}");
     }
