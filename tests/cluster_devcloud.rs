@@ -363,7 +363,7 @@ fn grow_shrink_stop_start_keep_the_cluster_consistent() {
         err.contains("grow-slave-3") && err.contains("grow-slave-3-data"),
         "{err}"
     );
-    cloud.ok(&["remove-slaves", "grow", "1", "--yes"]);
+    cloud.ok(&["remove-slaves", "grow", "1", "--yes", "--cloud-only"]);
     let d = cloud.json(&["describe", "grow", "--json"]);
     assert_eq!(d["slaves"].as_array().map(Vec::len), Some(2));
     assert_eq!(d["volumes"].as_array().map(Vec::len), Some(2));

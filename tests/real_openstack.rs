@@ -441,7 +441,7 @@ fn every_cluster_command_against_real_openstack() {
         3,
         "add-slaves gives the new slave its volume"
     );
-    real.ok(&["remove-slaves", &name, "1", "--yes"]);
+    real.ok(&["remove-slaves", &name, "1", "--yes", "--cloud-only"]);
     let shrunk = real.servers(&name);
     assert_eq!(shrunk.len(), 3, "{shrunk:?}");
     assert!(!shrunk.iter().any(|s| s.0 == format!("{name}-slave-3")));

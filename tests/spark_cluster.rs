@@ -3,32 +3,38 @@
 //! floating IP and the slaves only through it.
 //!
 //! launch 1+2 (no `--authorized-address`: the default, locked-down cluster) with Spark from
-//! the pyspark sdist and HDFS from a stand-in Hadoop (see `tests/fixtures/hadoop-standin`)
-//! → the HDFS configuration, format-once and daemon starts as the role left them → the
+//! the pyspark sdist and a real Hadoop 3.5 (built from Maven Central by `.ci/hadoop/build`),
+//! both HDFS instances started → the HDFS configuration as the role left them, each
+//! NameNode formatted once, `dfsadmin -report` listing both slaves as live DataNodes → the
 //! cluster's secrets (RPC secret, Spark Connect token) owner-only on the nodes and in no
 //! output → describe / inventory / run-command / login → the master's /json lists 2 ALIVE
 //! workers with the cores and memory the role computed → from the controller, the master's
 //! floating address answers SSH and nothing else (UIs, RPC, Spark Connect, NameNode) → the
 //! REST submission server is off → a PySpark pi job through `submit` lands within 0.01 of
-//! pi, while an application without the RPC secret is refused by the master → a changed
+//! pi, while an application without the RPC secret is refused by the master → a PySpark job
+//! writes a dataset to the default filesystem (the ephemeral HDFS) and reads it back whole
+//! → a file put in the persistent HDFS → a changed
 //! spark-env.sh pushed with copy-dir reaches every node, and restart-spark.yml applies it →
 //! through `tunnel`, headless Chromium opens the master UI and follows a worker link
 //! (reverse proxy), and a PySpark Connect client (`pyspark[connect]` in a venv, the user's
 //! laptop) runs a query with the token from `connect-url`, and is refused without it or
-//! with a wrong one → add-slaves 1 / remove-slaves 1 → stop / start, the job runs again →
-//! destroy --yes leaves no server, group, floating IP or machine.
+//! with a wrong one; the NameNode UI loads through the tunnel → add-slaves 1 (3 live
+//! DataNodes) → a file with one replica, put on the new slave, is read back intact after
+//! remove-slaves 1 decommissioned that slave's DataNodes → stop / start: the job runs again,
+//! the persistent file is intact and neither NameNode was formatted again → destroy --yes
+//! leaves no server, group, floating IP or machine.
 //!
 //! Needs root, OpenSSH, iproute2, rsync, curl, Java 17, chromium, the pyspark and py4j
-//! source distributions (`SPARK_OPENSTACK_PYSPARK_SDIST`, `SPARK_OPENSTACK_PY4J_SDIST`) and
-//! a Python with `pyspark[connect]` (`SPARK_OPENSTACK_CONNECT_PYTHON`), which `.ci/run`
-//! prepares once. Skipped with the reason otherwise, but failed when `CI` is set.
+//! source distributions (`SPARK_OPENSTACK_PYSPARK_SDIST`, `SPARK_OPENSTACK_PY4J_SDIST`), a
+//! Hadoop binary archive (`SPARK_OPENSTACK_HADOOP_DIST`) and a Python with
+//! `pyspark[connect]` (`SPARK_OPENSTACK_CONNECT_PYTHON`), which `.ci/run` prepares once. Skipped with the reason otherwise, but failed when `CI` is set.
 
 mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openstack_client::{Cloud, LoadOptions, config};
 use serde_json::Value;
@@ -36,6 +42,8 @@ use serde_json::Value;
 struct Inputs {
     sdist: PathBuf,
     py4j: PathBuf,
+    /// A Hadoop binary archive (`.ci/hadoop/build`'s, from Maven Central).
+    hadoop: PathBuf,
     chromium: PathBuf,
     /// Python of a venv with `pyspark[connect]`: the user's laptop, for Spark Connect.
     connect_python: PathBuf,
@@ -70,6 +78,7 @@ fn inputs() -> Result<Inputs, String> {
     Ok(Inputs {
         sdist: file("SPARK_OPENSTACK_PYSPARK_SDIST")?,
         py4j: file("SPARK_OPENSTACK_PY4J_SDIST")?,
+        hadoop: file("SPARK_OPENSTACK_HADOOP_DIST")?,
         chromium,
         connect_python: file("SPARK_OPENSTACK_CONNECT_PYTHON")?,
     })
@@ -183,7 +192,18 @@ fn connect_client(inputs: &Inputs, url: &str) -> (bool, String) {
 
 /// Headless Chromium's DOM of `url` after the page loaded.
 fn browse(inputs: &Inputs, w: &World, url: &str) -> String {
+    browse_with(inputs, w, url, &[])
+}
+
+/// Headless Chromium's DOM of `url` once its scripts had up to 10 s (virtual time) to fetch
+/// and render their data, as the NameNode UI's pages do from /jmx.
+fn browse_scripted(inputs: &Inputs, w: &World, url: &str) -> String {
+    browse_with(inputs, w, url, &["--virtual-time-budget=10000"])
+}
+
+fn browse_with(inputs: &Inputs, w: &World, url: &str, extra: &[&str]) -> String {
     let out = Command::new(&inputs.chromium)
+        .args(extra)
         .args([
             "--headless",
             "--no-sandbox",
@@ -202,22 +222,6 @@ fn browse(inputs: &Inputs, w: &World, url: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "chromium {url}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The stand-in Hadoop archive (`tests/fixtures/hadoop-standin`), packed as a release is.
-fn hadoop_standin(w: &World) -> PathBuf {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let archive = w.path("hadoop-standin.tar.gz");
-    let out = Command::new("tar")
-        .arg("-czf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&fixtures)
-        .arg("hadoop-standin")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tar: {out:?}");
-    archive
 }
 
 /// `run-command` output of one host, without the `host | ok | rc=0 >>` line.
@@ -246,20 +250,64 @@ fn properties(xml: &str) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
-/// How many `namenode -format` the stand-in recorded on the master, both instances.
-fn format_calls(w: &World) -> usize {
+/// The HDFS instances: name, NameNode RPC port, name directory on the master.
+const HDFS: [(&str, u16, &str); 2] = [
+    ("ephemeral-hdfs", 9000, "/mnt/ephemeral-hdfs/name"),
+    (
+        "persistent-hdfs",
+        9010,
+        "/home/debian/persistent-hdfs-data/name",
+    ),
+];
+
+/// The identity of each instance's formatted filesystem (`current/VERSION` of its name
+/// directory without the date comment): a second format would make a new namespaceID,
+/// blockpoolID and cTime.
+fn name_versions(w: &World) -> Vec<String> {
+    HDFS.iter()
+        .map(|(_, _, name_dir)| {
+            let v = on(
+                w,
+                &["--master-only"],
+                &format!("grep -v '^#' {name_dir}/current/VERSION | sort"),
+            );
+            assert!(v.contains("namespaceID="), "{v}");
+            v
+        })
+        .collect()
+}
+
+/// `hdfs dfsadmin -report` of an instance, run on the master.
+fn hdfs_report(w: &World, inst: &str) -> String {
     on(
         w,
         &["--master-only"],
-        "cat ephemeral-hdfs/calls.log persistent-hdfs/calls.log 2>/dev/null",
+        &format!("{inst}/bin/hdfs dfsadmin -report 2>/dev/null"),
     )
-    .matches("namenode -format")
-    .count()
 }
 
-/// What the hdfs role left: every property of both instances' configuration, one
-/// NameNode format each, the ephemeral daemons started (the persistent ones are not, by
-/// default), and Spark's default filesystem on the ephemeral HDFS.
+/// The host names of an instance's live DataNodes, as its NameNode reports them.
+fn live_datanodes(w: &World, inst: &str) -> BTreeSet<String> {
+    let report = on(
+        w,
+        &["--master-only"],
+        &format!("{inst}/bin/hdfs dfsadmin -report -live 2>/dev/null"),
+    );
+    report
+        .lines()
+        .filter_map(|l| l.strip_prefix("Hostname: "))
+        .map(|h| h.trim().to_string())
+        .collect()
+}
+
+fn host_set(hosts: &[&str]) -> BTreeSet<String> {
+    hosts.iter().map(|h| h.to_string()).collect()
+}
+
+/// What the hdfs role left: every property of both instances' configuration, each NameNode
+/// formatted with its cluster id, both instances running (the test starts the persistent
+/// one) with both slaves' DataNodes live, and Spark's default filesystem on the ephemeral
+/// HDFS with the cluster's replication.
 fn check_hdfs(w: &World) {
     let m = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
         pairs
@@ -323,32 +371,51 @@ fn check_hdfs(w: &World) {
                     "false"
                 ),
                 ("dfs.permissions.enabled", "false"),
+                (
+                    "dfs.hosts.exclude",
+                    &format!("/home/debian/{inst}/etc/hadoop/dfs.exclude"),
+                ),
+                ("dfs.namenode.decommission.interval", "10s"),
+                ("dfs.namenode.safemode.extension", "5000"),
             ]),
             "{inst} hdfs-site.xml"
         );
     }
-    let master_calls = on(w, &["--master-only"], "cat ephemeral-hdfs/calls.log");
-    assert_eq!(
-        master_calls.lines().collect::<Vec<_>>(),
-        [
-            "namenode -format -nonInteractive -clusterId demo-ephemeral-hdfs",
-            "--daemon status namenode",
-            "--daemon start namenode",
-            "--daemon status secondarynamenode",
-            "--daemon start secondarynamenode",
-        ]
-    );
-    assert_eq!(
-        on(w, &["--master-only"], "cat persistent-hdfs/calls.log").trim(),
-        "namenode -format -nonInteractive -clusterId demo-persistent-hdfs"
-    );
-    let all = w.cluster(&["run-command", "demo", "cat ephemeral-hdfs/calls.log"]);
-    assert_eq!(all.matches("--daemon start datanode").count(), 2, "{all}");
+    for ((inst, _, _), version) in HDFS.iter().zip(name_versions(w)) {
+        assert!(
+            version.contains(&format!("clusterID=demo-{inst}\n")),
+            "{inst}: {version}"
+        );
+        let daemons = on(
+            w,
+            &["--master-only"],
+            &format!(
+                "{inst}/bin/hdfs --daemon status namenode && {inst}/bin/hdfs --daemon status secondarynamenode"
+            ),
+        );
+        assert_eq!(
+            daemons.matches("is running as process").count(),
+            2,
+            "{daemons}"
+        );
+        assert_eq!(
+            live_datanodes(w, inst),
+            host_set(&["demo-slave-1", "demo-slave-2"]),
+            "{inst}: {}",
+            hdfs_report(w, inst)
+        );
+    }
     let conf = on(w, &["--master-only"], "cat spark/conf/spark-defaults.conf");
     assert!(
         conf.lines()
             .any(|l| l.split_whitespace().collect::<Vec<_>>()
                 == ["spark.hadoop.fs.defaultFS", "hdfs://demo-master:9000"]),
+        "{conf}"
+    );
+    assert!(
+        conf.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["spark.hadoop.dfs.replication", "2"]),
         "{conf}"
     );
 }
@@ -424,13 +491,16 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         }
     };
     let w = up();
-    let hadoop = hadoop_standin(&w);
     // The role variables every command that configures nodes gets. The kernel tuning is off
-    // because the machines share the host's kernel.
+    // because the machines share the host's kernel; the HDFS daemons' heaps are small so
+    // that three machines' JVMs (two NameNodes and secondaries, four DataNodes, Spark) fit
+    // beside each other on one host. The persistent HDFS runs too, to be checked.
     let role_vars = [
         format!("spark_source={}", inputs.sdist.display()),
         format!("spark_py4j_source={}", inputs.py4j.display()),
-        format!("hadoop_source={}", hadoop.display()),
+        format!("hadoop_source={}", inputs.hadoop.display()),
+        "hdfs_heapsize_max=256m".to_string(),
+        "hdfs_persistent_start=true".to_string(),
         "common_tune_system=false".to_string(),
     ];
     let with_vars = |args: &[&str]| -> String {
@@ -454,12 +524,19 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
             "m1.large",
         ])
     };
+    let started = Instant::now();
     let first = launch();
     assert!(
         first.contains("Cluster demo: running (3 node(s))"),
         "{first}"
     );
+    // launch returns once every slave's DataNode is live in both instances (the role waits).
+    eprintln!(
+        "FIGURE launch to a running HDFS (1 master + 2 slaves, both instances, every DataNode live): {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     check_hdfs(&w);
+    let versions = name_versions(&w);
     // A second launch converges without touching anything, HDFS formats included.
     let out = launch();
     // The recap is in the full log, whose path launch prints.
@@ -476,9 +553,29 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
             .lines()
             .find(|l| l.starts_with(host) && l.contains("changed="))
             .unwrap_or_else(|| panic!("no recap line for {host}:\n{log}"));
-        assert!(recap.contains("changed=0 "), "{recap}");
+        // The tasks that changed something, with their TASK line, to say what did not converge.
+        let changed: Vec<String> = log
+            .lines()
+            .scan(String::new(), |task, l| {
+                if l.starts_with("TASK [") {
+                    *task = l.to_string();
+                }
+                Some((task.clone(), l))
+            })
+            .filter(|(_, l)| l.starts_with(&format!("changed: [{host}]")))
+            .map(|(t, l)| format!("{t}\n{l}"))
+            .collect();
+        assert!(
+            recap.contains("changed=0 "),
+            "{recap}\n{}",
+            changed.join("\n")
+        );
     }
-    assert_eq!(format_calls(&w), 2, "one format per HDFS instance");
+    assert_eq!(
+        name_versions(&w),
+        versions,
+        "a NameNode was formatted again"
+    );
     let secrets = check_secrets(&w, &[&first, &out, &first_log, &log]);
 
     // The cluster as the cloud and the inventory see it.
@@ -539,7 +636,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     // the floating address lets SSH in and nothing else: not the UIs, not the master's RPC
     // port, not Spark Connect.
     assert!(reachable_from_controller(&addr, 22));
-    for port in [8080, 7077, 15002, 9870] {
+    for port in [8080, 7077, 15002, 9000, 9870, 9010, 9880] {
         assert!(
             !reachable_from_controller(&addr, port),
             "port {port} of the master's floating address answers the controller"
@@ -586,6 +683,65 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
             .contains(&secrets.0),
         "describe shows the RPC secret"
     );
+
+    // A PySpark job writes a dataset to the default filesystem, the ephemeral HDFS, and
+    // reads every row back; the NameNode has it, with the cluster's replication.
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spark/hdfs_roundtrip.py");
+    let out = w.cluster(&[
+        "submit",
+        "demo",
+        app.to_str().unwrap(),
+        "/e2e/roundtrip",
+        "2000000",
+    ]);
+    let field = |name: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no `{name}` in the job's output:\n{out}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("defaultFS"), "hdfs://demo-master:9000", "{out}");
+    assert_eq!(
+        field("written to"),
+        "hdfs://demo-master:9000/e2e/roundtrip",
+        "{out}"
+    );
+    assert_eq!(field("rows"), "2000000", "{out}");
+    assert_eq!(field("checksum"), "ok", "{out}");
+    let bytes: f64 = field("bytes").parse().unwrap();
+    let (write_s, read_s): (f64, f64) = (
+        field("write_s").parse().unwrap(),
+        field("read_s").parse().unwrap(),
+    );
+    assert!(bytes > 50e6, "{out}");
+    eprintln!(
+        "FIGURE PySpark on the ephemeral HDFS: {:.0} MB of Parquet (2M rows, replication 2) written in {write_s:.1} s ({:.1} MB/s), read back in {read_s:.1} s ({:.1} MB/s)",
+        bytes / 1e6,
+        bytes / 1e6 / write_s,
+        bytes / 1e6 / read_s
+    );
+    let fsck = on(
+        &w,
+        &["--master-only"],
+        "ephemeral-hdfs/bin/hdfs fsck /e2e/roundtrip 2>/dev/null",
+    );
+    assert!(
+        fsck.contains("is HEALTHY") && fsck.contains("Average block replication:\t2.0"),
+        "{fsck}"
+    );
+
+    // A file in the persistent HDFS, to be found intact after stop / start.
+    let put = on(
+        &w,
+        &["--master-only"],
+        "head -c 20000000 /dev/urandom > /tmp/keep.bin && \
+         persistent-hdfs/bin/hdfs dfs -mkdir -p /keep && \
+         persistent-hdfs/bin/hdfs dfs -put -f /tmp/keep.bin /keep/keep.bin && \
+         md5sum < /tmp/keep.bin && rm /tmp/keep.bin",
+    );
+    let keep_md5 = put.split_whitespace().next().unwrap().to_string();
+    assert_eq!(keep_md5.len(), 32, "{put}");
 
     // A changed spark-env.sh pushed from the controller reaches every node, and
     // restart-spark.yml (run from a directory without playbooks/) applies it.
@@ -663,6 +819,27 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         "{worker_page}"
     );
 
+    // Both NameNode UIs through the same tunnel: the overview, rendered by its scripts
+    // from the NameNode's /jmx, names the NameNode and counts the live DataNodes.
+    for (service, rpc) in [("hdfs_namenode", 9000), ("hdfs_persistent_namenode", 9010)] {
+        let url = tunnel.services[service]["url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {service} in {}", tunnel.services))
+            .trim_end_matches('/')
+            .to_string();
+        assert!(url.starts_with("http://localhost:"), "{url}");
+        let page = browse_scripted(&inputs, &w, &format!("{url}/dfshealth.html"));
+        assert!(
+            page.contains(&format!("'demo-master:{rpc}'"))
+                && page.contains("dfshealth-namenode-active\">active</span>)"),
+            "{service}: {page}"
+        );
+        assert!(
+            page.contains("Live Nodes") && page.contains(">2 (Decommissioned: 0"),
+            "{service}: {page}"
+        );
+    }
+
     // Spark Connect from the laptop through the same tunnel: its line names the token's
     // file (owner-only, the master's token), never the token itself.
     let connect = &tunnel.services["spark_connect"];
@@ -708,9 +885,101 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     // recorded with the cluster (a new slave would otherwise fetch Spark from Apache).
     w.cluster(&["add-slaves", "demo", "1"]);
     assert_eq!(alive_workers(&w).len(), 3);
-    w.cluster(&["remove-slaves", "demo", "1", "--yes"]);
+    let three = host_set(&["demo-slave-1", "demo-slave-2", "demo-slave-3"]);
+    for (inst, _, _) in HDFS {
+        assert_eq!(live_datanodes(&w, inst), three, "{}", hdfs_report(&w, inst));
+    }
+    // A file whose only replica is on the slave about to go: a client on a DataNode's
+    // machine writes the first replica there.
+    let solo = on(
+        &w,
+        &["--master-only"],
+        "ssh demo-slave-3 'head -c 30000000 /dev/urandom > /tmp/solo.bin && \
+           ephemeral-hdfs/bin/hdfs dfs -D dfs.replication=1 -put -f /tmp/solo.bin /solo.bin && \
+           md5sum < /tmp/solo.bin && rm /tmp/solo.bin'",
+    );
+    let solo_md5 = solo.split_whitespace().next().unwrap().to_string();
+    assert_eq!(solo_md5.len(), 32, "{solo}");
+    let slave3_ip = on(&w, &["--master-only"], "getent hosts demo-slave-3")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let locations = || {
+        on(
+            &w,
+            &["--master-only"],
+            "ephemeral-hdfs/bin/hdfs fsck /solo.bin -files -blocks -locations 2>/dev/null",
+        )
+    };
+    let before = locations();
+    let holders: BTreeSet<&str> = before
+        .split("DatanodeInfoWithStorage[")
+        .skip(1)
+        .filter_map(|s| s.split(':').next())
+        .collect();
+    assert_eq!(
+        holders,
+        BTreeSet::from([slave3_ip.as_str()]),
+        "the file's blocks must be on demo-slave-3 only: {before}"
+    );
+    let removing = Instant::now();
+    let out = w.cluster(&["remove-slaves", "demo", "1", "--yes"]);
+    eprintln!(
+        "FIGURE remove-slaves 1 with its DataNodes decommissioned (30 MB to move): {:.0} s",
+        removing.elapsed().as_secs_f64()
+    );
     let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
-    assert_eq!(d["slaves"].as_array().unwrap().len(), 2, "{d}");
+    assert_eq!(d["slaves"].as_array().unwrap().len(), 2, "{d}\n{out}");
+    let back = on(
+        &w,
+        &["--master-only"],
+        "ephemeral-hdfs/bin/hdfs dfs -cat /solo.bin | md5sum",
+    );
+    assert_eq!(
+        back.split_whitespace().next(),
+        Some(solo_md5.as_str()),
+        "the file put on the removed slave came back different: {back}\n{}",
+        locations()
+    );
+    // The NameNode still lists the removed node's (decommissioned, dead) replica; the
+    // live one is on a slave that stays.
+    let after = locations();
+    let holders: BTreeSet<&str> = after
+        .split("DatanodeInfoWithStorage[")
+        .skip(1)
+        .filter_map(|s| s.split(':').next())
+        .filter(|ip| *ip != slave3_ip)
+        .collect();
+    assert!(
+        after.contains("is HEALTHY") && after.contains("Live_repl=1") && holders.len() == 1,
+        "{after}"
+    );
+    // Two DataNodes in service. The deleted slave's counts as live (Decommissioned) until
+    // the NameNode misses its heartbeats for 10.5 minutes.
+    for (inst, _, _) in HDFS {
+        let report = hdfs_report(&w, inst);
+        let mut in_service = BTreeSet::new();
+        let mut host = "";
+        for l in report.lines() {
+            if let Some(h) = l.strip_prefix("Hostname: ") {
+                host = h.trim();
+            } else if let Some(st) = l.strip_prefix("Decommission Status : ") {
+                match (host, st.trim()) {
+                    ("demo-slave-3", st) => assert_eq!(st, "Decommissioned", "{report}"),
+                    (h, "Normal") => {
+                        in_service.insert(h.to_string());
+                    }
+                    (h, st) => panic!("{inst}: {h} is {st}:\n{report}"),
+                }
+            }
+        }
+        assert_eq!(
+            in_service,
+            host_set(&["demo-slave-1", "demo-slave-2"]),
+            "{report}"
+        );
+    }
 
     // Stop and start: the same cluster comes back and runs the job again.
     w.cluster(&["stop", "demo", "--yes"]);
@@ -726,8 +995,31 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     let estimate = pi(&w);
     assert!((estimate - std::f64::consts::PI).abs() < 0.01, "{estimate}");
 
-    // Persistent and ephemeral HDFS kept their name directories: never formatted again.
-    assert_eq!(format_calls(&w), 2, "one format per HDFS instance");
+    // Persistent and ephemeral HDFS kept their name directories: never formatted again;
+    // the persistent HDFS's file is intact, and both slaves' DataNodes are back.
+    assert_eq!(
+        name_versions(&w),
+        versions,
+        "a NameNode was formatted again"
+    );
+    let kept = on(
+        &w,
+        &["--master-only"],
+        "persistent-hdfs/bin/hdfs dfs -cat /keep/keep.bin | md5sum",
+    );
+    assert_eq!(
+        kept.split_whitespace().next(),
+        Some(keep_md5.as_str()),
+        "{kept}"
+    );
+    for (inst, _, _) in HDFS {
+        assert_eq!(
+            live_datanodes(&w, inst),
+            host_set(&["demo-slave-1", "demo-slave-2"]),
+            "{}",
+            hdfs_report(&w, inst)
+        );
+    }
 
     // Destroy: nothing of the cluster is left, in the cloud or on the host.
     assert!(!w.namespaces().is_empty());

@@ -116,12 +116,16 @@ pub enum ClusterCommand {
         #[command(flatten)]
         shape: GrowShape,
     },
-    /// Remove the N highest-numbered slaves.
+    /// Remove the N highest-numbered slaves, their HDFS DataNodes decommissioned first.
     RemoveSlaves {
         cluster: String,
         count: u32,
         #[arg(long)]
         keep_volumes: bool,
+        /// Only delete the servers: no SSH, so no HDFS decommissioning (for nodes that were
+        /// never configured or cannot be reached).
+        #[arg(long)]
+        cloud_only: bool,
         #[arg(short = 'y', long)]
         yes: bool,
         #[command(flatten)]
@@ -408,6 +412,7 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
             cluster,
             count,
             keep_volumes,
+            cloud_only,
             yes,
             common,
         } => {
@@ -424,7 +429,8 @@ async fn dispatch(cmd: ClusterCommand, os_cloud: Option<String>, verbose: u8) ->
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
-            cmds::run_playbooks(&ctx, "remove-slaves", extra, Show::Progress, true).await
+            // The master is reached (not cloud-only) to decommission the leaving DataNodes.
+            cmds::run_playbooks(&ctx, "remove-slaves", extra, Show::Progress, cloud_only).await
         }
         C::RunCommand {
             cluster,
