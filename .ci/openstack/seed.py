@@ -184,7 +184,7 @@ def compute(nova_conf, hosts):
     left = a.call("GET", "compute", "/servers?all_tenants=1")["servers"]
     for s in left:
         log("delete leftover server", s["id"], s["name"])
-        a.call("POST", "compute", f"/servers/{s['id']}/action", {"resetState": {"state": "error"}},
+        a.call("POST", "compute", f"/servers/{s['id']}/action", {"os-resetState": {"state": "error"}},
                ok=(202, 404, 409))
         a.call("DELETE", "compute", f"/servers/{s['id']}", ok=(204, 404))
     deadline = time.time() + 120
