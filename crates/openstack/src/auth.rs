@@ -23,6 +23,8 @@ pub struct Token {
     pub value: Secret,
     pub expires_at: DateTime<Utc>,
     pub project_id: Option<String>,
+    /// The user the token was issued to: EC2 credentials live under `/v3/users/{id}`.
+    pub user_id: Option<String>,
     pub catalog: Vec<CatalogService>,
 }
 
@@ -58,11 +60,49 @@ pub fn service_type_aliases(service: &str) -> &'static [&'static str] {
     }
 }
 
+/// The catalog types to look for: the known aliases, else the type as given (a catalog
+/// may carry any type: "s3", "object-store", "key-manager", ...).
+fn catalog_types(service: &str) -> Vec<&str> {
+    match service_type_aliases(service) {
+        [] => vec![service],
+        known => known.to_vec(),
+    }
+}
+
 impl Token {
-    /// The endpoint URL for `service` on `interface` in `region`.
+    /// The endpoint URL for `service` on `interface` in `region`; a catalog without the
+    /// service is an error that lists what it has.
     pub fn endpoint(&self, service: &str, interface: &str, region: Option<&str>) -> Result<String> {
-        for alias in service_type_aliases(service) {
-            let Some(svc) = self.catalog.iter().find(|s| s.service_type == *alias) else {
+        if let Some(url) = self.find_endpoint(service, interface, region)? {
+            return Ok(url);
+        }
+        let types: Vec<&str> = self
+            .catalog
+            .iter()
+            .map(|s| s.service_type.as_str())
+            .collect();
+        Err(CloudError::Auth(format!(
+            "the service catalog has no '{service}' service (it lists: {}); this cloud cannot be used for that",
+            if types.is_empty() {
+                "nothing".to_string()
+            } else {
+                types.join(", ")
+            }
+        )))
+    }
+
+    /// Like [`Token::endpoint`], but `Ok(None)` when the catalog has no such service, for
+    /// optional services (object storage, S3) whose absence the caller handles. A service
+    /// that is there but not on `interface` in `region` is still an error: that is a
+    /// setting to fix, not a missing service.
+    pub fn find_endpoint(
+        &self,
+        service: &str,
+        interface: &str,
+        region: Option<&str>,
+    ) -> Result<Option<String>> {
+        for alias in catalog_types(service) {
+            let Some(svc) = self.catalog.iter().find(|s| s.service_type == alias) else {
                 continue;
             };
             let found = svc.endpoints.iter().find(|e| {
@@ -78,7 +118,7 @@ impl Token {
                     .replace("$(tenant_id)s", self.project_id.as_deref().unwrap_or(""))
                     .replace("%(project_id)s", self.project_id.as_deref().unwrap_or(""))
                     .replace("%(tenant_id)s", self.project_id.as_deref().unwrap_or(""));
-                return Ok(url.trim_end_matches('/').to_string());
+                return Ok(Some(url.trim_end_matches('/').to_string()));
             }
             let regions: Vec<&str> = svc
                 .endpoints
@@ -98,19 +138,7 @@ impl Token {
                 }
             )));
         }
-        let types: Vec<&str> = self
-            .catalog
-            .iter()
-            .map(|s| s.service_type.as_str())
-            .collect();
-        Err(CloudError::Auth(format!(
-            "the service catalog has no '{service}' service (it lists: {}); this cloud cannot be used for that",
-            if types.is_empty() {
-                "nothing".to_string()
-            } else {
-                types.join(", ")
-            }
-        )))
+        Ok(None)
     }
 
     fn fresh(&self) -> bool {
@@ -293,6 +321,8 @@ struct TokenBody {
     #[serde(default)]
     project: Option<IdOnly>,
     #[serde(default)]
+    user: Option<IdOnly>,
+    #[serde(default)]
     catalog: Vec<CatalogService>,
 }
 
@@ -355,6 +385,7 @@ pub async fn authenticate(cfg: &CloudConfig, http: &Transport) -> Result<Token> 
         value: Secret::new(value),
         expires_at,
         project_id: doc.token.project.map(|p| p.id),
+        user_id: doc.token.user.map(|u| u.id),
         catalog: doc.token.catalog,
     })
 }
@@ -443,6 +474,7 @@ mod tests {
             value: Secret::new("x"),
             expires_at: Utc::now(),
             project_id: Some("P".into()),
+            user_id: Some("U".into()),
             catalog: serde_json::from_value(catalog).unwrap(),
         }
     }
@@ -498,5 +530,41 @@ mod tests {
             e.contains("no 'network' service (it lists: compute, volumev3)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn optional_services_of_any_type_are_found_or_none() {
+        let t = token(json!([
+            {"type": "s3", "endpoints": [
+                {"interface": "public", "region_id": "R1", "url": "http://s3:8080/"}]},
+            {"type": "object-store", "endpoints": [
+                {"interface": "public", "region_id": "R1", "url": "http://sw:8080/v1/AUTH_%(project_id)s"}]}
+        ]));
+        assert_eq!(
+            t.find_endpoint("s3", "public", Some("R1"))
+                .unwrap()
+                .as_deref(),
+            Some("http://s3:8080")
+        );
+        assert_eq!(
+            t.find_endpoint("object-store", "public", None)
+                .unwrap()
+                .as_deref(),
+            Some("http://sw:8080/v1/AUTH_P")
+        );
+        assert_eq!(
+            t.find_endpoint("key-manager", "public", None).unwrap(),
+            None
+        );
+        // There, but not where the configuration points: a setting to fix, not absence.
+        let e = t
+            .find_endpoint("s3", "internal", Some("R1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no internal 's3' endpoint in region 'R1'; regions offering it: none"),
+            "{e}"
+        );
+        assert!(t.endpoint("s3", "public", None).is_ok());
     }
 }

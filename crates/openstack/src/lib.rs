@@ -25,13 +25,15 @@
 //!
 //! Layout: [`config`] (clouds.yaml, secure.yaml, OS_*), [`auth`] (tokens, catalog),
 //! [`http`] (concurrency, retries, error mapping), [`error`], and one file per service:
-//! [`compute`], [`network`], [`image`], [`volume`], plus [`wait`] helpers.
+//! [`compute`], [`network`], [`image`], [`volume`], [`identity`] (EC2 credentials,
+//! catalog lookups), plus [`wait`] helpers.
 
 pub mod auth;
 pub mod compute;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod image;
 pub mod network;
 pub mod volume;
@@ -49,6 +51,7 @@ use tokio::sync::OnceCell;
 pub use config::{AuthType, CloudConfig, LoadOptions, Secret};
 pub use error::{CloudError, Result};
 pub use http::{Request, Response, RetryPolicy, Transport, create_idempotently};
+pub use identity::Ec2Credential;
 
 /// The services we talk to; each knows its catalog type and API version suffix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -217,20 +220,27 @@ impl Cloud {
         };
         match self.raw(service, method, &url, body).await {
             Ok(resp) => resp.into_result(),
-            // A catalog's internal/admin URLs are often unreachable from outside the cloud.
-            Err(CloudError::Unreachable {
+            Err(e) => Err(self.interface_hint(e)),
+        }
+    }
+
+    /// A catalog's internal/admin URLs are often unreachable from outside the cloud: an
+    /// unreachable endpoint of such an interface says so.
+    fn interface_hint(&self, e: CloudError) -> CloudError {
+        match e {
+            CloudError::Unreachable {
                 service,
                 url,
                 detail,
-            }) if self.config().interface != "public" => Err(CloudError::Unreachable {
+            } if self.config().interface != "public" => CloudError::Unreachable {
                 detail: format!(
                     "{detail} (this is the '{}' endpoint from the service catalog; try interface: public / OS_INTERFACE=public)",
                     self.config().interface
                 ),
                 service,
                 url,
-            }),
-            Err(e) => Err(e),
+            },
+            e => e,
         }
     }
 
