@@ -21,6 +21,11 @@ P_NOVA=25774
 P_NEUTRON=25696
 P_GLANCE=25292
 P_CINDER=25776
+# Swift: the proxy (Swift API under /v1, S3 API at /) and its three storage servers.
+P_SWIFT=25880
+P_SWIFT_ACCOUNT=25882
+P_SWIFT_CONTAINER=25881
+P_SWIFT_OBJECT=25883
 
 # Nova's compute hosts (FakeDriver): one availability zone each.
 COMPUTE_HOSTS=(realstack-1 realstack-2)

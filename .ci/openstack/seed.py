@@ -27,6 +27,8 @@ URL = {
     "image": f"http://{H}:{E['P_GLANCE']}",
     "volumev3": f"http://{H}:{E['P_CINDER']}/v3/%(project_id)s",
     "block-storage": f"http://{H}:{E['P_CINDER']}/v3/%(project_id)s",
+    "object-store": f"http://{H}:{E['P_SWIFT']}/v1/AUTH_%(project_id)s",
+    "s3": f"http://{H}:{E['P_SWIFT']}",
 }
 SERVICE_NAMES = {
     "compute": "nova",
@@ -35,6 +37,8 @@ SERVICE_NAMES = {
     "image": "glance",
     "volumev3": "cinderv3",
     "block-storage": "cinder",
+    "object-store": "swift",
+    "s3": "s3",
 }
 FLAVORS = [  # devcloud's (crates/devcloud/src/seed.rs): id, name, vcpus, ram GiB, disk, ephemeral
     ("1", "m1.tiny", 1, 1, 10, 0),
@@ -124,7 +128,7 @@ def identity():
         projects[p] = ensure(a, "identity", "/projects", "project", {"name": p},
                              {"name": p, "domain_id": "default"})["id"]
     users = [(u, E["SERVICE_PASS"], "service", ("admin", "service"))
-             for u in ("nova", "neutron", "glance", "cinder", "placement")]
+             for u in ("nova", "neutron", "glance", "cinder", "placement", "swift")]
     users.append(("demo", E["DEMO_PASS"], "demo", ("member", "reader")))
     for name, pw, project, rs in users:
         u = a.find("identity", "/users", "users", name=name)
