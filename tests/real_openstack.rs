@@ -127,12 +127,17 @@ impl Real {
 
     /// The witness: the `openstack` CLI on `cloud`, JSON output.
     fn os_on(&self, cloud: &str, args: &[&str]) -> Value {
+        self.os_in(&self.clouds_yaml, cloud, args)
+    }
+
+    /// The `openstack` CLI on `cloud` of another clouds.yaml (a project made by a test).
+    fn os_in(&self, clouds_yaml: &Path, cloud: &str, args: &[&str]) -> Value {
         let out = Command::new(&self.os_bin)
             .arg("--os-cloud")
             .arg(cloud)
             .args(args)
             .args(["-f", "json"])
-            .env("OS_CLIENT_CONFIG_FILE", &self.clouds_yaml)
+            .env("OS_CLIENT_CONFIG_FILE", clouds_yaml)
             .env_remove("OS_CLOUD")
             .output()
             .unwrap_or_else(|e| panic!("cannot run {} (OPENSTACK_BIN): {e}", self.os_bin));
@@ -1393,4 +1398,221 @@ fn raw_client_calls_behave_the_same_on_devcloud_and_real_openstack() {
         diffs.len(),
         diffs.join("\n")
     );
+}
+
+// --- object storage: EC2 credentials, the catalog, S3 through Swift ------------------------
+
+/// A new project with one member user, and a clouds.yaml (cloud `fresh`) for that user;
+/// deleted again on drop. EC2 credentials are per user and project, so a fresh pair is
+/// the only way to see "created once" on a cloud that outlives test runs.
+struct FreshProject<'a> {
+    real: &'a Real,
+    name: String,
+    yaml: PathBuf,
+}
+
+impl<'a> FreshProject<'a> {
+    fn new(real: &'a Real, tag: &str) -> FreshProject<'a> {
+        let name = unique(tag);
+        let a = &real.admin;
+        let password = unique("pw");
+        real.os_on(a, &["project", "create", &name]);
+        real.os_on(
+            a,
+            &[
+                "user",
+                "create",
+                "--project",
+                &name,
+                "--password",
+                &password,
+                &name,
+            ],
+        );
+        real.os_do(
+            a,
+            &["role", "add", "--project", &name, "--user", &name, "member"],
+        );
+        let yaml = std::fs::read_to_string(&real.clouds_yaml).expect("clouds.yaml");
+        let auth_url = yaml
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("auth_url:"))
+            .map(|u| u.trim().to_string())
+            .expect("an auth_url in clouds.yaml");
+        let path = real.path(&format!("{name}-clouds.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "clouds:\n  fresh:\n    auth:\n      auth_url: {auth_url}\n      username: {name}\n      \
+                 password: {password}\n      project_name: {name}\n      user_domain_name: Default\n      \
+                 project_domain_name: Default\n    region_name: RegionOne\n    interface: public\n"
+            ),
+        )
+        .expect("write the fresh project's clouds.yaml");
+        FreshProject {
+            real,
+            name,
+            yaml: path,
+        }
+    }
+}
+
+impl Drop for FreshProject<'_> {
+    fn drop(&mut self) {
+        // Keystone deletes a deleted user's credentials with it.
+        for what in ["user", "project"] {
+            let _ = Command::new(&self.real.os_bin)
+                .args(["--os-cloud", &self.real.admin, what, "delete", &self.name])
+                .env("OS_CLIENT_CONFIG_FILE", &self.real.clouds_yaml)
+                .env_remove("OS_CLOUD")
+                .output();
+        }
+    }
+}
+
+/// One S3 request signed with AWS Signature V4 by a real S3 client (curl's
+/// `--aws-sigv4`), with the payload hash S3 requires in `x-amz-content-sha256` (curl 7.88
+/// does not send it by itself). Returns the status and body; the secret never appears in
+/// an assertion message.
+fn s3(method: &str, url: &str, access: &str, secret: &str, body: &[u8]) -> (u16, String) {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("body");
+    let out = dir.path().join("out");
+    std::fs::write(&data, body).expect("write body");
+    let sha = hex::encode(sha2::Sha256::digest(body));
+    let res = Command::new("curl")
+        .args(["-sS", "-X", method, "--aws-sigv4", "aws:amz:RegionOne:s3"])
+        .arg("--user")
+        .arg(format!("{access}:{secret}"))
+        .arg("-H")
+        .arg(format!("x-amz-content-sha256: {sha}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", data.display()))
+        .args(["-H", "Content-Type: application/octet-stream"])
+        .arg("-o")
+        .arg(&out)
+        .args(["-w", "%{http_code}", url])
+        .output()
+        .expect("run curl");
+    let (code, stdout, stderr) = text(&res);
+    assert_eq!(code, 0, "curl {method} {url}: {stderr}");
+    let status = stdout.trim().parse().unwrap_or(0);
+    (status, std::fs::read_to_string(&out).unwrap_or_default())
+}
+
+#[test]
+fn ec2_credentials_and_s3_through_swift_against_real_openstack() {
+    let Some(real) = real("ec2_credentials_and_s3_through_swift_against_real_openstack") else {
+        return;
+    };
+    let fresh = FreshProject::new(&real, "s3");
+    let project_id = st(&real.os_on(&real.admin, &["project", "show", &fresh.name])["id"]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let c = rt
+        .block_on(Cloud::connect(&load_cloud(&fresh.yaml, "fresh")))
+        .expect("connect as the fresh project's user");
+
+    // The catalog, as Keystone's endpoint list (the CLI) has it.
+    let url_of = |service: &str| {
+        let v = real.os_on(
+            &real.admin,
+            &[
+                "endpoint",
+                "list",
+                "--service",
+                service,
+                "--interface",
+                "public",
+            ],
+        );
+        let e = arr(&v);
+        assert_eq!(e.len(), 1, "public {service} endpoints: {v}");
+        st(&e[0]["URL"]).replace("%(project_id)s", &project_id)
+    };
+    let s3_url = rt.block_on(c.service_endpoint("s3")).expect("s3 lookup");
+    assert_eq!(s3_url, Some(url_of("s3")));
+    let swift_url = rt
+        .block_on(c.service_endpoint("object-store"))
+        .expect("object-store lookup");
+    assert_eq!(swift_url, Some(url_of("object-store")));
+    assert!(
+        swift_url
+            .as_deref()
+            .is_some_and(|u| u.ends_with(&format!("/v1/AUTH_{project_id}"))),
+        "{swift_url:?}"
+    );
+    assert_eq!(
+        rt.block_on(c.service_endpoint("no-such-service-type"))
+            .expect("lookup of an unknown type"),
+        None
+    );
+
+    // EC2 credentials: none yet; ensure creates one, then reuses it.
+    assert!(rt.block_on(c.ec2_credentials()).expect("list").is_empty());
+    let (cred, created) = rt.block_on(c.ensure_ec2_credential()).expect("ensure");
+    assert!(
+        created,
+        "a fresh user has no credential, so ensure creates one"
+    );
+    assert_eq!(cred.project_id, project_id);
+    assert!(!format!("{cred:?}").contains(cred.secret.expose()));
+    let (again, created) = rt
+        .block_on(c.ensure_ec2_credential())
+        .expect("ensure again");
+    assert!(
+        !created,
+        "the second ensure must reuse the first credential"
+    );
+    assert_eq!(again, cred);
+    let witness = real.os_in(&fresh.yaml, "fresh", &["ec2", "credentials", "list"]);
+    let listed: Vec<(String, String, String)> = arr(&witness)
+        .iter()
+        .map(|x| (st(&x["Access"]), st(&x["Project ID"]), st(&x["User ID"])))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(
+            cred.access.clone(),
+            project_id.clone(),
+            cred.user_id.clone()
+        )],
+        "openstack ec2 credentials list"
+    );
+    let mine = rt.block_on(c.ec2_credentials()).expect("list again");
+    assert_eq!(mine, vec![cred.clone()]);
+
+    // S3 through Swift's s3api, signed with the credential; Swift's own API shows the result.
+    let root = s3_url.expect("an s3 endpoint");
+    let bucket = fresh.name.clone();
+    let object = format!("{root}/{bucket}/hello.txt");
+    let (access, secret) = (cred.access.as_str(), cred.secret.expose());
+    let (status, body) = s3("PUT", &format!("{root}/{bucket}"), access, secret, b"");
+    assert_eq!(status, 200, "S3 create bucket: {body}");
+    let (status, body) = s3("PUT", &object, access, secret, b"hello through s3\n");
+    assert_eq!(status, 200, "S3 put object: {body}");
+    let (status, body) = s3("GET", &object, access, secret, b"");
+    assert_eq!((status, body.as_str()), (200, "hello through s3\n"));
+    let objects = real.os_in(&fresh.yaml, "fresh", &["object", "list", &bucket]);
+    assert_eq!(
+        arr(&objects)
+            .iter()
+            .map(|o| st(&o["Name"]))
+            .collect::<Vec<_>>(),
+        vec!["hello.txt"],
+        "openstack object list {bucket}: {objects}"
+    );
+
+    // A wrong secret: Keystone's signature check fails and S3 answers 403.
+    let (status, body) = s3("GET", &object, access, "0123456789abcdef", b"");
+    assert_eq!(status, 403, "wrong secret: {body}");
+    assert!(
+        body.contains("SignatureDoesNotMatch") || body.contains("AccessDenied"),
+        "{body}"
+    );
+
+    let (status, body) = s3("DELETE", &object, access, secret, b"");
+    assert_eq!(status, 204, "S3 delete object: {body}");
+    let (status, body) = s3("DELETE", &format!("{root}/{bucket}"), access, secret, b"");
+    assert_eq!(status, 204, "S3 delete bucket: {body}");
 }
