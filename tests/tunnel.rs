@@ -14,7 +14,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -58,17 +57,6 @@ fn http_server(netns: &str, addr: &str, port: u16, root: &Path) -> Reaped {
         "the HTTP server did not start: {first:?}"
     );
     server
-}
-
-/// `GET path` over HTTP/1.0 through `127.0.0.1:port`: (status line, whole response).
-fn get(port: u16, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the tunnel");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("read the response");
-    let status = resp.lines().next().unwrap_or_default().to_string();
-    (status, resp)
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
@@ -193,14 +181,14 @@ fn tunnel_forwards_what_runs_on_the_master_and_stops_on_sigint() {
 
     // The page through the local port, twice at once (one channel per connection).
     let pages: Vec<_> = (0..2)
-        .map(|_| std::thread::spawn(move || get(asked, "/index.html")))
+        .map(|_| std::thread::spawn(move || support::http_get(asked, "/index.html")))
         .collect();
     for p in pages {
         let (status, body) = p.join().unwrap();
         assert!(status.contains(" 200 "), "{status}\n{body}");
         assert!(body.contains(&token), "{body}");
     }
-    let (status, _) = get(asked, "/no-such-page");
+    let (status, _) = support::http_get(asked, "/no-such-page");
     assert!(status.contains(" 404 "), "{status}");
 
     // Ctrl-C: exit 0, and -v said what was skipped.
@@ -237,7 +225,7 @@ fn tunnel_forwards_what_runs_on_the_master_and_stops_on_sigint() {
         .and_then(|p| p.strip_suffix('/'))
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("{line}"));
-    let (status, body) = get(port, "/");
+    let (status, body) = support::http_get(port, "/");
     assert!(status.contains(" 200 ") && body.contains(&token), "{body}");
     kill(Pid::from_raw(tunnel.0.id() as i32), Signal::SIGTERM).unwrap();
     let st = wait_exit(&mut tunnel.0, Duration::from_secs(20)).expect("stops on SIGTERM");

@@ -184,7 +184,7 @@ pub enum ClusterCommand {
     /// ones skipped.
     Tunnel {
         cluster: String,
-        /// Local port for one service instead of a free one (`spark_master=18080`);
+        /// Local port for one service instead of a free one (`spark_master=28080`);
         /// repeatable.
         #[arg(long = "port", value_name = "NAME=PORT")]
         ports: Vec<String>,
@@ -607,8 +607,17 @@ mod tests {
         for o in OPTIONS {
             let long = format!("--{}", o.name);
             let short = o.short.map(|c| format!("-{c}"));
+            // A flag takes no value: given means on.
+            let value: &[&str] = if o.kind == Kind::Flag {
+                &[]
+            } else {
+                &[good(o)]
+            };
             for flag in std::iter::once(&long).chain(&short) {
-                let shape = launch(&[flag, good(o)]).unwrap_or_else(|e| panic!("{flag}: {e}"));
+                let argv: Vec<&str> = std::iter::once(flag.as_str())
+                    .chain(value.iter().copied())
+                    .collect();
+                let shape = launch(&argv).unwrap_or_else(|e| panic!("{flag}: {e}"));
                 let mut s = Settings::default();
                 shape.layer(&mut s).unwrap();
                 let set = s
@@ -617,13 +626,16 @@ mod tests {
                 assert_eq!(set.origin, long);
                 let typed = match o.kind {
                     Kind::List => json!(["az1", "az2"]),
+                    Kind::Flag => json!(true),
                     Kind::Count(_) | Kind::SizeGb => yaml_json(good(o)),
                     _ => json!(good(o)),
                 };
                 assert_eq!(set.value, typed, "{flag}");
             }
             // add-slaves takes the new slaves' flavor and zones, and nothing else.
-            let grown = command_line(&["add-slaves", "demo", "1", &long, good(o)]);
+            let mut argv = vec!["add-slaves", "demo", "1", long.as_str()];
+            argv.extend(value);
+            let grown = command_line(&argv);
             match grown {
                 Ok(ClusterCommand::AddSlaves { shape, .. }) => {
                     assert!(o.add_slaves, "{long}");
@@ -648,10 +660,12 @@ mod tests {
             .render_long_help()
             .to_string();
         for o in OPTIONS {
-            assert!(
-                help.contains(&format!("--{} <{}>", o.name, o.value_name)),
-                "{help}"
-            );
+            let usage = if o.kind == Kind::Flag {
+                format!("--{}\n", o.name)
+            } else {
+                format!("--{} <{}>", o.name, o.value_name)
+            };
+            assert!(help.contains(&usage), "{help}");
             assert!(help.contains(o.help), "{}: {help}", o.name);
             if let Some(c) = o.short {
                 assert!(help.contains(&format!("-{c}, --{}", o.name)), "{help}");

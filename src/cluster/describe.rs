@@ -13,6 +13,7 @@ use playbook_engine::template::filters::json_bool;
 pub const WEB_UIS: &[(&str, u16, &str)] = &[
     ("spark_master", 8080, "/"),
     ("spark_application", 4040, "/"),
+    ("spark_history", 18080, "/"),
     ("hdfs_namenode", 9870, "/"),
     ("hdfs_persistent_namenode", 9880, "/"),
     ("ganglia", 5080, "/ganglia"),
@@ -20,7 +21,7 @@ pub const WEB_UIS: &[(&str, u16, &str)] = &[
 
 /// The UIs of the services a cluster runs, decided by its role variables (those recorded
 /// at launch, see [`super::recorded`]) with the roles' defaults where unset: HDFS on,
-/// persistent HDFS formatted but not started, Ganglia off.
+/// persistent HDFS formatted but not started, the history server on, Ganglia off.
 pub fn running_uis(vars: &Map<String, Value>) -> Vec<(&'static str, u16, &'static str)> {
     let flag = |k: &str, default: bool| vars.get(k).map_or(default, json_bool);
     let hdfs = flag("hdfs_enabled", true);
@@ -30,6 +31,7 @@ pub fn running_uis(vars: &Map<String, Value>) -> Vec<(&'static str, u16, &'stati
             "hdfs_namenode" => hdfs,
             "hdfs_persistent_namenode" => hdfs && flag("hdfs_persistent_start", false),
             "ganglia" => flag("ganglia_enabled", false),
+            "spark_history" => flag("spark_history_enabled", true),
             _ => true,
         })
         .copied()

@@ -9,11 +9,12 @@
 use super::api::Rule;
 
 /// Web UI ports opened on the master to `--authorized-address`: Spark master (8080),
-/// worker (8081), application UIs (4040-4050), HDFS NameNode (50070 for Hadoop 2, 9870 for
-/// Hadoop 3), Ganglia (5080).
+/// worker (8081), application UIs (4040-4050), history server (18080), HDFS NameNode
+/// (50070 for Hadoop 2, 9870 for Hadoop 3), Ganglia (5080).
 pub const MASTER_UI_PORTS: &[(u16, u16)] = &[
     (8080, 8081),
     (4040, 4050),
+    (18080, 18080),
     (50070, 50070),
     (9870, 9870),
     (5080, 5080),

@@ -19,6 +19,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
 use serde_json::Value;
 
 use super::config::Settings;
+use playbook_engine::template::filters::parse_bool;
 
 /// What a value must look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// An IPv4 or IPv6 network in CIDR notation.
     Cidr,
+    /// On or off: a flag without a value on the command line (given means on), a boolean
+    /// in the config file.
+    Flag,
 }
 
 /// Where the playbooks pass an option.
@@ -142,6 +146,11 @@ impl OptionDef {
                 Some(s) => crate::cluster::secgroups::validate_cidr(s),
                 None => bad("a CIDR such as 203.0.113.7/32".into()),
             },
+            Kind::Flag => match value {
+                Value::Bool(_) => Ok(()),
+                Value::String(s) if parse_bool(s).is_some() => Ok(()),
+                _ => bad("true or false".into()),
+            },
         }
     }
 
@@ -160,10 +169,10 @@ impl OptionDef {
     }
 
     fn arg(&self) -> Arg {
-        let mut a = Arg::new(self.name)
-            .long(self.name)
-            .help(self.help)
-            .value_name(self.value_name);
+        let mut a = Arg::new(self.name).long(self.name).help(self.help);
+        if self.kind != Kind::Flag {
+            a = a.value_name(self.value_name);
+        }
         if let Some(c) = self.short {
             a = a.short(c);
         }
@@ -175,6 +184,7 @@ impl OptionDef {
                 .action(ArgAction::Set)
                 .value_parser(PossibleValuesParser::new(choices)),
             Kind::Text | Kind::Cidr => a.action(ArgAction::Set),
+            Kind::Flag => a.action(ArgAction::SetTrue),
         }
     }
 }
@@ -256,6 +266,22 @@ pub const OPTIONS: &[OptionDef] = &[
     )
     .roles(),
     opt(
+        "object-storage",
+        None,
+        Kind::Flag,
+        "",
+        "Give Spark the cloud's object storage (s3a://BUCKET/...) with your EC2 credentials",
+    )
+    .roles(),
+    opt(
+        "s3-endpoint",
+        None,
+        Kind::Text,
+        "URL",
+        "The S3 API's URL for --object-storage [default: the catalog's s3 service]",
+    )
+    .roles(),
+    opt(
         "slave-volume-size",
         None,
         Kind::SizeGb,
@@ -301,6 +327,9 @@ impl Shape {
             .iter()
             .filter(|o| which(o))
             .filter_map(|o| {
+                if o.kind == Kind::Flag {
+                    return m.get_flag(o.name).then_some((o, Value::Bool(true)));
+                }
                 let raw: Vec<String> = m.try_get_many::<String>(o.name).ok()??.cloned().collect();
                 Some((o, o.cli_value(&raw)))
             })
@@ -392,6 +421,7 @@ pub(crate) mod tests {
             Kind::List => "az1,az2",
             Kind::Choice(choices) => choices[choices.len() - 1],
             Kind::Cidr => "10.0.0.0/8",
+            Kind::Flag => "true",
         }
     }
 
@@ -403,6 +433,7 @@ pub(crate) mod tests {
             Kind::SizeGb => "-3",
             Kind::Choice(_) => "public",
             Kind::Cidr => "foo",
+            Kind::Flag => "maybe",
         }
     }
 

@@ -86,7 +86,7 @@ pub fn parse_ports(args: &[String]) -> Result<BTreeMap<String, u16>, String> {
     for a in args {
         let (name, port) = a
             .split_once('=')
-            .ok_or_else(|| format!("--port {a}: expected NAME=PORT, e.g. spark_master=18080"))?;
+            .ok_or_else(|| format!("--port {a}: expected NAME=PORT, e.g. spark_master=28080"))?;
         if !known.iter().any(|s| s.name == name) {
             let names: Vec<&str> = known.iter().map(|s| s.name).collect();
             return Err(format!(
@@ -422,8 +422,8 @@ mod tests {
 
     #[test]
     fn port_requests_are_checked() {
-        let ok = parse_ports(&["spark_master=18080".into(), "spark_connect=15002".into()]).unwrap();
-        assert_eq!(ok["spark_master"], 18080);
+        let ok = parse_ports(&["spark_master=28080".into(), "spark_connect=15002".into()]).unwrap();
+        assert_eq!(ok["spark_master"], 28080);
         assert_eq!(ok["spark_connect"], 15002);
         for (bad, says) in [
             ("spark_master", "NAME=PORT"),

@@ -12,6 +12,7 @@
 //! at servers themselves.
 
 pub mod cluster;
+pub mod object_storage;
 pub mod server_info;
 
 use std::collections::HashMap;
@@ -62,6 +63,7 @@ pub fn registry() -> Registry {
     let mut reg = Registry::builtin();
     let clouds = Arc::new(Clouds::default());
     reg.register(Arc::new(cluster::ClusterModule::new(clouds.clone())));
-    reg.register(Arc::new(server_info::ServerInfo::new(clouds)));
+    reg.register(Arc::new(server_info::ServerInfo::new(clouds.clone())));
+    reg.register(Arc::new(object_storage::ObjectStorage::new(clouds)));
     reg
 }

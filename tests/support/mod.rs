@@ -96,12 +96,17 @@ impl TestCloud {
     /// (spark_cluster: 50-99, devcloud_netns: 100-149, netns_machines: 150-249,
     /// tunnel: 250-254, the launch output test in cluster_devcloud: 20-39).
     pub fn netns(tag: &str, octets: (u8, u8)) -> TestCloud {
+        Self::netns_with(tag, octets, "")
+    }
+
+    /// [`TestCloud::netns`] with more devcloud.yaml settings (`extra`, whole lines).
+    pub fn netns_with(tag: &str, octets: (u8, u8), extra: &str) -> TestCloud {
         let pid = std::process::id();
         let octet = octets.0 as u32 + pid % octets.1 as u32;
         let prefix = format!("{tag}{}", pid % 10000);
         let config = format!(
             "boot_time: {{min_ms: 300, max_ms: 300}}\naction_time_ms: 200\n\
-             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [2, 5]}}\n"
+             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [2, 5]}}\n{extra}"
         );
         Self::start(tag, &config, &["--backend", "netns"], prefix, octet)
     }
@@ -344,4 +349,17 @@ impl TestCloud {
     pub fn controller_cidr(&self) -> String {
         format!("10.{}.255.1/32", self.octet)
     }
+}
+
+/// `GET path` over HTTP/1.0 on `127.0.0.1:port` (a tunnel's local end): (status line,
+/// whole response).
+pub fn http_get(port: u16, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the tunnel");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read the response");
+    let status = resp.lines().next().unwrap_or_default().to_string();
+    (status, resp)
 }

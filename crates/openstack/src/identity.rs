@@ -142,6 +142,26 @@ impl Cloud {
         tok.find_endpoint(service_type, &cfg.interface, cfg.region_name.as_deref())
     }
 
+    /// The region of the endpoint [`Cloud::service_endpoint`] picks for the first of
+    /// `service_types` the catalog has: the configured region when one is set, else the
+    /// endpoint's own. S3 signatures name it, and Swift's s3api refuses any other.
+    pub async fn service_region(&self, service_types: &[&str]) -> Result<Option<String>> {
+        let cfg = self.config();
+        if let Some(r) = &cfg.region_name {
+            return Ok(Some(r.clone()));
+        }
+        let tok = self.session.token(&self.http).await?;
+        Ok(service_types.iter().find_map(|t| {
+            tok.catalog
+                .iter()
+                .find(|s| s.service_type == *t)?
+                .endpoints
+                .iter()
+                .find(|e| e.interface == cfg.interface)
+                .and_then(|e| e.region_id.clone().or_else(|| e.region.clone()))
+        }))
+    }
+
     /// The token's user and project; EC2 credentials need both.
     async fn user_and_project(&self) -> Result<(String, String)> {
         let tok = self.session.token(&self.http).await?;
