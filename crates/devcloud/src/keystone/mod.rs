@@ -11,6 +11,8 @@ use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
 mod app_creds;
+mod ec2;
+pub mod ec2sig;
 
 use app_creds::{create_app_cred, delete_app_cred, list_app_creds, show_app_cred};
 
@@ -19,7 +21,7 @@ use super::server::{AppState, Ctx, parse_body};
 use super::state::{AppCred, State as Cloud, Token, User, new_hex_id};
 
 const ID: Service = Service::Identity;
-const TOKEN_LIFETIME_HOURS: i64 = 12;
+pub(crate) const TOKEN_LIFETIME_HOURS: i64 = 12;
 pub const REGION: &str = "RegionOne";
 pub const DOMAIN_ID: &str = "default";
 pub const DOMAIN_NAME: &str = "Default";
@@ -42,6 +44,17 @@ pub fn router() -> Router<AppState> {
             "/v3/users/{user_id}/application_credentials/{id}",
             get(show_app_cred).delete(delete_app_cred),
         )
+        .route(
+            "/v3/users/{user_id}/credentials/OS-EC2",
+            get(ec2::list_ec2).post(ec2::create_ec2),
+        )
+        .route(
+            "/v3/users/{user_id}/credentials/OS-EC2/{access}",
+            get(ec2::show_ec2).delete(ec2::delete_ec2),
+        )
+        .route("/v3/credentials", get(ec2::list_credentials))
+        .route("/v3/credentials/{id}", get(ec2::show_credential))
+        .route("/v3/s3tokens", get(ec2::s3tokens_get).post(ec2::s3tokens))
 }
 
 fn version_doc(base: &str) -> Value {
@@ -296,7 +309,7 @@ fn token_response(
     t: &Token,
     catalog: bool,
 ) -> Response {
-    let body = app.store.read(|s| token_body(&app.base_url, s, t, catalog));
+    let body = app.store.read(|s| token_body(app, s, t, catalog));
     let mut resp = (status, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(id) {
         resp.headers_mut().insert("x-subject-token", v);
@@ -304,7 +317,7 @@ fn token_response(
     resp
 }
 
-fn token_body(base: &str, s: &Cloud, t: &Token, with_catalog: bool) -> Value {
+fn token_body(app: &AppState, s: &Cloud, t: &Token, with_catalog: bool) -> Value {
     let domain = json!({"id": DOMAIN_ID, "name": DOMAIN_NAME});
     let user_name = s
         .users
@@ -331,7 +344,7 @@ fn token_body(base: &str, s: &Cloud, t: &Token, with_catalog: bool) -> Value {
         tok["roles"] = json!([{"id": "9fe2ff9ee4384b1894a90878d3e92bab", "name": "member"},
                               {"id": "2b8b5cd0d0e44c45b1c7d3b1a3b0e9e4", "name": "reader"}]);
         if with_catalog {
-            tok["catalog"] = catalog(base, pid);
+            tok["catalog"] = catalog(&app.base_url, pid);
         }
     }
     if let Some(ac) = &t.app_cred_id
