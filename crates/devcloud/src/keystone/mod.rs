@@ -1,5 +1,6 @@
 //! Keystone v3: version discovery, token issue/validate/revoke (password, application
-//! credential and token methods), and application credentials.
+//! credential and token methods), application credentials, EC2 credentials and the
+//! `s3tokens` exchange Swift's s3token middleware uses ([`ec2`]).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -344,7 +345,7 @@ fn token_body(app: &AppState, s: &Cloud, t: &Token, with_catalog: bool) -> Value
         tok["roles"] = json!([{"id": "9fe2ff9ee4384b1894a90878d3e92bab", "name": "member"},
                               {"id": "2b8b5cd0d0e44c45b1c7d3b1a3b0e9e4", "name": "reader"}]);
         if with_catalog {
-            tok["catalog"] = catalog(&app.base_url, pid);
+            tok["catalog"] = catalog(&app.base_url, pid, app.object_store_url.as_deref());
         }
     }
     if let Some(ac) = &t.app_cred_id
@@ -357,9 +358,11 @@ fn token_body(app: &AppState, s: &Cloud, t: &Token, with_catalog: bool) -> Value
 }
 
 /// The service catalog: every service on this listener, under its path prefix, with the
-/// same URL for the public, internal and admin interfaces.
-pub fn catalog(base: &str, project_id: &str) -> Value {
-    let services = [
+/// same URL for the public, internal and admin interfaces; with object storage, Swift's
+/// proxy as `object-store` (`/v1/AUTH_<project>`, keystoneauth's reseller prefix) and as
+/// `s3` (its root), as DevStack registers them.
+pub fn catalog(base: &str, project_id: &str, object_store: Option<&str>) -> Value {
+    let mut services = vec![
         ("identity", "keystone", format!("{base}/identity")),
         ("compute", "nova", format!("{base}/compute/v2.1")),
         ("network", "neutron", format!("{base}/network")),
@@ -375,6 +378,14 @@ pub fn catalog(base: &str, project_id: &str) -> Value {
             format!("{base}/volume/v3/{project_id}"),
         ),
     ];
+    if let Some(swift) = object_store {
+        services.push((
+            "object-store",
+            "swift",
+            format!("{swift}/v1/AUTH_{project_id}"),
+        ));
+        services.push(("s3", "s3", swift.to_string()));
+    }
     let entries: Vec<Value> = services
         .iter()
         .map(|(kind, name, url)| {
