@@ -440,3 +440,143 @@ async fn an_unknown_compute_zone_is_refused() {
         .await;
     assert_eq!(status, 202, "{v}");
 }
+
+/// EC2 credentials and `/v3/s3tokens` as Keystone (Zed) answers them, without Swift: the
+/// rules on who may see a credential, Keystone's status codes, and a signature made here
+/// with the secret (the old V2 HMAC-SHA1 form; SigV4 goes through curl and real Swift in
+/// devcloud_object_storage) exchanged for the credential's user and project.
+#[tokio::test]
+async fn ec2_credentials_and_s3tokens_follow_keystone() {
+    use base64::Engine;
+    let dc = Devcloud::records("");
+    let c = dc.login().await;
+    let me = c.token_body["token"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = format!("/identity/v3/users/{me}/credentials/OS-EC2");
+    let (code, _, v) = c
+        .call("POST", &base, Some(json!({"tenant_id": c.project_id})))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let cred = &v["credential"];
+    let access = cred["access"].as_str().unwrap().to_string();
+    let secret = cred["secret"].as_str().unwrap().to_string();
+    assert_eq!(cred["tenant_id"], c.project_id.as_str());
+    assert_eq!(cred["user_id"], me.as_str());
+    assert!(cred["trust_id"].is_null());
+    assert_eq!(
+        cred["links"]["self"],
+        format!("{}{base}/{access}", dc.url()).as_str()
+    );
+    let (code, _, v) = c.call("GET", &base, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["credentials"][0]["secret"], secret.as_str());
+    let (code, _, v) = c.call("GET", &format!("{base}/{access}"), None).await;
+    assert_eq!((code, &v["credential"]["access"]), (200, &json!(access)));
+    // Keystone's /v3/credentials shows it as type ec2, the pair in a JSON blob, with the
+    // access key's SHA-256 as id.
+    let (code, _, v) = c
+        .call("GET", "/identity/v3/credentials?type=ec2", None)
+        .await;
+    assert_eq!(code, 200);
+    let listed = &v["credentials"][0];
+    assert_eq!(listed["type"], "ec2");
+    assert_eq!(
+        listed["id"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(access.as_bytes())).as_str()
+    );
+    let blob: serde_json::Value = serde_json::from_str(listed["blob"].as_str().unwrap()).unwrap();
+    assert_eq!(blob["secret"], secret.as_str());
+
+    // Another user's credentials are not ours to list or make (403); an unknown project is
+    // 404; an unknown access key 401, as Keystone answers it.
+    let other = "/identity/v3/users/0123456789abcdef0123456789abcdef/credentials/OS-EC2";
+    assert_eq!(c.call("GET", other, None).await.0, 403);
+    let body = json!({"tenant_id": c.project_id});
+    assert_eq!(c.call("POST", other, Some(body)).await.0, 403);
+    let (code, _, v) = c
+        .call("POST", &base, Some(json!({"tenant_id": "nosuchproject"})))
+        .await;
+    assert_eq!(
+        (code, v["error"]["message"].as_str()),
+        (404, Some("Could not find project: nosuchproject."))
+    );
+    let (code, _, v) = c.call("GET", &format!("{base}/nosuchkey"), None).await;
+    assert_eq!(
+        (code, v["error"]["message"].as_str()),
+        (401, Some("EC2 access key not found."))
+    );
+
+    // s3tokens: the string to sign (base64url), the client's signature and the access key.
+    let sts = "GET\n\n\nTue, 27 Mar 2007 19:36:42 +0000\n/b1/hello.txt";
+    let token = base64::engine::general_purpose::URL_SAFE.encode(sts);
+    let key = secret.as_bytes();
+    let signature = {
+        // HMAC-SHA1 by hand, so the test does not reuse devcloud's own code.
+        use sha1::{Digest, Sha1};
+        let mut k = key.to_vec();
+        k.resize(64, 0);
+        let inner = Sha1::new()
+            .chain_update(k.iter().map(|b| b ^ 0x36).collect::<Vec<u8>>())
+            .chain_update(sts)
+            .finalize();
+        let outer = Sha1::new()
+            .chain_update(k.iter().map(|b| b ^ 0x5c).collect::<Vec<u8>>())
+            .chain_update(inner)
+            .finalize();
+        base64::engine::general_purpose::STANDARD.encode(outer)
+    };
+    let http = reqwest::Client::new();
+    let s3tokens = format!("{}/identity/v3/s3tokens", dc.url());
+    let post = |creds: serde_json::Value| {
+        http.post(&s3tokens)
+            .json(&json!({"credentials": creds}))
+            .send()
+    };
+    let resp = post(json!({"access": access, "token": token, "signature": signature}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("x-subject-token"));
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["token"]["user"]["id"], me.as_str());
+    assert_eq!(v["token"]["project"]["id"], c.project_id.as_str());
+    assert_eq!(v["token"]["methods"], json!(["ec2credential"]));
+    assert!(
+        v["token"]["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "member")
+    );
+    assert!(v["token"]["catalog"].is_array());
+    for (creds, msg) in [
+        (
+            json!({"access": access, "token": token, "signature": "AAAA"}),
+            "Credential signature mismatch",
+        ),
+        (
+            json!({"access": "nosuchkey", "token": token, "signature": signature}),
+            "EC2 access key not found.",
+        ),
+        (json!({"token": token}), "EC2 Signature not supplied"),
+    ] {
+        let resp = post(creds).await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["message"], msg);
+    }
+    let resp = http.get(&s3tokens).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+
+    // Deleted: 204, then unknown.
+    assert_eq!(
+        c.call("DELETE", &format!("{base}/{access}"), None).await.0,
+        204
+    );
+    assert_eq!(
+        c.call("DELETE", &format!("{base}/{access}"), None).await.0,
+        401
+    );
+}

@@ -70,6 +70,11 @@ pub struct ServerOpts {
     /// dir's recorded backend, else records]
     #[arg(long, value_name = "BACKEND")]
     pub backend: Option<BackendKind>,
+    /// Run object storage: a real OpenStack Swift (Debian's swift packages) with S3
+    /// (s3api, Keystone EC2 credentials), in the catalog as `object-store` and `s3`
+    /// (same as `object_storage: {enabled: true}` in the config).
+    #[arg(long)]
+    pub object_storage: bool,
 }
 
 pub fn run(args: DevcloudArgs) -> Exit {
@@ -98,10 +103,16 @@ fn state_dir_or_default(dir: Option<PathBuf>) -> PathBuf {
 }
 
 fn load_config(opts: &ServerOpts) -> anyhow::Result<Config> {
-    match &opts.config {
-        Some(p) => Config::load(p),
-        None => Ok(Config::default()),
+    let mut cfg = match &opts.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    cfg.object_storage.enabled |= opts.object_storage;
+    if cfg.object_storage.enabled {
+        // Fail here, in the foreground, rather than in the background server's log.
+        devcloud::swift::check_installed()?;
     }
+    Ok(cfg)
 }
 
 fn serve(opts: &ServerOpts) -> anyhow::Result<Exit> {
@@ -110,18 +121,22 @@ fn serve(opts: &ServerOpts) -> anyhow::Result<Exit> {
     let kind = BackendChoice::resolve(&dir, opts.backend)?;
     let backend = devcloud::open_backend(&cfg, &dir, kind)?;
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(devcloud::serve_with(
-        cfg,
-        &dir,
-        opts.listen,
-        backend,
-        |addr| {
+    rt.block_on(async {
+        let serving = devcloud::serve_with(cfg, &dir, opts.listen, backend, |addr| {
             eprintln!(
                 "devcloud listening on http://{addr} (backend {kind}, state in {})",
                 dir.display()
             )
-        },
-    ))?;
+        });
+        // `devcloud down` sends SIGTERM: stopping here (rather than dying of it) drops the
+        // server, whose drop stops the Swift servers it started.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = serving => r,
+            _ = term.recv() => Ok(()),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })?;
     Ok(Exit::Ok)
 }
 
@@ -189,6 +204,9 @@ fn start_background(opts: &ServerOpts, dir: &Path, kind: BackendKind) -> anyhow:
     if let Some(c) = &opts.config {
         cmd.arg("--config").arg(std::path::absolute(c)?);
     }
+    if opts.object_storage {
+        cmd.arg("--object-storage");
+    }
     daemon::start_detached(cmd, dir)
 }
 
@@ -202,6 +220,11 @@ fn default_clouds_yaml() -> PathBuf {
 /// backend (also when the server had already died).
 fn down(dir: &Path) -> anyhow::Result<Exit> {
     stop_server(dir)?;
+    // A devcloud that died without stopping its Swift servers left them running.
+    let left = devcloud::swift::stop_recorded(dir);
+    if left > 0 {
+        println!("devcloud's object storage stopped ({left} Swift servers left running)");
+    }
     if let Some(n) = devcloud::teardown_machines(dir)? {
         println!("devcloud machines removed ({n} machines, their namespaces, bridges and routes)");
     }

@@ -40,6 +40,17 @@ pub struct Config {
     /// Nova's availability zones (default `[nova]`, Nova's default zone). A server create
     /// naming another zone is refused with 400, as Nova refuses it.
     pub compute_zones: Vec<String>,
+    /// Object storage: a real OpenStack Swift behind devcloud's Keystone (see
+    /// [`crate::swift`]).
+    pub object_storage: ObjectStorage,
+}
+
+/// `object_storage: {enabled: true}` (or `devcloud up/serve --object-storage`) runs Swift
+/// with s3api; off by default, since starting it costs seconds that most tests do not need.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectStorage {
+    pub enabled: bool,
 }
 
 impl Default for Config {
@@ -54,6 +65,7 @@ impl Default for Config {
             netns: NetnsSettings::default(),
             floating_ip_delay_ms: DEFAULT_FLOATING_IP_DELAY_MS,
             compute_zones: vec!["nova".into()],
+            object_storage: ObjectStorage::default(),
         }
     }
 }
@@ -322,6 +334,10 @@ mod tests {
         assert_eq!(cfg.quotas.instances, 2);
         assert_eq!(cfg.quotas.cores, Quotas::default().cores);
         assert!(cfg.validate().is_ok());
+        assert!(!cfg.object_storage.enabled);
+        let cfg: Config = serde_saphyr::from_str("object_storage: {enabled: true}\n").unwrap();
+        assert!(cfg.object_storage.enabled);
+        assert!(serde_saphyr::from_str::<Config>("object_storage: {enable: true}\n").is_err());
     }
 
     #[test]

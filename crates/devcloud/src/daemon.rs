@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use crate::state::Store;
 use crate::{endpoint_file, log_file, pid_file, seed};
 
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The pid in the pid file, if that process is still alive.
 pub fn running_pid(dir: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(pid_file(dir))
@@ -70,7 +72,10 @@ pub fn start_detached(mut serve: Command, dir: &Path) -> anyhow::Result<String> 
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start devcloud serve: {e}"))?;
     std::fs::write(pid_file(dir), format!("{}\n", child.id()))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: with object storage the server answers only once Swift's four Python
+    // servers are up, which takes a while on a busy host; a server that fails exits, and
+    // that is noticed at once below.
+    let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Some(url) = answering_endpoint(dir) {
             return Ok(url);
@@ -85,7 +90,8 @@ pub fn start_detached(mut serve: Command, dir: &Path) -> anyhow::Result<String> 
         }
         if Instant::now() > deadline {
             anyhow::bail!(
-                "devcloud did not answer within 30s; see {}",
+                "devcloud did not answer within {}s; see {}",
+                START_TIMEOUT.as_secs(),
                 log_file(dir).display()
             );
         }

@@ -37,6 +37,7 @@ pub mod nova;
 pub mod seed;
 pub mod server;
 pub mod state;
+pub mod swift;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,11 +75,24 @@ pub async fn serve_with(
         .layout(state_dir)
         .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
     let store = Store::open(state_dir, || seed::seed(&layout))?;
+    let base_url = format!("http://{addr}");
+    // Lives as long as this future: dropping it (the server stops) stops Swift.
+    let swift = if cfg.object_storage.enabled {
+        let spec = swift::SwiftSpec {
+            proxy_ip: object_storage_ip(state_dir)?,
+            keystone_url: format!("{base_url}/identity"),
+            service_user: seed::ensure_swift_user(&store),
+        };
+        Some(swift::Swift::start(state_dir, &spec).await?)
+    } else {
+        None
+    };
     let app = Arc::new(App {
         cfg,
-        base_url: format!("http://{addr}"),
+        base_url,
         store,
         backend,
+        object_store_url: swift.as_ref().map(|s| s.url.clone()),
     });
     lifecycle::resume_all(&app);
     lifecycle::restore_active(&app);
@@ -92,7 +106,20 @@ pub async fn serve_with(
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", endpoint_file(state_dir).display()))?;
     ready(addr);
     axum::serve(listener, server::router(app)).await?;
+    drop(swift);
     Ok(())
+}
+
+/// Where Swift's proxy listens: with the netns backend the controller's address on the
+/// external bridge, which machines with a floating IP reach (as a cloud's public object
+/// storage endpoint); otherwise loopback.
+fn object_storage_ip(state_dir: &Path) -> anyhow::Result<std::net::Ipv4Addr> {
+    let netns = BackendChoice::load(state_dir)?
+        .filter(|c| c.backend == BackendKind::Netns)
+        .and_then(|c| c.netns);
+    Ok(netns
+        .map(|l| l.controller_ip)
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST))
 }
 
 /// Opens the backend `kind` for `state_dir` and records the choice there. For netns this

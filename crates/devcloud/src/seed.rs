@@ -11,10 +11,13 @@ use rand::Rng;
 use super::glance::new_image;
 use super::netns::NetnsConfig;
 use super::neutron::{ensure_default_sg, new_network, new_subnet};
-use super::state::{Flavor, Project, State, User, new_hex_id, s as field};
+use super::state::{Flavor, Project, State, Store, User, new_hex_id, s as field};
+use super::swift::ServiceUser;
 
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_PROJECT: &str = "demo";
+pub const SWIFT_USER: &str = "swift";
+pub const SERVICE_PROJECT: &str = "service";
 
 fn flavor(id: &str, name: &str, vcpus: u32, ram_gb: u64, disk: u64, ephemeral: u64) -> Flavor {
     Flavor {
@@ -29,6 +32,53 @@ fn flavor(id: &str, name: &str, vcpus: u32, ram_gb: u64, disk: u64, ephemeral: u
     }
 }
 
+fn new_password() -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect()
+}
+
+/// The service user Swift's proxy validates tokens with (`swift` in project `service`, as
+/// DevStack and the install guides make it), added the first time object storage runs on
+/// a state dir.
+pub fn ensure_swift_user(store: &Store) -> ServiceUser {
+    store
+        .mutate(|st| {
+            let project_id = match st.projects.iter().find(|p| p.name == SERVICE_PROJECT) {
+                Some(p) => p.id.clone(),
+                None => {
+                    let p = Project {
+                        id: new_hex_id(),
+                        name: SERVICE_PROJECT.into(),
+                    };
+                    st.projects.push(p.clone());
+                    p.id
+                }
+            };
+            let user = match st.users.iter().find(|u| u.name == SWIFT_USER) {
+                Some(u) => u.clone(),
+                None => {
+                    let u = User {
+                        id: new_hex_id(),
+                        name: SWIFT_USER.into(),
+                        password: new_password(),
+                        project_id,
+                    };
+                    st.users.push(u.clone());
+                    u
+                }
+            };
+            Ok::<_, std::convert::Infallible>(ServiceUser {
+                name: user.name,
+                password: user.password,
+                project: SERVICE_PROJECT.into(),
+            })
+        })
+        .unwrap_or_else(|e| match e {})
+}
+
 pub fn seed(layout: &NetnsConfig) -> State {
     let mut st = State::default();
     let demo = Project {
@@ -39,15 +89,10 @@ pub fn seed(layout: &NetnsConfig) -> State {
         id: new_hex_id(),
         name: "admin".into(),
     };
-    let password: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(20)
-        .map(char::from)
-        .collect();
     st.users.push(User {
         id: new_hex_id(),
         name: DEMO_USER.into(),
-        password,
+        password: new_password(),
         project_id: demo.id.clone(),
     });
     st.flavors = vec![

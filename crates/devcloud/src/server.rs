@@ -28,6 +28,9 @@ pub struct App {
     pub base_url: String,
     pub store: Store,
     pub backend: Arc<dyn ServerBackend>,
+    /// `http://ip:port` of Swift's proxy when object storage runs (catalog: `object-store`
+    /// and `s3`).
+    pub object_store_url: Option<String>,
 }
 
 pub type AppState = Arc<App>;

@@ -28,6 +28,9 @@ pub struct State {
     pub projects: Vec<Project>,
     pub users: Vec<User>,
     pub app_creds: Vec<AppCred>,
+    /// Keystone credentials of type `ec2` (`OS-EC2`), the access/secret pairs S3 clients sign
+    /// with.
+    pub ec2_creds: Vec<Ec2Cred>,
     pub tokens: IndexMap<String, Token>,
     pub flavors: Vec<Flavor>,
     pub keypairs: Vec<Keypair>,
@@ -71,6 +74,25 @@ pub struct AppCred {
     pub project_id: String,
     pub expires_at: Option<String>,
     pub unrestricted: bool,
+}
+
+/// An EC2 credential as Keystone stores it: a `credential` of type `ec2` whose id is the
+/// SHA-256 of the access key, with the pair in its blob.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Ec2Cred {
+    pub access: String,
+    pub secret: String,
+    pub user_id: String,
+    pub project_id: String,
+    pub trust_id: Option<String>,
+}
+
+impl Ec2Cred {
+    /// Keystone's credential id for it (`utils.hash_access_key`: hex SHA-256 of the access).
+    pub fn id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(self.access.as_bytes()))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

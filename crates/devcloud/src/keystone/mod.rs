@@ -1,5 +1,6 @@
 //! Keystone v3: version discovery, token issue/validate/revoke (password, application
-//! credential and token methods), and application credentials.
+//! credential and token methods), application credentials, EC2 credentials and the
+//! `s3tokens` exchange Swift's s3token middleware uses ([`ec2`]).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,6 +12,8 @@ use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
 mod app_creds;
+mod ec2;
+pub mod ec2sig;
 
 use app_creds::{create_app_cred, delete_app_cred, list_app_creds, show_app_cred};
 
@@ -19,7 +22,7 @@ use super::server::{AppState, Ctx, parse_body};
 use super::state::{AppCred, State as Cloud, Token, User, new_hex_id};
 
 const ID: Service = Service::Identity;
-const TOKEN_LIFETIME_HOURS: i64 = 12;
+pub(crate) const TOKEN_LIFETIME_HOURS: i64 = 12;
 pub const REGION: &str = "RegionOne";
 pub const DOMAIN_ID: &str = "default";
 pub const DOMAIN_NAME: &str = "Default";
@@ -42,6 +45,17 @@ pub fn router() -> Router<AppState> {
             "/v3/users/{user_id}/application_credentials/{id}",
             get(show_app_cred).delete(delete_app_cred),
         )
+        .route(
+            "/v3/users/{user_id}/credentials/OS-EC2",
+            get(ec2::list_ec2).post(ec2::create_ec2),
+        )
+        .route(
+            "/v3/users/{user_id}/credentials/OS-EC2/{access}",
+            get(ec2::show_ec2).delete(ec2::delete_ec2),
+        )
+        .route("/v3/credentials", get(ec2::list_credentials))
+        .route("/v3/credentials/{id}", get(ec2::show_credential))
+        .route("/v3/s3tokens", get(ec2::s3tokens_get).post(ec2::s3tokens))
 }
 
 fn version_doc(base: &str) -> Value {
@@ -296,7 +310,7 @@ fn token_response(
     t: &Token,
     catalog: bool,
 ) -> Response {
-    let body = app.store.read(|s| token_body(&app.base_url, s, t, catalog));
+    let body = app.store.read(|s| token_body(app, s, t, catalog));
     let mut resp = (status, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(id) {
         resp.headers_mut().insert("x-subject-token", v);
@@ -304,7 +318,7 @@ fn token_response(
     resp
 }
 
-fn token_body(base: &str, s: &Cloud, t: &Token, with_catalog: bool) -> Value {
+fn token_body(app: &AppState, s: &Cloud, t: &Token, with_catalog: bool) -> Value {
     let domain = json!({"id": DOMAIN_ID, "name": DOMAIN_NAME});
     let user_name = s
         .users
@@ -331,7 +345,7 @@ fn token_body(base: &str, s: &Cloud, t: &Token, with_catalog: bool) -> Value {
         tok["roles"] = json!([{"id": "9fe2ff9ee4384b1894a90878d3e92bab", "name": "member"},
                               {"id": "2b8b5cd0d0e44c45b1c7d3b1a3b0e9e4", "name": "reader"}]);
         if with_catalog {
-            tok["catalog"] = catalog(base, pid);
+            tok["catalog"] = catalog(&app.base_url, pid, app.object_store_url.as_deref());
         }
     }
     if let Some(ac) = &t.app_cred_id
@@ -344,9 +358,11 @@ fn token_body(base: &str, s: &Cloud, t: &Token, with_catalog: bool) -> Value {
 }
 
 /// The service catalog: every service on this listener, under its path prefix, with the
-/// same URL for the public, internal and admin interfaces.
-pub fn catalog(base: &str, project_id: &str) -> Value {
-    let services = [
+/// same URL for the public, internal and admin interfaces; with object storage, Swift's
+/// proxy as `object-store` (`/v1/AUTH_<project>`, keystoneauth's reseller prefix) and as
+/// `s3` (its root), as DevStack registers them.
+pub fn catalog(base: &str, project_id: &str, object_store: Option<&str>) -> Value {
+    let mut services = vec![
         ("identity", "keystone", format!("{base}/identity")),
         ("compute", "nova", format!("{base}/compute/v2.1")),
         ("network", "neutron", format!("{base}/network")),
@@ -362,6 +378,14 @@ pub fn catalog(base: &str, project_id: &str) -> Value {
             format!("{base}/volume/v3/{project_id}"),
         ),
     ];
+    if let Some(swift) = object_store {
+        services.push((
+            "object-store",
+            "swift",
+            format!("{swift}/v1/AUTH_{project_id}"),
+        ));
+        services.push(("s3", "s3", swift.to_string()));
+    }
     let entries: Vec<Value> = services
         .iter()
         .map(|(kind, name, url)| {
