@@ -1611,6 +1611,44 @@ fn ec2_credentials_and_s3_through_swift_against_real_openstack() {
         "{body}"
     );
 
+    // The product's module, in a playbook as the spark role runs it: the catalog's S3
+    // endpoint and region, the project's credential reused (not a second one), and the
+    // secret only in the registered result, never in the run's output.
+    let result = real.path("object-storage.json");
+    let book = real.path("object-storage.yml");
+    let playbook = r#"- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - spark_openstack.object_storage: {}
+      register: s3
+      no_log: true
+    - copy: {content: "{{ s3 | to_json }}", dest: RESULT, mode: "0600"}
+      no_log: true
+"#;
+    std::fs::write(&book, playbook.replace("RESULT", result.to_str().unwrap())).unwrap();
+    let yaml = fresh.yaml.display().to_string();
+    let (code, out, err) = real.tool_env(
+        &["play", book.to_str().unwrap(), "-v"],
+        &[("OS_CLIENT_CONFIG_FILE", &yaml), ("OS_CLOUD", "fresh")],
+    );
+    assert_eq!(code, 0, "play:\n{out}\n{err}");
+    assert!(
+        !out.contains(secret) && !err.contains(secret),
+        "the EC2 secret is in the play's output"
+    );
+    let got: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(got["endpoint"], json!(root.trim_end_matches('/')));
+    assert_eq!(got["region"], json!("RegionOne"));
+    assert_eq!(got["access_key"], json!(cred.access));
+    assert!(
+        got["secret_key"].as_str() == Some(secret),
+        "the module's secret is not the credential's"
+    );
+    assert_eq!(got["created"], json!(false));
+    assert_eq!(got["ca_cert"], Value::Null);
+    assert_eq!(rt.block_on(c.ec2_credentials()).expect("list").len(), 1);
+
     let (status, body) = s3("DELETE", &object, access, secret, b"");
     assert_eq!(status, 204, "S3 delete object: {body}");
     let (status, body) = s3("DELETE", &format!("{root}/{bucket}"), access, secret, b"");
