@@ -879,6 +879,49 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
             "Spark Connect must refuse {url}: {out}"
         );
     }
+    // The history server through the same tunnel lists the finished applications from
+    // their event logs in the persistent HDFS (it rescans every 10 s).
+    let history = tunnel.services["spark_history"]["local_port"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no spark_history in {}", tunnel.services))
+        as u16;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let apps = loop {
+        let (status, body) = support::http_get(history, "/api/v1/applications?status=completed");
+        let json = body.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let names: BTreeSet<String> = serde_json::from_str::<Value>(json)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|a| a["name"].as_str().map(String::from))
+            .collect();
+        if names.contains("PythonPi") && names.contains("HdfsRoundtrip") {
+            break names;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history server: {status}\n{body}"
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    };
+    eprintln!("history server lists {apps:?}");
+    let events = on(
+        &w,
+        &["--master-only"],
+        "persistent-hdfs/bin/hdfs dfs -ls /spark-events 2>/dev/null | grep -c app-",
+    );
+    assert!(
+        events
+            .lines()
+            .last()
+            .unwrap_or("0")
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 2,
+        "{events}"
+    );
     drop(tunnel);
 
     // Grow and shrink. add-slaves and start get no -e: the role variables of the launch are
