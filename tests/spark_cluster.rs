@@ -785,7 +785,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     let out = w.cluster(&[
         "run-command",
         "demo",
-        "tr '\\0' '\\n' < /proc/$(cat /tmp/spark-*.deploy.*.pid)/environ | grep SPARK_E2E_MARKER",
+        "tr '\\0' '\\n' < /proc/$(cat /tmp/spark-*.deploy.[mw]*.pid)/environ | grep SPARK_E2E_MARKER",
     ]);
     assert_eq!(out.matches("SPARK_E2E_MARKER=pushed").count(), 3, "{out}");
     assert_eq!(alive_workers(&w).len(), 2);
