@@ -45,13 +45,23 @@ fn openstack_json(cloud: &TestCloud, args: &[&str]) -> Value {
 }
 
 /// An S3 request signed by curl with AWS SigV4 (region RegionOne, service s3), as any S3
-/// client signs it; S3 wants the payload's SHA-256 in `x-amz-content-sha256`.
+/// client signs it; S3 wants the payload's SHA-256 in `x-amz-content-sha256`. Over https,
+/// trusting devcloud's CA `ca` only.
 /// Returns (HTTP status, body).
-fn s3(method: &str, url: &str, access: &str, secret: &str, body: Option<&Path>) -> (u16, String) {
+fn s3(
+    ca: &Path,
+    method: &str,
+    url: &str,
+    access: &str,
+    secret: &str,
+    body: Option<&Path>,
+) -> (u16, String) {
     let payload = body.map(|p| std::fs::read(p).unwrap()).unwrap_or_default();
     let hash = hex::encode(Sha256::digest(&payload));
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-X", method, "--aws-sigv4", "aws:amz:RegionOne:s3"])
+        .arg("--cacert")
+        .arg(ca)
         .arg("--user")
         .arg(format!("{access}:{secret}"))
         .arg("-H")
@@ -123,7 +133,29 @@ fn s3_with_ec2_credentials_reaches_real_swift_and_down_stops_it() {
         .unwrap()
         .to_string();
     assert_eq!(swift, format!("{s3_url}/v1/AUTH_{project}"));
-    assert!(s3_url.starts_with("http://127.0.0.1:"), "{s3_url}");
+    assert!(s3_url.starts_with("https://127.0.0.1:"), "{s3_url}");
+
+    // https with devcloud's own CA, as a private cloud serves it: clouds.yaml names the CA
+    // (the CLI calls below trust it through that), and a client that does not trust it is
+    // refused the connection.
+    let clouds: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(cloud.path("clouds.yaml")).unwrap())
+            .unwrap();
+    let ca = std::path::PathBuf::from(
+        clouds["clouds"]["devcloud"]["cacert"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no cacert in clouds.yaml: {clouds:#}")),
+    );
+    let untrusted = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null"])
+        .arg(format!("{s3_url}/healthcheck"))
+        .output()
+        .unwrap();
+    assert!(
+        !untrusted.status.success()
+            && String::from_utf8_lossy(&untrusted.stderr).contains("certificate"),
+        "{untrusted:?}"
+    );
 
     // EC2 credentials, as a user gets them for any S3 tool.
     let cred = openstack_json(&cloud, &["ec2", "credentials", "create", "-f", "json"]);
@@ -151,9 +183,9 @@ fn s3_with_ec2_credentials_reaches_real_swift_and_down_stops_it() {
     let file = cloud.path("hello.txt");
     std::fs::write(&file, "hello from S3\n").unwrap();
     let object = format!("{s3_url}/bucket1/hello.txt");
-    let (code, body) = s3("PUT", &object, &access, &secret, Some(&file));
+    let (code, body) = s3(&ca, "PUT", &object, &access, &secret, Some(&file));
     assert_eq!(code, 200, "S3 PUT: {body}");
-    let (code, body) = s3("GET", &object, &access, &secret, None);
+    let (code, body) = s3(&ca, "GET", &object, &access, &secret, None);
     assert_eq!((code, body.as_str()), (200, "hello from S3\n"));
 
     // The object S3 wrote is the one Swift lists.
@@ -161,14 +193,14 @@ fn s3_with_ec2_credentials_reaches_real_swift_and_down_stops_it() {
     assert_eq!(objects[0]["Name"], "hello.txt", "{objects:#}");
 
     // A wrong secret is refused by Keystone's signature check, as S3 reports it.
-    let (code, body) = s3("GET", &object, &access, "0123456789abcdef", None);
+    let (code, body) = s3(&ca, "GET", &object, &access, "0123456789abcdef", None);
     assert_eq!(code, 403, "{body}");
     assert!(
         body.contains("SignatureDoesNotMatch") || body.contains("AccessDenied"),
         "{body}"
     );
     // So is an access key Keystone does not know.
-    let (code, body) = s3("GET", &object, "nosuchkey", &secret, None);
+    let (code, body) = s3(&ca, "GET", &object, "nosuchkey", &secret, None);
     assert_eq!(code, 403, "{body}");
 
     // Deleting the credential makes its signatures worthless.
@@ -176,7 +208,7 @@ fn s3_with_ec2_credentials_reaches_real_swift_and_down_stops_it() {
         &["ec2 credentials delete"],
         openstack(&cloud, &["ec2", "credentials", "delete", &access]),
     );
-    let (code, _) = s3("GET", &object, &access, &secret, None);
+    let (code, _) = s3(&ca, "GET", &object, &access, &secret, None);
     assert_eq!(code, 403);
 
     // `devcloud down` leaves no Swift server behind.

@@ -142,7 +142,7 @@ pub fn cloud_entry(dir: &Path, url: &str) -> anyhow::Result<Value> {
                 seed::DEMO_USER
             )
         })?;
-    Ok(json!({
+    let mut entry = json!({
         "auth": {
             "auth_url": format!("{url}/identity"),
             "username": user.name,
@@ -154,7 +154,14 @@ pub fn cloud_entry(dir: &Path, url: &str) -> anyhow::Result<Value> {
         "region_name": "RegionOne",
         "interface": "public",
         "identity_api_version": 3,
-    }))
+    });
+    // Object storage serves https with devcloud's own CA, as a private cloud does: the
+    // client (and the openstack CLI) trust it through `cacert`.
+    let ca = crate::swift::ca_file(dir);
+    if ca.is_file() {
+        entry["cacert"] = json!(ca.display().to_string());
+    }
+    Ok(entry)
 }
 
 /// Adds or replaces `clouds.devcloud` in the clouds.yaml at `path`, keeping every other

@@ -16,15 +16,16 @@
 //! its own, its output in `DIR/swift/<server>.log` and its pid in `DIR/swift/pids`: dropping
 //! [`Swift`] stops them all, and `devcloud down` stops what a killed devcloud left behind.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// What Swift needs, and the package that brings each (Debian 12: Swift 2.30.1).
-const PROGRAMS: [(&str, &str); 5] = [
+const PROGRAMS: [(&str, &str); 6] = [
     ("swift-ring-builder", "swift"),
+    ("openssl", "openssl"),
     ("swift-proxy-server", "swift-proxy"),
     ("swift-account-server", "swift-account"),
     ("swift-container-server", "swift-container"),
@@ -278,6 +279,105 @@ fn build_ring(etc: &Path, kind: &str, port: u16, log: &Path) -> anyhow::Result<(
     Ok(())
 }
 
+/// The CA devcloud's proxy certificate is signed with: clients trust it through
+/// clouds.yaml's `cacert` (`devcloud up` writes it there), the cluster's JVMs through the
+/// spark role's trust store.
+pub fn ca_file(state_dir: &Path) -> PathBuf {
+    swift_dir(state_dir).join("tls/ca.pem")
+}
+
+/// Why https: S3 clients (the AWS SDK v2 under Hadoop's S3A) sign uploads over plain http
+/// with `aws-chunked` encoding, which Swift 2.30's s3api refuses (501 NotImplemented), while
+/// over https they send `UNSIGNED-PAYLOAD`, which it takes. Real clouds serve S3 on https.
+///
+/// Makes (once) a CA and a certificate for `ip` and 127.0.0.1 signed by it, in
+/// `DIR/swift/tls`; a certificate for another address is made again. Returns the proxy's
+/// certificate and key.
+fn ensure_tls(state_dir: &Path, ip: Ipv4Addr) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let dir = swift_dir(state_dir).join("tls");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let openssl = |args: &[&str]| -> anyhow::Result<()> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .map_err(|e| anyhow::anyhow!("object storage: cannot run openssl: {e}"))?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "object storage: openssl {} failed: {}",
+                args.first().unwrap_or(&""),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    };
+    if !dir.join("ca.pem").is_file() || !dir.join("ca.key").is_file() {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=devcloud CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ])?;
+        let _ = std::fs::remove_file(dir.join("proxy.pem"));
+    }
+    let for_ip = dir.join("proxy.ip");
+    let current = std::fs::read_to_string(&for_ip).unwrap_or_default();
+    if current.trim() != ip.to_string() || !dir.join("proxy.pem").is_file() {
+        std::fs::write(
+            dir.join("proxy.ext"),
+            format!(
+                "subjectAltName=IP:{ip},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+                 extendedKeyUsage=serverAuth\n"
+            ),
+        )?;
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "proxy.key",
+            "-out",
+            "proxy.csr",
+            "-subj",
+            "/CN=devcloud object storage",
+        ])?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "proxy.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "proxy.pem",
+            "-days",
+            "3650",
+            "-extfile",
+            "proxy.ext",
+        ])?;
+        std::fs::write(&for_ip, ip.to_string())?;
+    }
+    Ok((dir.join("proxy.pem"), dir.join("proxy.key")))
+}
+
 impl Swift {
     /// Writes the configuration, builds the rings, starts the four servers and waits until
     /// the proxy answers `/healthcheck`.
@@ -312,12 +412,23 @@ impl Swift {
             write_private(&conf, &storage_conf(kind, port, &etc, &data, &user))?;
             confs.push((format!("{kind}-server"), conf));
         }
+        let (cert, key) = ensure_tls(state_dir, spec.proxy_ip)?;
         let conf = etc.join("proxy-server.conf");
-        write_private(&conf, &proxy_conf(spec, proxy_port, &etc, &user))?;
+        let mut text = proxy_conf(spec, proxy_port, &etc, &user);
+        text = text.replacen(
+            "[DEFAULT]\n",
+            &format!(
+                "[DEFAULT]\ncert_file = {}\nkey_file = {}\n",
+                cert.display(),
+                key.display()
+            ),
+            1,
+        );
+        write_private(&conf, &text)?;
         confs.push(("proxy-server".into(), conf));
 
         let mut swift = Swift {
-            url: format!("http://{}:{proxy_port}", spec.proxy_ip),
+            url: format!("https://{}:{proxy_port}", spec.proxy_ip),
             children: Vec::new(),
             state_dir: state_dir.to_path_buf(),
         };
@@ -345,7 +456,8 @@ impl Swift {
     async fn wait_healthy(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if tokio::task::spawn_blocking(move || healthcheck(addr))
+            let ca = ca_file(&self.state_dir);
+            if tokio::task::spawn_blocking(move || healthcheck(addr, &ca))
                 .await
                 .unwrap_or(false)
             {
@@ -363,7 +475,7 @@ impl Swift {
             }
             if Instant::now() > deadline {
                 anyhow::bail!(
-                    "object storage: Swift's proxy did not answer http://{addr}/healthcheck \
+                    "object storage: Swift's proxy did not answer https://{addr}/healthcheck \
                      within {}s; see {}",
                     START_TIMEOUT.as_secs(),
                     swift_dir(&self.state_dir)
@@ -422,18 +534,49 @@ fn spawn(dir: &Path, name: &str, conf: &Path) -> anyhow::Result<Child> {
         .map_err(|e| anyhow::anyhow!("object storage: cannot start swift-{name}: {e}"))
 }
 
-fn healthcheck(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s.write_all(b"GET /healthcheck HTTP/1.0\r\nHost: devcloud\r\n\r\n")
-        .is_err()
-    {
+/// `GET /healthcheck` over TLS, with the certificate checked against devcloud's CA (so a
+/// wrong certificate fails here, not in the first client): through `openssl s_client`,
+/// which making the certificates needs anyway.
+fn healthcheck(addr: SocketAddr, ca: &Path) -> bool {
+    use std::io::Write as _;
+    if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
         return false;
     }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && &head[9..12] == b"200"
+    let Ok(mut child) = Command::new("openssl")
+        .args(["s_client", "-quiet", "-verify_return_error", "-connect"])
+        .arg(addr.to_string())
+        .arg("-CAfile")
+        .arg(ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"GET /healthcheck HTTP/1.0\r\nHost: devcloud\r\n\r\n");
+    }
+    // HTTP/1.0: the proxy closes after its answer and s_client ends; one that hangs is
+    // killed rather than holding `up` forever.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+    // Not s_client's status: eventlet closes without TLS close_notify, which OpenSSL 3
+    // reports as an error after the full answer. A certificate that fails verification
+    // ends s_client before the request is sent, so no answer comes.
+    child
+        .wait_with_output()
+        .is_ok_and(|o| o.stdout.starts_with(b"HTTP/1.1 200"))
 }
 
 fn tail(path: &Path) -> String {

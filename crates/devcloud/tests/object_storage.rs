@@ -101,11 +101,16 @@ async fn swift_answers_behind_the_catalog_and_stops_with_the_server() {
     let s3 = url("s3");
     let project = token["token"]["project"]["id"].as_str().unwrap();
     assert_eq!(url("object-store"), format!("{s3}/v1/AUTH_{project}"));
-    let proxy = s3.trim_start_matches("http://").to_string();
-    let (code, body) = tokio::task::spawn_blocking(move || http(&proxy, "GET", "/healthcheck", ""))
-        .await
+    // https, with a certificate for the proxy's address signed by devcloud's CA.
+    assert!(s3.starts_with("https://127.0.0.1:"), "{s3}");
+    let ca = devcloud::swift::ca_file(dir.path());
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&ca)
+        .arg(format!("{s3}/healthcheck"))
+        .output()
         .unwrap();
-    assert_eq!((code, body.as_str()), (200, "OK"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK", "{out:?}");
 
     // The server goes away as a test's does: its future is dropped.
     server.abort();
