@@ -417,6 +417,28 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
             .expect_err("a fixed IP must not be reachable from the controller");
     assert_eq!(err.raw_os_error(), Some(libc::EHOSTUNREACH), "{err}");
     assert_eq!(ssh.ok(Some(&float), &slave_ip, "hostname"), "wire-slave");
+    // The other way round, the slave (no floating IP) reaches what the controller serves on
+    // the external network through the tenant network's router, masqueraded as the
+    // router's external address, as a cloud's SNAT lets slaves reach its public endpoints.
+    let listener = std::net::TcpListener::bind(format!("10.{octet}.255.1:0")).unwrap();
+    let listening = listener.local_addr().unwrap().port();
+    let accepted = std::thread::spawn(move || listener.accept().map(|(_, peer)| peer.ip()));
+    assert_eq!(
+        ssh.ok(
+            Some(&float),
+            &slave_ip,
+            &probe(&format!("10.{octet}.255.1"), listening)
+        ),
+        "open"
+    );
+    assert_eq!(
+        accepted.join().unwrap().unwrap().to_string(),
+        format!("10.{octet}.255.254")
+    );
+    assert!(
+        ssh.ok(Some(&float), &slave_ip, "ip -4 route show default")
+            .starts_with(&format!("default via 10.{octet}.0.1 ")),
+    );
     assert!(
         ssh.ok(Some(&float), &slave_ip, "ip -4 -o addr show")
             .contains(&format!(" {slave_ip}/20 "))
@@ -553,7 +575,7 @@ fn down_and_check_clean(dir: &Path, prefix: &str, octet: u8) {
     assert!(text(&out).contains("machines removed"), "{out:?}");
     let netns = text(&sh("ip", &["netns", "list"]));
     assert!(
-        !netns.contains(&format!("{prefix}-")),
+        !netns.contains(&format!("{prefix}-")) && !netns.contains(&format!("{prefix}router")),
         "namespaces left: {netns}"
     );
     let links = text(&sh("ip", &["-o", "link", "show"]));

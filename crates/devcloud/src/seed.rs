@@ -5,6 +5,8 @@
 //! the controller), whichever backend serves the cloud: with records nothing is ever sent to
 //! them, with netns they are the machines' real addresses.
 
+use std::net::Ipv4Addr;
+
 use indexmap::IndexMap;
 use rand::Rng;
 
@@ -144,7 +146,19 @@ pub fn seed(layout: &NetnsConfig) -> State {
     ] {
         // The gateway is the first host address: on `public` that is the controller's
         // address, so no floating IP is ever handed out on it.
-        let sub = new_subnet(owner, field(net, "id"), name, &cidr);
+        let mut sub = new_subnet(owner, field(net, "id"), name, &cidr);
+        if name == "public-subnet" {
+            // The tenant router's external address (the last one) is not a floating IP
+            // either, as a router's gateway port takes its address from the pool.
+            let router = layout.router_external_ip();
+            if let Some(pool) = sub
+                .get_mut("allocation_pools")
+                .and_then(|p| p.get_mut(0))
+                .filter(|p| p["end"] == serde_json::json!(router.to_string()))
+            {
+                pool["end"] = serde_json::json!(Ipv4Addr::from(u32::from(router) - 1).to_string());
+            }
+        }
         net.insert("subnets".into(), serde_json::json!([field(&sub, "id")]));
         st.subnets.push(sub);
     }

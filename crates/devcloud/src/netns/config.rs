@@ -153,6 +153,28 @@ impl NetnsConfig {
         format!("{}-{short}", self.prefix)
     }
 
+    /// The tenant network's router (see `network`): not `<prefix>-...`, which names machines.
+    pub fn router_netns(&self) -> String {
+        format!("{}router", self.prefix)
+    }
+
+    /// Host end of the router's veth on `side` (`tenant` or `ext`).
+    pub fn router_veth(&self, side: &str) -> String {
+        format!("{}r-{side}", self.prefix)
+    }
+
+    /// The tenant subnet's gateway: its first host address, as Neutron reports it
+    /// (`gateway_ip`), held by the router.
+    pub fn tenant_gateway(&self) -> Ipv4Addr {
+        self.tenant.hosts().next().unwrap_or(self.tenant.addr())
+    }
+
+    /// The router's address on the external network: the floating range's last host
+    /// address, kept out of the floating IP pool (as a router's gateway port takes one).
+    pub fn router_external_ip(&self) -> Ipv4Addr {
+        self.floating.hosts().last().unwrap_or(self.floating.addr())
+    }
+
     /// Host end of the machine's tenant veth.
     pub fn tenant_veth(&self, short: &str) -> String {
         format!("{}t-{short}", self.prefix)

@@ -52,7 +52,8 @@ exec "$2" -D -e -f "$dir/sshd_config"
 const SSHD_START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Creates the namespace with loopback up, forwarding off and a veth named `eth0` on the tenant
-/// bridge carrying `fixed_ip`. No default route: the machine reaches only its own networks.
+/// bridge carrying `fixed_ip`, with the default route through the tenant network's router (see
+/// `network`), which leads to the external network and no further.
 pub fn create_netns(cfg: &NetnsConfig, short: &str, fixed_ip: Ipv4Addr) -> Result<()> {
     let ns = cfg.netns_name(short);
     run("ip", &["netns", "add", &ns])?;
@@ -81,7 +82,15 @@ pub fn create_netns(cfg: &NetnsConfig, short: &str, fixed_ip: Ipv4Addr) -> Resul
         fixed_ip,
         prefix,
         &cfg.tenant_bridge(),
+    )?;
+    let gateway = cfg.tenant_gateway().to_string();
+    run(
+        "ip",
+        &[
+            "-n", &ns, "route", "add", "default", "via", &gateway, "dev", "eth0",
+        ],
     )
+    .map(|_| ())
 }
 
 /// Adds the `eth1` veth on the external bridge with the floating address.

@@ -4,8 +4,17 @@
 //! fails half way no packet for the range can follow the host's default route to a real
 //! network. The tenant bridge gets no host address (the controller cannot reach fixed IPs, as
 //! on a real cloud); the external bridge holds the controller's address, whose connected route
-//! is the only way into the range. Machines get no default route, and forwarding is off on both
-//! bridges, so nothing is routed between the bridges or out of the host.
+//! is the only way into the range. Forwarding is off on both bridges, so the host routes
+//! nothing between the bridges or out of itself.
+//!
+//! The tenant network has a router, as a cloud's private network does (Neutron's router with
+//! an external gateway and SNAT): a namespace of its own, `<prefix>router`, with the subnet's
+//! gateway address on the tenant bridge and the last floating address on the external one,
+//! forwarding between the two only and masquerading what leaves on the external side.
+//! Machines take it as their default route, so one without a floating IP reaches what the
+//! controller serves on the external network (the object store, as a cloud's SNAT lets
+//! slaves reach its public S3 endpoint), while the controller still cannot reach fixed IPs.
+//! The router has no route beyond the floating range, so nothing leaves the host.
 
 use std::net::Ipv4Addr;
 
@@ -45,13 +54,108 @@ pub fn ensure(cfg: &NetnsConfig) -> Result<()> {
         "ip",
         &["addr", "replace", &controller, "dev", &cfg.ext_bridge()],
     )?;
-    Ok(())
+    ensure_router(cfg)
+}
+
+/// Creates the tenant network's router if it is missing (see the module's documentation).
+fn ensure_router(cfg: &NetnsConfig) -> Result<()> {
+    let ns = cfg.router_netns();
+    let exists = run("ip", &["netns", "list"])?
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(ns.as_str()));
+    if exists {
+        return Ok(());
+    }
+    let made = (|| {
+        run("ip", &["netns", "add", &ns])?;
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        for (host_end, inside, bridge, addr) in [
+            (
+                cfg.router_veth("tenant"),
+                "eth0",
+                cfg.tenant_bridge(),
+                format!("{}/{}", cfg.tenant_gateway(), cfg.tenant.prefix_len()),
+            ),
+            (
+                cfg.router_veth("ext"),
+                "eth1",
+                cfg.ext_bridge(),
+                format!("{}/{}", cfg.router_external_ip(), cfg.floating.prefix_len()),
+            ),
+        ] {
+            run(
+                "ip",
+                &[
+                    "link", "add", &host_end, "type", "veth", "peer", "name", inside, "netns", &ns,
+                ],
+            )?;
+            disable_ipv6(&host_end);
+            run("ip", &["link", "set", &host_end, "master", &bridge])?;
+            run("ip", &["link", "set", &host_end, "up"])?;
+            run("ip", &["-n", &ns, "addr", "add", &addr, "dev", inside])?;
+            run("ip", &["-n", &ns, "link", "set", inside, "up"])?;
+        }
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-q",
+                "-e",
+                "-w",
+                "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.disable_ipv6=1",
+            ],
+        )?;
+        // Forward tenant → external only (and the replies); masquerade as the router's
+        // external address, as Neutron's SNAT does.
+        let rules = cfg.state_dir.join("router.nft");
+        std::fs::write(
+            &rules,
+            "table ip router {\n\
+             \tchain forward {\n\
+             \t\ttype filter hook forward priority 0; policy drop;\n\
+             \t\tct state established,related accept\n\
+             \t\tiifname \"eth0\" oifname \"eth1\" accept\n\
+             \t}\n\
+             \tchain postrouting {\n\
+             \t\ttype nat hook postrouting priority 100;\n\
+             \t\toifname \"eth1\" masquerade\n\
+             \t}\n\
+             }\n",
+        )
+        .map_err(|e| NetnsError::io(&rules, e))?;
+        let file = rules.display().to_string();
+        run("ip", &["netns", "exec", &ns, "nft", "-f", &file]).map(|_| ())
+    })();
+    if made.is_err() {
+        let mut ignored = Vec::new();
+        remove_router(cfg, &mut ignored);
+    }
+    made
+}
+
+/// Deletes the router's namespace (its veths go with it) and its ruleset file.
+fn remove_router(cfg: &NetnsConfig, problems: &mut Vec<String>) {
+    let _ = std::fs::remove_file(cfg.state_dir.join("router.nft"));
+    let ns = cfg.router_netns();
+    if let Err(e) = run_tolerant("ip", &["netns", "del", &ns], &["No such file"]) {
+        problems.push(e.to_string());
+    }
+    for veth in [cfg.router_veth("tenant"), cfg.router_veth("ext")] {
+        if let Err(e) = run_tolerant("ip", &["link", "del", &veth], &["Cannot find device"]) {
+            problems.push(e.to_string());
+        }
+    }
 }
 
 /// Removes the bridges (their address and connected route go with them) and then the reject
 /// route, last, so the range stays fenced off until nothing in it is left. Each failure is
 /// reported; the others still run.
 pub fn teardown(cfg: &NetnsConfig, problems: &mut Vec<String>) {
+    remove_router(cfg, problems);
     for bridge in [cfg.tenant_bridge(), cfg.ext_bridge()] {
         if let Err(e) = run_tolerant("ip", &["link", "del", &bridge], &["Cannot find device"]) {
             problems.push(e.to_string());
