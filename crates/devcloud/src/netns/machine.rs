@@ -57,17 +57,9 @@ const SSHD_START_TIMEOUT: Duration = Duration::from_secs(20);
 pub fn create_netns(cfg: &NetnsConfig, short: &str, fixed_ip: Ipv4Addr) -> Result<()> {
     let ns = cfg.netns_name(short);
     run("ip", &["netns", "add", &ns])?;
-    // Unknown keys (no IPv6 in the kernel) are ignored with -e.
-    run(
-        "ip",
+    sysctl_in(
+        &ns,
         &[
-            "netns",
-            "exec",
-            &ns,
-            "sysctl",
-            "-q",
-            "-e",
-            "-w",
             "net.ipv4.ip_forward=0",
             "net.ipv6.conf.all.disable_ipv6=1",
             "net.ipv6.conf.default.disable_ipv6=1",
@@ -113,7 +105,16 @@ pub fn detach_floating(cfg: &NetnsConfig, short: &str) -> Result<()> {
     run_tolerant("ip", &["link", "del", &veth], &["Cannot find device"])
 }
 
-fn add_veth(
+/// Sets kernel settings inside namespace `ns`; unknown keys (no IPv6 in the kernel) are
+/// ignored.
+pub(super) fn sysctl_in(ns: &str, settings: &[&str]) -> Result<()> {
+    let mut args = vec!["netns", "exec", ns, "sysctl", "-q", "-e", "-w"];
+    args.extend_from_slice(settings);
+    run("ip", &args).map(|_| ())
+}
+
+/// A veth pair: `host_end` on `bridge` in the host, `inside` with `ip/prefix` in `ns`.
+pub(super) fn add_veth(
     ns: &str,
     host_end: &str,
     inside: &str,

@@ -69,45 +69,27 @@ fn ensure_router(cfg: &NetnsConfig) -> Result<()> {
     let made = (|| {
         run("ip", &["netns", "add", &ns])?;
         run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        for (host_end, inside, bridge, addr) in [
+        for (host_end, inside, bridge, ip, prefix) in [
             (
                 cfg.router_veth("tenant"),
                 "eth0",
                 cfg.tenant_bridge(),
-                format!("{}/{}", cfg.tenant_gateway(), cfg.tenant.prefix_len()),
+                cfg.tenant_gateway(),
+                cfg.tenant.prefix_len(),
             ),
             (
                 cfg.router_veth("ext"),
                 "eth1",
                 cfg.ext_bridge(),
-                format!("{}/{}", cfg.router_external_ip(), cfg.floating.prefix_len()),
+                cfg.router_external_ip(),
+                cfg.floating.prefix_len(),
             ),
         ] {
-            run(
-                "ip",
-                &[
-                    "link", "add", &host_end, "type", "veth", "peer", "name", inside, "netns", &ns,
-                ],
-            )?;
-            disable_ipv6(&host_end);
-            run("ip", &["link", "set", &host_end, "master", &bridge])?;
-            run("ip", &["link", "set", &host_end, "up"])?;
-            run("ip", &["-n", &ns, "addr", "add", &addr, "dev", inside])?;
-            run("ip", &["-n", &ns, "link", "set", inside, "up"])?;
+            super::machine::add_veth(&ns, &host_end, inside, ip, prefix, &bridge)?;
         }
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &ns,
-                "sysctl",
-                "-q",
-                "-e",
-                "-w",
-                "net.ipv4.ip_forward=1",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ],
+        super::machine::sysctl_in(
+            &ns,
+            &["net.ipv4.ip_forward=1", "net.ipv6.conf.all.disable_ipv6=1"],
         )?;
         // Forward tenant → external only (and the replies); masquerade as the router's
         // external address, as Neutron's SNAT does.
