@@ -20,9 +20,9 @@
 //! laptop) runs a query with the token from `connect-url`, and is refused without it or
 //! with a wrong one; the NameNode UI loads through the tunnel → add-slaves 1 (3 live
 //! DataNodes) → a file with one replica, put on the new slave, is read back intact after
-//! remove-slaves 1 decommissioned that slave's DataNodes → stop / start: the job runs again,
-//! the persistent file is intact and neither NameNode was formatted again → destroy --yes
-//! leaves no server, group, floating IP or machine.
+//! remove-slaves 1 decommissioned that slave's Spark worker and DataNodes → stop / start:
+//! the job runs again, the persistent file is intact and neither NameNode was formatted
+//! again → destroy --yes leaves no server, group, floating IP or machine.
 //!
 //! Needs root, OpenSSH, iproute2, rsync, curl, Java 17, chromium, the pyspark and py4j
 //! source distributions (`SPARK_OPENSTACK_PYSPARK_SDIST`, `SPARK_OPENSTACK_PY4J_SDIST`), a
@@ -47,6 +47,10 @@ struct Inputs {
     chromium: PathBuf,
     /// Python of a venv with `pyspark[connect]`: the user's laptop, for Spark Connect.
     connect_python: PathBuf,
+    /// The S3A connector's jars (hadoop-aws, the AWS SDK bundle), for `s3a_jars_source`.
+    s3a_jars: PathBuf,
+    /// The real `openstack` CLI, the witness of what lands in the object store.
+    openstack: PathBuf,
 }
 
 fn inputs() -> Result<Inputs, String> {
@@ -81,6 +85,11 @@ fn inputs() -> Result<Inputs, String> {
         hadoop: file("SPARK_OPENSTACK_HADOOP_DIST")?,
         chromium,
         connect_python: file("SPARK_OPENSTACK_CONNECT_PYTHON")?,
+        s3a_jars: std::env::var_os("SPARK_OPENSTACK_S3A_JARS")
+            .map(PathBuf::from)
+            .filter(|p| p.join(".complete").is_file())
+            .ok_or("SPARK_OPENSTACK_S3A_JARS does not name a complete S3A jar directory (.ci/run sets it)")?,
+        openstack: file("OPENSTACK_BIN")?,
     })
 }
 
@@ -89,7 +98,8 @@ type World = support::TestCloud;
 
 fn up() -> World {
     // Its own prefix and range of addresses (see `TestCloud::netns`).
-    let w = World::netns("e", (50, 50));
+    // With devcloud's object storage: a real Swift with s3api, behind its Keystone.
+    let w = World::netns_with("e", (50, 50), "object_storage: {enabled: true}\n");
     let clouds = w.path("clouds.yaml").display().to_string();
     // The key pair the user would make in Horizon.
     let env = std::collections::BTreeMap::from([
@@ -222,6 +232,15 @@ fn browse_with(inputs: &Inputs, w: &World, url: &str, extra: &[&str]) -> String 
         .unwrap();
     assert!(out.status.success(), "chromium {url}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value a job printed as `NAME value` (hdfs_roundtrip.py's report).
+fn job_field(out: &str, name: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no `{name}` in the job's output:\n{out}"))
+        .trim()
+        .to_string()
 }
 
 /// `run-command` output of one host, without the `host | ok | rc=0 >>` line.
@@ -499,6 +518,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         format!("spark_source={}", inputs.sdist.display()),
         format!("spark_py4j_source={}", inputs.py4j.display()),
         format!("hadoop_source={}", inputs.hadoop.display()),
+        format!("s3a_jars_source={}", inputs.s3a_jars.display()),
         "hdfs_heapsize_max=256m".to_string(),
         "hdfs_persistent_start=true".to_string(),
         "common_tune_system=false".to_string(),
@@ -522,6 +542,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
             "e2e",
             "--instance-type",
             "m1.large",
+            "--object-storage",
         ])
     };
     let started = Instant::now();
@@ -694,13 +715,7 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         "/e2e/roundtrip",
         "2000000",
     ]);
-    let field = |name: &str| -> String {
-        out.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no `{name}` in the job's output:\n{out}"))
-            .trim()
-            .to_string()
-    };
+    let field = |name: &str| job_field(&out, name);
     assert_eq!(field("defaultFS"), "hdfs://demo-master:9000", "{out}");
     assert_eq!(
         field("written to"),
@@ -730,6 +745,69 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
         fsck.contains("is HEALTHY") && fsck.contains("Average block replication:\t2.0"),
         "{fsck}"
     );
+
+    // The same job on the object store: Parquet to s3a://e2e/roundtrip through devcloud's
+    // Swift (its S3 API, the user's EC2 credentials), read back whole; the real openstack
+    // CLI sees the objects in the container.
+    let os = |args: &[&str]| -> String {
+        let out = Command::new(&inputs.openstack)
+            .args(args)
+            .env("OS_CLIENT_CONFIG_FILE", w.path("clouds.yaml"))
+            .env("OS_CLOUD", "devcloud")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openstack {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    os(&["container", "create", "e2e"]);
+    let out = w.cluster(&[
+        "submit",
+        "demo",
+        app.to_str().unwrap(),
+        "s3a://e2e/roundtrip",
+        "500000",
+    ]);
+    let field = |name: &str| job_field(&out, name);
+    assert_eq!(field("written to"), "s3a://e2e/roundtrip", "{out}");
+    assert_eq!(field("rows"), "500000", "{out}");
+    assert_eq!(field("checksum"), "ok", "{out}");
+    let bytes: f64 = field("bytes").parse().unwrap();
+    let (write_s, read_s): (f64, f64) = (
+        field("write_s").parse().unwrap(),
+        field("read_s").parse().unwrap(),
+    );
+    eprintln!(
+        "FIGURE PySpark on S3A (devcloud's Swift): {:.0} MB of Parquet (500k rows) written in {write_s:.1} s ({:.1} MB/s), read back in {read_s:.1} s ({:.1} MB/s)",
+        bytes / 1e6,
+        bytes / 1e6 / write_s,
+        bytes / 1e6 / read_s
+    );
+    let objects = os(&["object", "list", "e2e", "-f", "value", "-c", "Name"]);
+    assert!(
+        objects.lines().any(|l| l == "roundtrip/_SUCCESS")
+            && objects.lines().filter(|l| l.ends_with(".parquet")).count() >= 1,
+        "{objects}"
+    );
+    // The EC2 credential the launch made: one, and its secret nowhere but the nodes'
+    // owner-only spark-defaults.conf.
+    let creds: Value =
+        serde_json::from_str(&os(&["ec2", "credentials", "list", "-f", "json"])).unwrap();
+    let creds = creds.as_array().unwrap();
+    assert_eq!(creds.len(), 1, "{creds:?}");
+    let ec2_secret = creds[0]["Secret"].as_str().unwrap().to_string();
+    let conf = w.cluster(&[
+        "run-command",
+        "demo",
+        "grep -q '^spark.hadoop.fs.s3a.secret.key' spark/conf/spark-defaults.conf",
+    ]);
+    assert_eq!(conf.matches("| ok |").count(), 3, "{conf}");
+    let describe = w.cluster(&["describe", "demo", "--json"]);
+    for shown in [&first, &out, &describe, &first_log] {
+        assert!(
+            !shown.contains(&ec2_secret),
+            "the EC2 secret is in:\n{shown}"
+        );
+    }
 
     // A file in the persistent HDFS, to be found intact after stop / start.
     let put = on(
@@ -974,6 +1052,17 @@ fn a_spark_cluster_launched_on_devcloud_runs_jobs_and_goes_away() {
     );
     let d: Value = serde_json::from_str(&w.cluster(&["describe", "demo", "--json"])).unwrap();
     assert_eq!(d["slaves"].as_array().unwrap().len(), 2, "{d}\n{out}");
+    // Its Spark worker was decommissioned before the server went (Spark's graceful
+    // decommissioning, which the master logs), not merely lost.
+    let master_log = on(
+        &w,
+        &["--master-only"],
+        "grep -ih decommission spark/logs/*deploy.master.Master*.out || true",
+    );
+    assert!(
+        master_log.lines().any(|l| l.contains("demo-slave-3")),
+        "the master logged no decommissioning of demo-slave-3's worker:\n{master_log}\n{out}"
+    );
     let back = on(
         &w,
         &["--master-only"],
