@@ -345,7 +345,10 @@ impl Runner<'_, '_> {
                 .store
                 .set_fact(self.host, reg, out.result.clone());
         }
-        let is_loop = self.task.loop_.is_some();
+        // A loop's result is a summary of the item lines already printed; a loop whose
+        // item list could not be built (`loop: 5`, an unsupported `with_*`) printed no
+        // item line, so its failure is reported like any task's, with its message.
+        let is_loop = self.task.loop_.is_some() && out.result.get("results").is_some();
         if !is_include(self.task) || out.status == Status::Failed {
             self.emit(out, None, is_loop);
         }
