@@ -168,15 +168,17 @@ impl Templar {
             .env
             .template_from_str(without_last_newline(src))
             .map_err(|e| TemplateError::from_jinja(&e))?;
+        let (tracked, seen) = Seen::wrap(ctx);
         let out = tmpl
-            .render(ctx)
+            .render(&tracked)
             .map_err(|e| TemplateError::from_jinja(&e))?;
-        self.check_missing(src, tmpl.undeclared_variables(false), ctx)?;
+        self.check_missing(src, seen.read(tmpl.undeclared_variables(false)), ctx)?;
         Ok(pad_newlines(src, out))
     }
 
     /// Fails like Ansible when the template read a variable that does not exist, even if
-    /// a filter or loop swallowed it (see `undefined.rs`).
+    /// a filter or loop swallowed it (see `undefined.rs`). `roots` are only the names the
+    /// render actually looked up: a name in a branch that did not run is not used.
     fn check_missing(
         &self,
         src: &str,
@@ -230,10 +232,11 @@ impl Templar {
             .env
             .compile_expression(expr)
             .map_err(|e| TemplateError::from_jinja(&e))?;
+        let (tracked, seen) = Seen::wrap(ctx);
         let value = compiled
-            .eval(ctx)
+            .eval(&tracked)
             .map_err(|e| TemplateError::from_jinja(&e))?;
-        self.check_missing(expr, compiled.undeclared_variables(false), ctx)?;
+        self.check_missing(expr, seen.read(compiled.undeclared_variables(false)), ctx)?;
         Ok(value)
     }
 
@@ -269,8 +272,9 @@ impl Templar {
             .env
             .template_from_named_str(&name, without_last_newline(&src))
             .map_err(located)?;
-        let out = pad_newlines(&src, tmpl.render(ctx).map_err(located)?);
-        self.check_missing(&src, tmpl.undeclared_variables(false), ctx)
+        let (tracked, seen) = Seen::wrap(ctx);
+        let out = pad_newlines(&src, tmpl.render(&tracked).map_err(located)?);
+        self.check_missing(&src, seen.read(tmpl.undeclared_variables(false)), ctx)
             .map_err(|e| {
                 let line = e
                     .undefined
@@ -292,6 +296,51 @@ fn line_of(src: &str, name: &str) -> Option<usize> {
     let re = regex::Regex::new(&format!(r"\b{}\b", regex::escape(name))).ok()?;
     let pos = re.find(src)?.start();
     Some(src[..pos].matches('\n').count() + 1)
+}
+
+/// The template context, recording which top-level names a render looks up, so only
+/// variables that were actually read can be reported as undefined: the untaken branch of
+/// `if`/`else`, of `and`/`or`, or the body of a loop over an empty list reads nothing.
+#[derive(Debug)]
+struct Seen {
+    ctx: JValue,
+    names: std::sync::Mutex<HashSet<String>>,
+}
+
+impl Seen {
+    fn wrap(ctx: &JValue) -> (JValue, std::sync::Arc<Seen>) {
+        let seen = std::sync::Arc::new(Seen {
+            ctx: ctx.clone(),
+            names: Default::default(),
+        });
+        (JValue::from_dyn_object(seen.clone()), seen)
+    }
+
+    /// The names of `roots` that the render looked up.
+    fn read(&self, mut roots: HashSet<String>) -> HashSet<String> {
+        let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        roots.retain(|r| names.contains(r));
+        roots
+    }
+}
+
+impl minijinja::value::Object for Seen {
+    fn get_value(self: &std::sync::Arc<Self>, key: &JValue) -> Option<JValue> {
+        if let Some(k) = key.as_str() {
+            self.names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(k.to_string());
+        }
+        self.ctx.get_item(key).ok().filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        match self.ctx.try_iter() {
+            Ok(keys) => minijinja::value::Enumerator::Values(keys.collect()),
+            Err(_) => minijinja::value::Enumerator::Empty,
+        }
+    }
 }
 
 /// `"{{ x }}"` → `Some("x")`; anything with text around the braces → `None`.
@@ -393,6 +442,54 @@ mod tests {
         ] {
             t.render_str(ok, &c).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
+    }
+
+    #[test]
+    fn undefined_in_code_that_does_not_run_is_not_an_error() {
+        let t = Templar::new();
+        let c = ctx(json!({"empty": [], "ip": "10.0.0.1"}));
+        for (src, want) in [
+            ("{% if x is defined %}{{ x }}{% else %}d{% endif %}", "d"),
+            ("{{ 'a' if true else never_defined }}", "a"),
+            ("{{ never_defined if false else 'b' }}", "b"),
+            ("{{ n1 | default(n2 | default('d')) }}", "d"),
+            ("{% for i in empty %}{{ in_body }}{% endfor %}end", "end"),
+            ("{{ false and untaken }}", "False"),
+            ("{{ true or untaken }}", "True"),
+            (
+                "{% if ip == '1' %}{{ other }}{% elif true %}ok{% endif %}",
+                "ok",
+            ),
+        ] {
+            assert_eq!(
+                t.render_str(src, &c)
+                    .unwrap_or_else(|e| panic!("{src}: {e}")),
+                want,
+                "{src}"
+            );
+        }
+        // What does run still fails, naming the variable.
+        assert_eq!(
+            err("{{ 'a' if false else used }}", json!({})).msg,
+            "'used' is undefined"
+        );
+        assert_eq!(
+            err("{{ true and used2 }}", json!({})).msg,
+            "'used2' is undefined"
+        );
+        assert_eq!(
+            err(
+                "{% for i in [1] %}{{ body | upper }}{% endfor %}",
+                json!({})
+            )
+            .msg,
+            "'body' is undefined"
+        );
+        assert!(!t.eval_condition("false and nope", &c).unwrap());
+        assert_eq!(
+            t.eval_condition("true and nope == 1", &c).unwrap_err().msg,
+            "'nope' is undefined"
+        );
     }
 
     #[test]
