@@ -156,12 +156,14 @@ impl Runner<'_, '_> {
             .clone()
             .or_else(|| vars::undefined_name(src, self.vars));
         let loc = &self.task.loc;
-        let detail = match &name {
-            Some(n) => format!("'{n}' is undefined. '{n}' is undefined"),
-            None => e.msg.clone(),
+        let what = match &name {
+            Some(n) => format!(
+                "The task includes an option with an undefined variable. The error was: '{n}' is undefined. '{n}' is undefined"
+            ),
+            None => format!("Error rendering template: {}", e.msg),
         };
         let msg = format!(
-            "The task includes an option with an undefined variable. The error was: {detail}\n\nThe error appears to be in '{}': line {}, column {}, but may\nbe elsewhere in the file depending on the exact syntax problem.\n",
+            "{what}\n\nThe error appears to be in '{}': line {}, column {}, but may\nbe elsewhere in the file depending on the exact syntax problem.\n",
             loc.file().display(),
             loc.line,
             loc.col
