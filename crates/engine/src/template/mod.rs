@@ -15,7 +15,9 @@
 pub mod filters;
 mod jinja_tests;
 pub mod lookup;
+mod percent;
 pub mod pyjson;
+mod source;
 mod undefined;
 
 pub use lookup::{OMIT, strip_omit};
@@ -143,6 +145,8 @@ impl Templar {
         // names by default).
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // What `a % b` becomes (see `source.rs`): Python's string formatting or remainder.
+        env.add_function(source::PERCENT_FN, percent::percent);
         filters::register(&mut env);
         jinja_tests::register(&mut env);
         lookup::register(&mut env);
@@ -164,9 +168,10 @@ impl Templar {
         if !Self::is_template(src) {
             return Ok(src.to_string());
         }
+        let rewritten = source::rewrite_template(without_last_newline(src), true);
         let tmpl = self
             .env
-            .template_from_str(without_last_newline(src))
+            .template_from_str(&rewritten)
             .map_err(|e| TemplateError::from_jinja(&e))?;
         let (tracked, seen) = Seen::wrap(ctx);
         let out = tmpl
@@ -228,9 +233,20 @@ impl Templar {
     /// Evaluates a bare expression (no braces), as in `when:` or `{{ }}`. A variable the
     /// expression reads without a guard (`is defined`, `default`) must exist.
     pub fn eval_expr(&self, expr: &str, ctx: &JValue) -> Result<JValue, TemplateError> {
+        self.eval(expr, ctx, true)
+    }
+
+    /// `escape_backslashes` as Ansible: on for `{{ }}`, off for conditionals.
+    fn eval(
+        &self,
+        expr: &str,
+        ctx: &JValue,
+        escape_backslashes: bool,
+    ) -> Result<JValue, TemplateError> {
+        let rewritten = source::rewrite_expression(expr, escape_backslashes);
         let compiled = self
             .env
-            .compile_expression(expr)
+            .compile_expression(&rewritten)
             .map_err(|e| TemplateError::from_jinja(&e))?;
         let (tracked, seen) = Seen::wrap(ctx);
         let value = compiled
@@ -243,7 +259,7 @@ impl Templar {
     /// Evaluates a `when:`-style condition. An undefined result is an error, as in Ansible.
     pub fn eval_condition(&self, expr: &str, ctx: &JValue) -> Result<bool, TemplateError> {
         let expr = single_expression(expr).unwrap_or(expr);
-        let value = self.eval_expr(expr, ctx)?;
+        let value = self.eval(expr, ctx, false)?;
         if value.is_undefined() {
             return Err(TemplateError {
                 msg: format!("the conditional '{}' is undefined", expr.trim()),
@@ -268,9 +284,10 @@ impl Templar {
                 undefined: inner.undefined,
             }
         };
+        let rewritten = source::rewrite_template(without_last_newline(&src), false);
         let tmpl = self
             .env
-            .template_from_named_str(&name, without_last_newline(&src))
+            .template_from_named_str(&name, &rewritten)
             .map_err(located)?;
         let (tracked, seen) = Seen::wrap(ctx);
         let out = pad_newlines(&src, tmpl.render(&tracked).map_err(located)?);
