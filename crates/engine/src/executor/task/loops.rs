@@ -50,13 +50,19 @@ impl Runner<'_, '_> {
                 json!({"changed": false, "skipped": true, "skipped_reason": "No items in the list", "results": []}),
             );
         }
+        // The variables every item starts from. As in Ansible, the facts an item sets
+        // (`set_fact`, `include_vars`) are seen by the items after it, so
+        // `acc: "{{ acc | default([]) + [item] }}"` accumulates.
+        let mut base = self.vars.clone();
+        let delegated_facts = self.task.scope.kw.delegate_to.is_some()
+            && self.flag(&self.task.scope.kw.delegate_facts, self.ctx);
         for (i, item) in items.iter().enumerate() {
             if i > 0
                 && let Some(p) = lc.pause
             {
                 tokio::time::sleep(Duration::from_secs_f64(p)).await;
             }
-            let mut v = self.vars.clone();
+            let mut v = base.clone();
             v.insert(loop_var.clone(), item.clone());
             v.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
             if let Some(iv) = &lc.index_var {
@@ -96,6 +102,9 @@ impl Runner<'_, '_> {
                     m.insert(iv.clone(), json!(i));
                     m.insert("ansible_index_var".into(), Value::String(iv.clone()));
                 }
+            }
+            if let Some(facts) = out.facts.as_deref().filter(|_| !delegated_facts) {
+                base.extend(facts.1.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             any_changed |= out.status == Status::Changed;
             any_failed |= matches!(out.status, Status::Failed | Status::Unreachable);
