@@ -196,9 +196,9 @@ fn a_role_has_its_dependencies_variables_its_own_winning() {
         "- hosts: all\n  tasks:\n    - include_role: {name: spark}\n",
     );
     let book = load_playbook(&include, &loader()).unwrap();
-    let inc = task(&book.plays[0].tasks[0]).clone();
+    let inc = task(&book.plays[0].tasks[0]);
     // At run time, the include expands to the dependency's tasks then the role's.
-    let items = expand_include_role(&inc, &loader()).unwrap();
+    let items = expand_include_role(inc, &loader()).unwrap();
     let spark = task(&items[1]).scope.role.clone().unwrap();
     assert_eq!(spark.name, "spark");
     assert_eq!(spark.defaults.get("home"), Some(&json!("/jvm")));
