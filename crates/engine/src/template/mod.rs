@@ -174,11 +174,31 @@ impl Templar {
             .template_from_str(&rewritten)
             .map_err(|e| TemplateError::from_jinja(&e))?;
         let (tracked, seen) = Seen::wrap(ctx);
+        let roots = || seen.read(tmpl.undeclared_variables(false));
         let out = tmpl
             .render(&tracked)
-            .map_err(|e| TemplateError::from_jinja(&e))?;
-        self.check_missing(src, seen.read(tmpl.undeclared_variables(false)), ctx)?;
+            .map_err(|e| self.explain(&e, src, roots(), ctx))?;
+        self.check_missing(src, roots(), ctx)?;
         Ok(pad_newlines(src, out))
+    }
+
+    /// The error of a failed render. An undefined value minijinja cannot name (one given
+    /// to a function, such as `'%s' % nope`) is named from the variables the render read.
+    fn explain(
+        &self,
+        e: &minijinja::Error,
+        src: &str,
+        roots: HashSet<String>,
+        ctx: &JValue,
+    ) -> TemplateError {
+        let err = TemplateError::from_jinja(e);
+        if err.undefined.is_none()
+            && e.kind() == minijinja::ErrorKind::UndefinedError
+            && let Err(named) = self.check_missing(src, roots, ctx)
+        {
+            return named;
+        }
+        err
     }
 
     /// Fails like Ansible when the template read a variable that does not exist, even if
@@ -249,10 +269,11 @@ impl Templar {
             .compile_expression(&rewritten)
             .map_err(|e| TemplateError::from_jinja(&e))?;
         let (tracked, seen) = Seen::wrap(ctx);
+        let roots = || seen.read(compiled.undeclared_variables(false));
         let value = compiled
             .eval(&tracked)
-            .map_err(|e| TemplateError::from_jinja(&e))?;
-        self.check_missing(expr, seen.read(compiled.undeclared_variables(false)), ctx)?;
+            .map_err(|e| self.explain(&e, expr, roots(), ctx))?;
+        self.check_missing(expr, roots(), ctx)?;
         Ok(value)
     }
 
@@ -493,6 +514,10 @@ mod tests {
         assert_eq!(
             err("{{ true and used2 }}", json!({})).msg,
             "'used2' is undefined"
+        );
+        assert_eq!(
+            err("{{ '%s' % nope }}", json!({})).msg,
+            "'nope' is undefined"
         );
         assert_eq!(
             err(
