@@ -163,11 +163,39 @@ impl RoleSet {
         handlers: &mut Vec<Arc<Task>>,
         scope: &Scope,
     ) -> Result<Arc<RoleInfo>> {
+        self.load_with_deps(r, loader, handlers, scope, &[])
+    }
+
+    /// Loads a role whose meta dependencies are `deps`: as in Ansible, the role's
+    /// defaults and vars include its dependencies' (its own win), so the role sees them
+    /// wherever it runs, `include_role` included.
+    fn load_with_deps(
+        &mut self,
+        r: &RoleRef,
+        loader: &Loader,
+        handlers: &mut Vec<Arc<Task>>,
+        scope: &Scope,
+        deps: &[Arc<RoleInfo>],
+    ) -> Result<Arc<RoleInfo>> {
         let path = find_role(&r.name, &r.loc, loader)?;
+        let with_deps = |layer: fn(&RoleInfo) -> &Map<String, Value>, own: Map<String, Value>| {
+            let mut m = Map::new();
+            for d in deps {
+                m.extend(layer(d).iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            m.extend(own);
+            Arc::new(m)
+        };
         let info = Arc::new(RoleInfo {
             name: r.name.clone(),
-            defaults: Arc::new(load_vars_dir(&path.join("defaults"), &r.defaults_from)?),
-            vars: Arc::new(load_vars_dir(&path.join("vars"), &r.vars_from)?),
+            defaults: with_deps(
+                |i| &i.defaults,
+                load_vars_dir(&path.join("defaults"), &r.defaults_from)?,
+            ),
+            vars: with_deps(
+                |i| &i.vars,
+                load_vars_dir(&path.join("vars"), &r.vars_from)?,
+            ),
             params: Arc::new(r.params.clone()),
             path: path.clone(),
         });
@@ -216,6 +244,15 @@ impl PlayCtx<'_> {
         scope: &Scope,
         _static_: bool,
     ) -> Result<Vec<TaskItem>> {
+        Ok(self.role_and_items(r, scope)?.1)
+    }
+
+    /// The role (its variables merged with its dependencies') and its tasks.
+    fn role_and_items(
+        &mut self,
+        r: &RoleRef,
+        scope: &Scope,
+    ) -> Result<(Arc<RoleInfo>, Vec<TaskItem>)> {
         let path = find_role(&r.name, &r.loc, self.loader)?;
         let meta = match main_file(&path.join("meta"), "main") {
             Some(f) => yaml::load_file(&f)?,
@@ -228,17 +265,27 @@ impl PlayCtx<'_> {
             meta.get("allow_duplicates").map(|n| &n.kind),
             Some(crate::yaml::NodeKind::Bool(true))
         );
-        if !self.roles.ran.insert(r.key()) && !allow_dup {
-            return Ok(Vec::new());
-        }
+        let skip = !self.roles.ran.insert(r.key()) && !allow_dup;
         let mut out = Vec::new();
+        let mut dep_infos = Vec::new();
         if let Some(deps) = meta.get("dependencies").and_then(Node::as_seq) {
             for d in deps {
                 let dep = RoleRef::parse(d)?;
-                out.extend(self.role_items(&dep, scope, true)?);
+                let (info, items) = self.role_and_items(&dep, scope)?;
+                dep_infos.push(info);
+                out.extend(items);
             }
         }
-        let info = self.roles.load(r, self.loader, &mut self.handlers, scope)?;
+        if skip {
+            // Already ran: no tasks, but its variables for a role that depends on it.
+            let mut unrecorded = RoleSet::default();
+            let info =
+                unrecorded.load_with_deps(r, self.loader, &mut Vec::new(), scope, &dep_infos)?;
+            return Ok((info, Vec::new()));
+        }
+        let info =
+            self.roles
+                .load_with_deps(r, self.loader, &mut self.handlers, scope, &dep_infos)?;
         let own = Scope {
             role: Some(info.clone()),
             ..r.own.clone()
@@ -257,7 +304,7 @@ impl PlayCtx<'_> {
                 ),
             ));
         }
-        Ok(out)
+        Ok((info, out))
     }
 }
 

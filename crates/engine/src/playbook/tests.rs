@@ -166,6 +166,47 @@ fn roles_run_dependencies_first_and_once() {
 }
 
 #[test]
+fn a_role_has_its_dependencies_variables_its_own_winning() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "roles/java/tasks/main.yml",
+        "- debug: msg=java\n",
+    );
+    write(
+        dir.path(),
+        "roles/java/defaults/main.yml",
+        "home: /jvm\nheap: 1g\n",
+    );
+    write(dir.path(), "roles/java/vars/main.yml", "pkg: jre\n");
+    write(
+        dir.path(),
+        "roles/spark/meta/main.yml",
+        "dependencies: [java]\n",
+    );
+    write(dir.path(), "roles/spark/defaults/main.yml", "heap: 4g\n");
+    write(
+        dir.path(),
+        "roles/spark/tasks/main.yml",
+        "- debug: msg=spark\n",
+    );
+    let include = write(
+        dir.path(),
+        "site.yml",
+        "- hosts: all\n  tasks:\n    - include_role: {name: spark}\n",
+    );
+    let book = load_playbook(&include, &loader()).unwrap();
+    let inc = task(&book.plays[0].tasks[0]);
+    // At run time, the include expands to the dependency's tasks then the role's.
+    let items = expand_include_role(inc, &loader()).unwrap();
+    let spark = task(&items[1]).scope.role.clone().unwrap();
+    assert_eq!(spark.name, "spark");
+    assert_eq!(spark.defaults.get("home"), Some(&json!("/jvm")));
+    assert_eq!(spark.defaults.get("heap"), Some(&json!("4g")));
+    assert_eq!(spark.vars.get("pkg"), Some(&json!("jre")));
+}
+
+#[test]
 fn missing_role_says_where_it_looked() {
     let err = parse("- hosts: all\n  roles:\n    - nosuchrole\n").unwrap_err();
     assert!(

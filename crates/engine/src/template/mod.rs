@@ -15,7 +15,9 @@
 pub mod filters;
 mod jinja_tests;
 pub mod lookup;
+mod percent;
 pub mod pyjson;
+mod source;
 mod undefined;
 
 pub use lookup::{OMIT, strip_omit};
@@ -143,6 +145,8 @@ impl Templar {
         // names by default).
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // What `a % b` becomes (see `source.rs`): Python's string formatting or remainder.
+        env.add_function(source::PERCENT_FN, percent::percent);
         filters::register(&mut env);
         jinja_tests::register(&mut env);
         lookup::register(&mut env);
@@ -164,19 +168,42 @@ impl Templar {
         if !Self::is_template(src) {
             return Ok(src.to_string());
         }
+        let rewritten = source::rewrite_template(without_last_newline(src), true);
         let tmpl = self
             .env
-            .template_from_str(without_last_newline(src))
+            .template_from_str(&rewritten)
             .map_err(|e| TemplateError::from_jinja(&e))?;
+        let (tracked, seen) = Seen::wrap(ctx);
+        let roots = || seen.read(tmpl.undeclared_variables(false));
         let out = tmpl
-            .render(ctx)
-            .map_err(|e| TemplateError::from_jinja(&e))?;
-        self.check_missing(src, tmpl.undeclared_variables(false), ctx)?;
+            .render(&tracked)
+            .map_err(|e| self.explain(&e, src, roots(), ctx))?;
+        self.check_missing(src, roots(), ctx)?;
         Ok(pad_newlines(src, out))
     }
 
+    /// The error of a failed render. An undefined value minijinja cannot name (one given
+    /// to a function, such as `'%s' % nope`) is named from the variables the render read.
+    fn explain(
+        &self,
+        e: &minijinja::Error,
+        src: &str,
+        roots: HashSet<String>,
+        ctx: &JValue,
+    ) -> TemplateError {
+        let err = TemplateError::from_jinja(e);
+        if err.undefined.is_none()
+            && e.kind() == minijinja::ErrorKind::UndefinedError
+            && let Err(named) = self.check_missing(src, roots, ctx)
+        {
+            return named;
+        }
+        err
+    }
+
     /// Fails like Ansible when the template read a variable that does not exist, even if
-    /// a filter or loop swallowed it (see `undefined.rs`).
+    /// a filter or loop swallowed it (see `undefined.rs`). `roots` are only the names the
+    /// render actually looked up: a name in a branch that did not run is not used.
     fn check_missing(
         &self,
         src: &str,
@@ -226,21 +253,34 @@ impl Templar {
     /// Evaluates a bare expression (no braces), as in `when:` or `{{ }}`. A variable the
     /// expression reads without a guard (`is defined`, `default`) must exist.
     pub fn eval_expr(&self, expr: &str, ctx: &JValue) -> Result<JValue, TemplateError> {
+        self.eval(expr, ctx, true)
+    }
+
+    /// `escape_backslashes` as Ansible: on for `{{ }}`, off for conditionals.
+    fn eval(
+        &self,
+        expr: &str,
+        ctx: &JValue,
+        escape_backslashes: bool,
+    ) -> Result<JValue, TemplateError> {
+        let rewritten = source::rewrite_expression(expr, escape_backslashes);
         let compiled = self
             .env
-            .compile_expression(expr)
+            .compile_expression(&rewritten)
             .map_err(|e| TemplateError::from_jinja(&e))?;
+        let (tracked, seen) = Seen::wrap(ctx);
+        let roots = || seen.read(compiled.undeclared_variables(false));
         let value = compiled
-            .eval(ctx)
-            .map_err(|e| TemplateError::from_jinja(&e))?;
-        self.check_missing(expr, compiled.undeclared_variables(false), ctx)?;
+            .eval(&tracked)
+            .map_err(|e| self.explain(&e, expr, roots(), ctx))?;
+        self.check_missing(expr, roots(), ctx)?;
         Ok(value)
     }
 
     /// Evaluates a `when:`-style condition. An undefined result is an error, as in Ansible.
     pub fn eval_condition(&self, expr: &str, ctx: &JValue) -> Result<bool, TemplateError> {
         let expr = single_expression(expr).unwrap_or(expr);
-        let value = self.eval_expr(expr, ctx)?;
+        let value = self.eval(expr, ctx, false)?;
         if value.is_undefined() {
             return Err(TemplateError {
                 msg: format!("the conditional '{}' is undefined", expr.trim()),
@@ -265,12 +305,14 @@ impl Templar {
                 undefined: inner.undefined,
             }
         };
+        let rewritten = source::rewrite_template(without_last_newline(&src), false);
         let tmpl = self
             .env
-            .template_from_named_str(&name, without_last_newline(&src))
+            .template_from_named_str(&name, &rewritten)
             .map_err(located)?;
-        let out = pad_newlines(&src, tmpl.render(ctx).map_err(located)?);
-        self.check_missing(&src, tmpl.undeclared_variables(false), ctx)
+        let (tracked, seen) = Seen::wrap(ctx);
+        let out = pad_newlines(&src, tmpl.render(&tracked).map_err(located)?);
+        self.check_missing(&src, seen.read(tmpl.undeclared_variables(false)), ctx)
             .map_err(|e| {
                 let line = e
                     .undefined
@@ -292,6 +334,51 @@ fn line_of(src: &str, name: &str) -> Option<usize> {
     let re = regex::Regex::new(&format!(r"\b{}\b", regex::escape(name))).ok()?;
     let pos = re.find(src)?.start();
     Some(src[..pos].matches('\n').count() + 1)
+}
+
+/// The template context, recording which top-level names a render looks up, so only
+/// variables that were actually read can be reported as undefined: the untaken branch of
+/// `if`/`else`, of `and`/`or`, or the body of a loop over an empty list reads nothing.
+#[derive(Debug)]
+struct Seen {
+    ctx: JValue,
+    names: std::sync::Mutex<HashSet<String>>,
+}
+
+impl Seen {
+    fn wrap(ctx: &JValue) -> (JValue, std::sync::Arc<Seen>) {
+        let seen = std::sync::Arc::new(Seen {
+            ctx: ctx.clone(),
+            names: Default::default(),
+        });
+        (JValue::from_dyn_object(seen.clone()), seen)
+    }
+
+    /// The names of `roots` that the render looked up.
+    fn read(&self, mut roots: HashSet<String>) -> HashSet<String> {
+        let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        roots.retain(|r| names.contains(r));
+        roots
+    }
+}
+
+impl minijinja::value::Object for Seen {
+    fn get_value(self: &std::sync::Arc<Self>, key: &JValue) -> Option<JValue> {
+        if let Some(k) = key.as_str() {
+            self.names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(k.to_string());
+        }
+        self.ctx.get_item(key).ok().filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        match self.ctx.try_iter() {
+            Ok(keys) => minijinja::value::Enumerator::Values(keys.collect()),
+            Err(_) => minijinja::value::Enumerator::Empty,
+        }
+    }
 }
 
 /// `"{{ x }}"` → `Some("x")`; anything with text around the braces → `None`.
@@ -393,6 +480,58 @@ mod tests {
         ] {
             t.render_str(ok, &c).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
+    }
+
+    #[test]
+    fn undefined_in_code_that_does_not_run_is_not_an_error() {
+        let t = Templar::new();
+        let c = ctx(json!({"empty": [], "ip": "10.0.0.1"}));
+        for (src, want) in [
+            ("{% if x is defined %}{{ x }}{% else %}d{% endif %}", "d"),
+            ("{{ 'a' if true else never_defined }}", "a"),
+            ("{{ never_defined if false else 'b' }}", "b"),
+            ("{{ n1 | default(n2 | default('d')) }}", "d"),
+            ("{% for i in empty %}{{ in_body }}{% endfor %}end", "end"),
+            ("{{ false and untaken }}", "False"),
+            ("{{ true or untaken }}", "True"),
+            (
+                "{% if ip == '1' %}{{ other }}{% elif true %}ok{% endif %}",
+                "ok",
+            ),
+        ] {
+            assert_eq!(
+                t.render_str(src, &c)
+                    .unwrap_or_else(|e| panic!("{src}: {e}")),
+                want,
+                "{src}"
+            );
+        }
+        // What does run still fails, naming the variable.
+        assert_eq!(
+            err("{{ 'a' if false else used }}", json!({})).msg,
+            "'used' is undefined"
+        );
+        assert_eq!(
+            err("{{ true and used2 }}", json!({})).msg,
+            "'used2' is undefined"
+        );
+        assert_eq!(
+            err("{{ '%s' % nope }}", json!({})).msg,
+            "'nope' is undefined"
+        );
+        assert_eq!(
+            err(
+                "{% for i in [1] %}{{ body | upper }}{% endfor %}",
+                json!({})
+            )
+            .msg,
+            "'body' is undefined"
+        );
+        assert!(!t.eval_condition("false and nope", &c).unwrap());
+        assert_eq!(
+            t.eval_condition("true and nope == 1", &c).unwrap_err().msg,
+            "'nope' is undefined"
+        );
     }
 
     #[test]

@@ -73,7 +73,8 @@ pub fn py_str(v: &Value) -> String {
     }
 }
 
-fn py_repr(v: &Value) -> String {
+/// Python's `repr()` of a value.
+pub fn py_repr(v: &Value) -> String {
     match v {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),

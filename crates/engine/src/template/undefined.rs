@@ -7,10 +7,10 @@
 //! - Chainable undefined lets filters and loops swallow a missing variable silently
 //!   (`{{ x | upper }}` prints nothing, `{% for i in x %}` loops zero times), where Ansible
 //!   fails. [`find_unguarded_missing`] closes that gap statically: it asks minijinja which
-//!   variables the template reads, and reports the first one that is absent from the
-//!   context and not guarded by `is defined` / `default` anywhere in the source.
-//!   The check is static, so a missing variable inside a branch that never runs is also
-//!   reported; Ansible content guards such variables with `is defined`, which we honour.
+//!   variables the template reads, keeps those the render actually looked up (a name in
+//!   a branch that did not run is not read, see `Seen` in `mod.rs`), and reports the
+//!   first one that is absent from the context and not guarded by `is defined` /
+//!   `default` anywhere in the source.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;

@@ -10,14 +10,24 @@ use crate::template::pyjson::py_str;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// Why a loop's item list could not be built.
+pub(super) enum LoopError {
+    /// The loop value failed to template (an undefined variable, say).
+    Template(HostOutcome),
+    /// The value is not what the loop iterates over, or the loop kind is unsupported.
+    Invalid(HostOutcome),
+}
+
 impl Runner<'_, '_> {
     pub(super) async fn run_loop(&self) -> HostOutcome {
         let items = match self.loop_items() {
             Ok(items) => items,
-            // As Ansible does: a loop that cannot be built is an error only for a task
+            // A value that is not a list fails whatever `when` says, as in Ansible.
+            Err(LoopError::Invalid(out)) => return out,
+            // As Ansible does: a loop that cannot be templated is an error only for a task
             // whose `when` (evaluated without an item) holds, so `loop: "{{ x }}"` with
             // `when: x is defined` skips when `x` is undefined.
-            Err(out) => {
+            Err(LoopError::Template(out)) => {
                 return match self.check_when(self.vars, self.ctx) {
                     Ok(false) => HostOutcome::new(
                         Status::Skipped,
@@ -40,13 +50,19 @@ impl Runner<'_, '_> {
                 json!({"changed": false, "skipped": true, "skipped_reason": "No items in the list", "results": []}),
             );
         }
+        // The variables every item starts from. As in Ansible, the facts an item sets
+        // (`set_fact`, `include_vars`) are seen by the items after it, so
+        // `acc: "{{ acc | default([]) + [item] }}"` accumulates.
+        let mut base = self.vars.clone();
+        let delegated_facts = self.task.scope.kw.delegate_to.is_some()
+            && self.flag(&self.task.scope.kw.delegate_facts, self.ctx);
         for (i, item) in items.iter().enumerate() {
             if i > 0
                 && let Some(p) = lc.pause
             {
                 tokio::time::sleep(Duration::from_secs_f64(p)).await;
             }
-            let mut v = self.vars.clone();
+            let mut v = base.clone();
             v.insert(loop_var.clone(), item.clone());
             v.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
             if let Some(iv) = &lc.index_var {
@@ -86,6 +102,9 @@ impl Runner<'_, '_> {
                     m.insert(iv.clone(), json!(i));
                     m.insert("ansible_index_var".into(), Value::String(iv.clone()));
                 }
+            }
+            if let Some(facts) = out.facts.as_deref().filter(|_| !delegated_facts) {
+                base.extend(facts.1.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             any_changed |= out.status == Status::Changed;
             any_failed |= matches!(out.status, Status::Failed | Status::Unreachable);
@@ -148,19 +167,22 @@ impl Runner<'_, '_> {
     }
 
     /// The list a loop iterates over, as each `with_*` lookup builds it.
-    pub(super) fn loop_items(&self) -> Result<Vec<Value>, HostOutcome> {
+    pub(super) fn loop_items(&self) -> Result<Vec<Value>, LoopError> {
         let spec = self.task.loop_.as_ref().expect("called for loops");
         let rendered = self
             .templar()
             .render_value(&spec.value, self.ctx)
-            .map_err(|e| self.template_failure(&e, &spec.value.to_string()))?;
+            .map_err(|e| LoopError::Template(self.template_failure(&e, &spec.value.to_string())))?;
+        self.items_of(&spec.kind, rendered)
+            .map_err(LoopError::Invalid)
+    }
+
+    /// The items of a rendered loop value, as each kind of loop reads it.
+    fn items_of(&self, kind: &LoopKind, rendered: Value) -> Result<Vec<Value>, HostOutcome> {
         let bad = |what: &str, got: &Value| {
-            HostOutcome::new(
-                Status::Failed,
-                json!({"msg": format!("Invalid data passed to '{what}', it requires a list, got this instead: {}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.", py_str(got))}),
-            )
+            self.loop_failure(format!("Invalid data passed to '{what}', it requires a list, got this instead: {}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.", py_str(got)))
         };
-        match &spec.kind {
+        match kind {
             LoopKind::Loop | LoopKind::List => match rendered {
                 Value::Array(a) => Ok(a),
                 other => Err(bad("loop", &other)),
@@ -176,16 +198,16 @@ impl Runner<'_, '_> {
                 Value::Null => Ok(Vec::new()),
                 other => Ok(vec![other]),
             },
-            LoopKind::Dict => match rendered {
-                Value::Object(m) => Ok(m
-                    .into_iter()
-                    .map(|(k, v)| json!({"key": k, "value": v}))
-                    .collect()),
-                other => Err(HostOutcome::new(
-                    Status::Failed,
-                    json!({"msg": format!("with_dict expects a dict, got {}", py_str(&other))}),
-                )),
-            },
+            LoopKind::Dict => {
+                match rendered {
+                    Value::Object(m) => Ok(m
+                        .into_iter()
+                        .map(|(k, v)| json!({"key": k, "value": v}))
+                        .collect()),
+                    other => Err(self
+                        .loop_failure(format!("with_dict expects a dict, got {}", py_str(&other)))),
+                }
+            }
             LoopKind::Fileglob => {
                 let pats = match rendered {
                     Value::Array(a) => a,
@@ -216,10 +238,23 @@ impl Runner<'_, '_> {
                 }
                 Ok(out)
             }
-            LoopKind::Lookup(name) => Err(HostOutcome::new(
-                Status::Failed,
-                json!({"msg": format!("'with_{name}' is not supported; use 'loop:' with a filter or lookup")}),
-            )),
+            LoopKind::Lookup(name) => Err(self.loop_failure(format!(
+                "'with_{name}' is not supported by this engine; use 'loop:' with a filter or lookup"
+            ))),
         }
+    }
+
+    /// A loop whose item list cannot be built fails the host with why, and where the task is.
+    fn loop_failure(&self, why: String) -> HostOutcome {
+        let loc = &self.task.loc;
+        HostOutcome::new(
+            Status::Failed,
+            json!({"changed": false, "failed": true, "msg": format!(
+                "{why}\n\nThe error appears to be in '{}': line {}, column {}, but may\nbe elsewhere in the file depending on the exact syntax problem.\n",
+                loc.file().display(),
+                loc.line,
+                loc.col
+            )}),
+        )
     }
 }

@@ -156,12 +156,14 @@ impl Runner<'_, '_> {
             .clone()
             .or_else(|| vars::undefined_name(src, self.vars));
         let loc = &self.task.loc;
-        let detail = match &name {
-            Some(n) => format!("'{n}' is undefined. '{n}' is undefined"),
-            None => e.msg.clone(),
+        let what = match &name {
+            Some(n) => format!(
+                "The task includes an option with an undefined variable. The error was: '{n}' is undefined. '{n}' is undefined"
+            ),
+            None => format!("Error rendering template: {}", e.msg),
         };
         let msg = format!(
-            "The task includes an option with an undefined variable. The error was: {detail}\n\nThe error appears to be in '{}': line {}, column {}, but may\nbe elsewhere in the file depending on the exact syntax problem.\n",
+            "{what}\n\nThe error appears to be in '{}': line {}, column {}, but may\nbe elsewhere in the file depending on the exact syntax problem.\n",
             loc.file().display(),
             loc.line,
             loc.col
@@ -345,7 +347,10 @@ impl Runner<'_, '_> {
                 .store
                 .set_fact(self.host, reg, out.result.clone());
         }
-        let is_loop = self.task.loop_.is_some();
+        // A loop's result is a summary of the item lines already printed; a loop whose
+        // item list could not be built (`loop: 5`, an unsupported `with_*`) printed no
+        // item line, so its failure is reported like any task's, with its message.
+        let is_loop = self.task.loop_.is_some() && out.result.get("results").is_some();
         if !is_include(self.task) || out.status == Status::Failed {
             self.emit(out, None, is_loop);
         }
