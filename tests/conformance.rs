@@ -8,7 +8,8 @@
 //! `ANSIBLE_PLAYBOOK_BIN` names the ansible-playbook to compare with. Without it the test
 //! skips with a message, except under CI (`CI` set), where a missing Ansible is a failure:
 //! CI must never pass by not comparing. `CONFORMANCE_FILTER=substring` runs only the
-//! matching cases.
+//! matching cases; `CONFORMANCE_JOBS=N` (default 2) runs N cases at once, each on its own
+//! hosts.
 
 mod support;
 
@@ -16,6 +17,8 @@ mod support;
 mod runner;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use runner::{Case, Outcome, Tool};
 
@@ -42,15 +45,34 @@ fn conformance_with_ansible_playbook() {
         .unwrap_or_else(|e| panic!("cannot load the conformance cases: {e}"));
     assert!(!cases.is_empty(), "no conformance case matches '{filter}'");
 
-    let hosts = support::start(runner::HOSTS);
-    let env = runner::Env::new(&hosts, ansible);
+    // Cases run on `workers` testbeds of their own at once (each with its own hosts,
+    // controller scratch directory and Ansible dirs), taking the next case when one ends.
+    // Two by default: ansible-playbook keeps a core busy, and CI has two.
+    let workers = std::env::var("CONFORMANCE_JOBS")
+        .ok()
+        .and_then(|j| j.parse::<usize>().ok())
+        .unwrap_or(2)
+        .clamp(1, cases.len());
+    runner::reset_logs();
     let tools = [Tool::Ansible, Tool::Spark];
-
-    let mut rows = Vec::new();
-    for case in &cases {
-        let outcome: Outcome = runner::compare(&env, case, &tools);
-        rows.push((case.name.clone(), outcome));
-    }
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let hosts = support::start(runner::HOSTS);
+                let env = runner::Env::new(&hosts, ansible.clone());
+                while let Some(case) = cases.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let outcome: Outcome = runner::compare(&env, case, &tools);
+                    done.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((case.name.clone(), outcome));
+                }
+            });
+        }
+    });
+    let mut rows = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
     let report = runner::table(&rows);
     println!("{report}");
     let failed: Vec<&str> = rows

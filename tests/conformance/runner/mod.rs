@@ -50,6 +50,16 @@ pub struct Env {
     logs: PathBuf,
 }
 
+/// Where every run's output goes, one directory per case (shared by the workers).
+fn logs_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance")
+}
+
+/// Empties the logs of an earlier suite run; once, before the workers start.
+pub fn reset_logs() {
+    let _ = std::fs::remove_dir_all(logs_dir());
+}
+
 impl Env {
     pub fn new(hosts: &Hosts, ansible: PathBuf) -> Env {
         let dir = hosts.tb.dir.clone();
@@ -65,8 +75,7 @@ impl Env {
         inv.push_str("    first:\n      hosts:\n        host1: {}\n");
         let inventory = dir.join("conformance-inventory.yml");
         std::fs::write(&inventory, inv).expect("write the conformance inventory");
-        let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance");
-        let _ = std::fs::remove_dir_all(&logs);
+        let logs = logs_dir();
         Env {
             controller: dir.join("controller"),
             inventory,
