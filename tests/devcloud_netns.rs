@@ -503,6 +503,17 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
     assert!(!ssh.run(None, &float, "true").status.success());
     rt.block_on(cloud.set_floating_ip_port(&fip.id, Some(&port)))
         .unwrap();
+    // On a loaded machine the address can take up to about 30 s to answer again (seen
+    // since machines have a default route through the tenant router; not yet explained,
+    // see the stop-18 closing note): wait for it, as a client retrying would.
+    let reassociated = std::time::Instant::now();
+    while !ssh.run(None, &float, "true").status.success() {
+        assert!(
+            reassociated.elapsed() < Duration::from_secs(90),
+            "the floating IP did not answer again within 90 s of being associated"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert_eq!(ssh.ok(None, &float, "hostname"), "wire-master");
 
     // down waits for every machine process: a sleeper started with sudo is gone when it
