@@ -194,11 +194,13 @@ fn storage_conf(kind: &str, port: u16, etc: &Path, data: &Path, user: &str) -> S
 
 /// The proxy's config: Swift 2.30's pipeline for Keystone with s3api (docs: "When using
 /// keystone"), without `cache` (no memcached: authtoken caches in process).
-fn proxy_conf(spec: &SwiftSpec, port: u16, etc: &Path, user: &str) -> String {
+/// The proxy's configuration; it serves TLS with `tls` = (certificate, key).
+fn proxy_conf(spec: &SwiftSpec, port: u16, etc: &Path, user: &str, tls: (&Path, &Path)) -> String {
     let ks = &spec.keystone_url;
     let su = &spec.service_user;
     format!(
-        "[DEFAULT]\nbind_ip = {ip}\nbind_port = {port}\nworkers = 0\nuser = {user}\n\
+        "[DEFAULT]\ncert_file = {cert}\nkey_file = {key}\n\
+         bind_ip = {ip}\nbind_port = {port}\nworkers = 0\nuser = {user}\n\
          swift_dir = {etc}\nlog_name = proxy-server\n\n\
          [pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging \
          listing_formats authtoken s3api s3token keystoneauth copy slo dlo proxy-logging \
@@ -221,6 +223,8 @@ fn proxy_conf(spec: &SwiftSpec, port: u16, etc: &Path, user: &str) -> String {
          [filter:slo]\nuse = egg:swift#slo\n\n\
          [filter:dlo]\nuse = egg:swift#dlo\n",
         ip = spec.proxy_ip,
+        cert = tls.0.display(),
+        key = tls.1.display(),
         etc = etc.display(),
         name = su.name,
         password = su.password,
@@ -414,17 +418,10 @@ impl Swift {
         }
         let (cert, key) = ensure_tls(state_dir, spec.proxy_ip)?;
         let conf = etc.join("proxy-server.conf");
-        let mut text = proxy_conf(spec, proxy_port, &etc, &user);
-        text = text.replacen(
-            "[DEFAULT]\n",
-            &format!(
-                "[DEFAULT]\ncert_file = {}\nkey_file = {}\n",
-                cert.display(),
-                key.display()
-            ),
-            1,
-        );
-        write_private(&conf, &text)?;
+        write_private(
+            &conf,
+            &proxy_conf(spec, proxy_port, &etc, &user, (&cert, &key)),
+        )?;
         confs.push(("proxy-server".into(), conf));
 
         let mut swift = Swift {
@@ -637,7 +634,13 @@ mod tests {
                 project: "service".into(),
             },
         };
-        let conf = proxy_conf(&spec, 8080, Path::new("/s/etc"), "root");
+        let conf = proxy_conf(
+            &spec,
+            8080,
+            Path::new("/s/etc"),
+            "root",
+            (Path::new("/t/proxy.pem"), Path::new("/t/proxy.key")),
+        );
         let pipeline = conf
             .lines()
             .find_map(|l| l.strip_prefix("pipeline = "))
@@ -649,6 +652,7 @@ mod tests {
         assert!(at("keystoneauth") < at("slo"));
         assert_eq!(pipeline.split(' ').next_back(), Some("proxy-server"));
         assert!(conf.contains("bind_ip = 10.9.255.1\nbind_port = 8080\n"));
+        assert!(conf.contains("cert_file = /t/proxy.pem\nkey_file = /t/proxy.key\n"));
         assert!(conf.contains("auth_uri = http://127.0.0.1:8790/identity/v3\n"));
         assert!(conf.contains("location = RegionOne\n"));
         // Every filter in the pipeline has its section.
