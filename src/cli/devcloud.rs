@@ -18,6 +18,7 @@ use serde_json::json;
 use super::{Exit, fail};
 use devcloud::backend::{BackendChoice, BackendKind};
 use devcloud::config::Config;
+use devcloud::config::MachineFs;
 use devcloud::{self, DEFAULT_LISTEN, daemon, log_file};
 
 #[derive(Args, Debug)]
@@ -45,6 +46,13 @@ pub enum DevcloudCommand {
     Status {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+    },
+    /// Build the machine image (`debian-12`) and start the apt cache machines install
+    /// packages from, as `up` does for `netns.machine_fs: image`; prints where they are.
+    PrepareImages {
+        /// The devcloud config (for `netns.image_dir`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Run devcloud in the foreground.
     Serve {
@@ -86,6 +94,7 @@ pub fn run(args: DevcloudArgs) -> Exit {
         DevcloudCommand::Down { state_dir } => down(&state_dir_or_default(state_dir)),
         DevcloudCommand::Status { state_dir } => status(&state_dir_or_default(state_dir)),
         DevcloudCommand::Serve { server } => serve(&server),
+        DevcloudCommand::PrepareImages { config } => prepare_images(config),
     };
     match result {
         Ok(exit) => exit,
@@ -115,6 +124,18 @@ fn load_config(opts: &ServerOpts) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+fn prepare_images(config: Option<PathBuf>) -> anyhow::Result<Exit> {
+    let mut cfg = match &config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    cfg.netns.machine_fs = MachineFs::Image;
+    for line in devcloud::prepare_images(&cfg)? {
+        println!("{line}");
+    }
+    Ok(Exit::Ok)
+}
+
 fn serve(opts: &ServerOpts) -> anyhow::Result<Exit> {
     let cfg = load_config(opts)?;
     let dir = state_dir_or_default(opts.state_dir.clone());
@@ -141,12 +162,19 @@ fn serve(opts: &ServerOpts) -> anyhow::Result<Exit> {
 }
 
 fn up(opts: &ServerOpts, clouds_yaml: Option<PathBuf>) -> anyhow::Result<Exit> {
-    load_config(opts)?; // fail here, not in the background, on a bad config
+    let cfg = load_config(opts)?; // fail here, not in the background, on a bad config
     let dir = state_dir_or_default(opts.state_dir.clone());
     std::fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create state dir {}: {e}", dir.display()))?;
     let kind = BackendChoice::resolve(&dir, opts.backend)?;
     eprintln!("{}", backend_note(kind, opts.backend.is_some()));
+    if kind == BackendKind::Netns && cfg.netns.machine_fs == MachineFs::Image {
+        // In the foreground: the first build takes a while and its errors belong here.
+        eprintln!("devcloud: machines boot from images; preparing the apt cache and debian-12");
+        for line in devcloud::prepare_images(&cfg)? {
+            eprintln!("{line}");
+        }
+    }
     let url = match (daemon::running_pid(&dir), daemon::answering_endpoint(&dir)) {
         (Some(pid), Some(url)) => {
             eprintln!("devcloud is already running at {url} (pid {pid})");

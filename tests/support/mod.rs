@@ -94,19 +94,31 @@ impl TestCloud {
     /// octets (first, count) its `10.x.0.0/16` supernet is picked from, both of the
     /// calling test's own, so tests running at once never share a bridge or an address
     /// (spark_cluster: 50-99, devcloud_netns: 100-149, netns_machines: 150-249,
-    /// tunnel: 250-254, the launch output test in cluster_devcloud: 20-39).
+    /// tunnel: 250-254, the launch output test in cluster_devcloud: 20-39, devcloud_images:
+    /// 40-49).
     pub fn netns(tag: &str, octets: (u8, u8)) -> TestCloud {
         Self::netns_with(tag, octets, "")
     }
 
     /// [`TestCloud::netns`] with more devcloud.yaml settings (`extra`, whole lines).
     pub fn netns_with(tag: &str, octets: (u8, u8), extra: &str) -> TestCloud {
+        Self::netns_full(tag, octets, "", extra)
+    }
+
+    /// [`TestCloud::netns`] whose machines boot from images (`netns.machine_fs: image`):
+    /// their own Debian root filesystem, packages through devcloud's apt cache.
+    pub fn netns_images(tag: &str, octets: (u8, u8)) -> TestCloud {
+        Self::netns_full(tag, octets, ", machine_fs: image", "")
+    }
+
+    fn netns_full(tag: &str, octets: (u8, u8), netns_extra: &str, extra: &str) -> TestCloud {
         let pid = std::process::id();
         let octet = octets.0 as u32 + pid % octets.1 as u32;
         let prefix = format!("{tag}{}", pid % 10000);
         let config = format!(
             "boot_time: {{min_ms: 300, max_ms: 300}}\naction_time_ms: 200\n\
-             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [2, 5]}}\n{extra}"
+             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [2, 5]\
+             {netns_extra}}}\n{extra}"
         );
         Self::start(tag, &config, &["--backend", "netns"], prefix, octet)
     }

@@ -97,6 +97,32 @@ pub struct NetnsSettings {
     /// during which connections to port 22 are refused (default: `[10, 40]`, like a cloud
     /// VM; at most 600 s). Not part of the recorded layout: a restart may change it.
     pub ssh_delay_s: Option<[f64; 2]>,
+    /// What a machine's filesystem is: `host` (default), the host's own, with private
+    /// /root, /home, /tmp, /mnt and user database; or `image`, its own root filesystem made
+    /// from its Glance image (only `debian-12` can be built here), with packages from the apt
+    /// cache (see `devcloud::apt_proxy`). Not part of the recorded layout.
+    pub machine_fs: MachineFs,
+    /// Where built images are kept (default: `$SPARK_OPENSTACK_DEVCLOUD_IMAGES`, else
+    /// `/var/lib/spark-openstack/devcloud-images`).
+    pub image_dir: Option<PathBuf>,
+}
+
+/// See [`NetnsSettings::machine_fs`].
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineFs {
+    #[default]
+    Host,
+    Image,
+}
+
+impl NetnsSettings {
+    /// The image directory (see `image_dir`).
+    pub fn images_dir(&self) -> PathBuf {
+        self.image_dir
+            .clone()
+            .unwrap_or_else(super::netns::image::default_images_dir)
+    }
 }
 
 impl NetnsSettings {

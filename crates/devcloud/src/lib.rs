@@ -21,6 +21,7 @@
 //! 10.213.255.0/24), so a state dir looks the same under either; with records devcloud never
 //! sends anything to them.
 
+pub mod apt_proxy;
 pub mod backend;
 pub mod cinder;
 pub mod config;
@@ -44,7 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use backend::{BackendChoice, BackendKind, RecordsBackend, ServerBackend};
-use config::Config;
+use config::{Config, MachineFs};
 use server::App;
 use state::Store;
 
@@ -87,6 +88,13 @@ pub async fn serve_with(
     } else {
         None
     };
+    // Image-booted machines get packages through the relay on the controller's address.
+    let apt_relay = match (cfg.netns.machine_fs, machines_ip(state_dir)?) {
+        (MachineFs::Image, Some(ip)) => {
+            Some(apt_proxy::Relay::start(SocketAddr::from((ip, apt_proxy::RELAY_PORT))).await?)
+        }
+        _ => None,
+    };
     let app = Arc::new(App {
         cfg,
         base_url,
@@ -107,6 +115,7 @@ pub async fn serve_with(
     ready(addr);
     axum::serve(listener, server::router(app)).await?;
     drop(swift);
+    drop(apt_relay);
     Ok(())
 }
 
@@ -114,12 +123,16 @@ pub async fn serve_with(
 /// external bridge, which machines with a floating IP reach (as a cloud's public object
 /// storage endpoint); otherwise loopback.
 fn object_storage_ip(state_dir: &Path) -> anyhow::Result<std::net::Ipv4Addr> {
-    let netns = BackendChoice::load(state_dir)?
+    Ok(machines_ip(state_dir)?.unwrap_or(std::net::Ipv4Addr::LOCALHOST))
+}
+
+/// The controller's address on the external bridge, where netns machines reach the host's
+/// services; `None` without the netns backend.
+fn machines_ip(state_dir: &Path) -> anyhow::Result<Option<std::net::Ipv4Addr>> {
+    Ok(BackendChoice::load(state_dir)?
         .filter(|c| c.backend == BackendKind::Netns)
-        .and_then(|c| c.netns);
-    Ok(netns
-        .map(|l| l.controller_ip)
-        .unwrap_or(std::net::Ipv4Addr::LOCALHOST))
+        .and_then(|c| c.netns)
+        .map(|l| l.controller_ip))
 }
 
 /// Opens the backend `kind` for `state_dir` and records the choice there. For netns this
@@ -157,10 +170,50 @@ pub fn open_backend(
                 .netns
                 .ssh_delay()
                 .map_err(|e| anyhow::anyhow!("invalid devcloud config: {e}"))?;
-            Arc::new(netns_backend::NetnsBackend::open(layout, min, max)?)
+            let images = match cfg.netns.machine_fs {
+                MachineFs::Host => None,
+                MachineFs::Image => {
+                    prepare_images(cfg)?;
+                    Some(netns_backend::Images {
+                        dir: cfg.netns.images_dir(),
+                        build_proxy: apt_proxy::cache_url(),
+                        machine_proxy: apt_proxy::machine_url(layout.controller_ip),
+                    })
+                }
+            };
+            Arc::new(netns_backend::NetnsBackend::open(layout, min, max, images)?)
         }
     };
     Ok(backend)
+}
+
+/// For `netns.machine_fs: image`: starts the apt cache if nothing answers on its port, and
+/// builds the `debian-12` image unless it is there (about half a minute with a warm cache).
+/// Idempotent and cheap once done, so `devcloud up` runs it in the foreground (where its
+/// progress and errors show) and the server again.
+/// Returns what it did, one line each (for the user).
+pub fn prepare_images(cfg: &Config) -> anyhow::Result<Vec<String>> {
+    if cfg.netns.machine_fs != MachineFs::Image {
+        return Ok(Vec::new());
+    }
+    let cache = apt_proxy::default_cache_dir();
+    let started = apt_proxy::ensure_cache(&cache)?;
+    let rootfs = netns::image::ensure(
+        &cfg.netns.images_dir(),
+        "debian-12",
+        &apt_proxy::cache_url(),
+    )?;
+    Ok(vec![
+        match started {
+            Some(pid) => format!(
+                "apt cache: {} (apt-cacher-ng started, pid {pid}, cache in {})",
+                apt_proxy::cache_url(),
+                cache.display()
+            ),
+            None => format!("apt cache: {} (already running)", apt_proxy::cache_url()),
+        },
+        format!("image debian-12: {}", rootfs.display()),
+    ])
 }
 
 /// The netns layout of `state_dir`: the recorded one (a restart needs no config file), else

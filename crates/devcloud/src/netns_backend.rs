@@ -14,7 +14,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::backend::{BackendFault, MachineSpec, ServerBackend};
-use super::netns::{Firewall, NetnsConfig, NetnsError, NetnsMachines, hostname_from_name};
+use super::netns::{
+    Firewall, ImageBoot, NetnsConfig, NetnsError, NetnsMachines, NewMachine, hostname_from_name,
+    image,
+};
+
+/// Machines boot from images (`netns.machine_fs: image`): where the images are, the proxy
+/// an image build downloads through, and the apt proxy URL machines are given.
+#[derive(Clone, Debug)]
+pub struct Images {
+    pub dir: std::path::PathBuf,
+    pub build_proxy: String,
+    pub machine_proxy: String,
+}
 
 /// The machines, plus floating IPs announced for servers whose machine does not exist yet
 /// (associated while the server is still in BUILD); boot applies them.
@@ -24,6 +36,8 @@ struct Inner {
     /// The latest firewall of every server (from the last sync), and what each machine has.
     wanted_firewall: HashMap<String, Firewall>,
     applied_firewall: HashMap<String, Firewall>,
+    /// `None`: machines share the host's filesystem.
+    images: Option<Images>,
 }
 
 pub struct NetnsBackend {
@@ -39,6 +53,7 @@ impl NetnsBackend {
         cfg: NetnsConfig,
         ssh_delay_min: Duration,
         ssh_delay_max: Duration,
+        images: Option<Images>,
     ) -> Result<Self, NetnsError> {
         let mut machines = NetnsMachines::open(cfg)?;
         machines.set_ssh_delay(ssh_delay_min, ssh_delay_max)?;
@@ -49,6 +64,7 @@ impl NetnsBackend {
                 pending_floating: HashMap::new(),
                 wanted_firewall: HashMap::new(),
                 applied_firewall: HashMap::new(),
+                images,
             })),
         })
     }
@@ -108,13 +124,23 @@ impl Inner {
             .cloned()
             .unwrap_or_else(|| spec.firewall.clone());
         self.applied_firewall.remove(&spec.id);
-        self.machines.create(
+        let image = match &self.images {
+            Some(im) => Some(ImageBoot {
+                rootfs: image::ensure(&im.dir, &spec.image_name, &im.build_proxy)?,
+                apt_proxy: im.machine_proxy.clone(),
+            }),
+            None => None,
+        };
+        self.machines.create_machine(
             &spec.id,
-            &hostname_from_name(&spec.name),
-            fixed,
-            &spec.login_user,
-            &keys,
-            Some(&firewall),
+            NewMachine {
+                hostname: &hostname_from_name(&spec.name),
+                fixed_ip: fixed,
+                user: &spec.login_user,
+                authorized_keys: &keys,
+                firewall: Some(&firewall),
+                image,
+            },
         )?;
         self.applied_firewall.insert(spec.id.clone(), firewall);
         let floating = match self.pending_floating.remove(&spec.id) {

@@ -47,7 +47,7 @@ impl MachineFiles {
     }
 
     pub fn pid_file(&self) -> PathBuf {
-        self.path("sshd.pid")
+        self.path("status/sshd.pid")
     }
 
     pub fn log(&self) -> PathBuf {
@@ -61,12 +61,12 @@ impl MachineFiles {
     /// What the boot script appends to the console log once the boot delay is over (the host
     /// keys and "Cloud-init finished", which a real cloud prints late in the boot, too).
     pub fn console_boot(&self) -> PathBuf {
-        self.path("console.boot")
+        self.path("status/console.boot")
     }
 
     /// Written by the boot script once its mounts are in place (before the boot delay).
     pub fn mounted_marker(&self) -> PathBuf {
-        self.path("mounted")
+        self.path("status/mounted")
     }
 
     /// The nftables ruleset last applied inside the machine (see [`super::Firewall`]).
@@ -80,23 +80,16 @@ impl MachineFiles {
     /// the key and no other user is made (an image without a default user).
     pub fn prepare(&self, rec: &MachineRecord, user: &str, authorized_keys: &str) -> Result<()> {
         check_user_name(user)?;
-        for (sub, mode) in [
+        self.make_dirs(&[
             ("", 0o755),
             ("root", 0o700),
             ("mnt", 0o755),
             ("tmp", 0o1777),
             ("home", 0o755),
             ("etc", 0o755),
-        ] {
-            let d = self.path(sub);
-            fs::create_dir_all(&d).map_err(|e| NetnsError::io(&d, e))?;
-            fs::set_permissions(&d, fs::Permissions::from_mode(mode))
-                .map_err(|e| NetnsError::io(&d, e))?;
-        }
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{}\n",
-            rec.fixed_ip, rec.hostname
-        );
+            ("status", 0o755),
+        ])?;
+        let hosts = hosts_file(rec);
         write(&self.path("hosts"), &hosts, 0o644)?;
         write(
             &self.path("hostname"),
@@ -135,15 +128,75 @@ impl MachineFiles {
             }
         }
         write(&self.sshd_config(), &self.sshd_config_text(user), 0o644)?;
-        if !self.host_key().exists() {
-            let key = self.host_key().display().to_string();
-            let comment = format!("root@{}", rec.hostname);
-            run(
-                "ssh-keygen",
-                &["-q", "-t", "ed25519", "-N", "", "-C", &comment, "-f", &key],
-            )?;
+        self.ensure_host_key(&rec.hostname)
+    }
+
+    /// For a machine booting from an image (see `IMAGE_BOOT_SCRIPT` in `machine`): the
+    /// directories of its overlay (`upper/` is its root disk), its status directory, and the
+    /// seed the boot applies as cloud-init would: hostname, /etc/hosts, login user, the key
+    /// pair's keys, the apt proxy (`apt_proxy`, a URL). The host key is made once, like
+    /// [`Self::prepare`] does; re-running keeps the root disk.
+    pub fn prepare_image(
+        &self,
+        rec: &MachineRecord,
+        user: &str,
+        authorized_keys: &str,
+        apt_proxy: &str,
+    ) -> Result<()> {
+        check_user_name(user)?;
+        self.make_dirs(&[
+            ("", 0o755),
+            ("upper", 0o755),
+            ("work", 0o700),
+            ("rootfs", 0o755),
+            ("seed", 0o700),
+            ("status", 0o755),
+        ])?;
+        let hosts = hosts_file(rec);
+        let mut keys = authorized_keys.trim_end().to_string();
+        keys.push('\n');
+        for (name, text) in [
+            ("hosts", hosts),
+            ("hostname", format!("{}\n", rec.hostname)),
+            ("user", format!("{user}\n")),
+            ("authorized_keys", keys),
+            ("instance-id", format!("{}\n", rec.id)),
+            (
+                "apt-proxy",
+                format!(
+                    "# Written by devcloud, as cloud-init writes its `apt: proxy:` setting\n\
+                     Acquire::http::Proxy \"{apt_proxy}\";\n"
+                ),
+            ),
+        ] {
+            write(&self.path(&format!("seed/{name}")), &text, 0o600)?;
+        }
+        self.ensure_host_key(&rec.hostname)
+    }
+
+    /// Creates the machine's subdirectories (`""`: the machine dir) with their modes.
+    fn make_dirs(&self, dirs: &[(&str, u32)]) -> Result<()> {
+        for (sub, mode) in dirs {
+            let d = self.path(sub);
+            fs::create_dir_all(&d).map_err(|e| NetnsError::io(&d, e))?;
+            fs::set_permissions(&d, fs::Permissions::from_mode(*mode))
+                .map_err(|e| NetnsError::io(&d, e))?;
         }
         Ok(())
+    }
+
+    /// Makes the machine's sshd host key once: it stays across stop/start, as a VM's does.
+    fn ensure_host_key(&self, hostname: &str) -> Result<()> {
+        if self.host_key().exists() {
+            return Ok(());
+        }
+        let key = self.host_key().display().to_string();
+        let comment = format!("root@{hostname}");
+        run(
+            "ssh-keygen",
+            &["-q", "-t", "ed25519", "-N", "", "-C", &comment, "-f", &key],
+        )
+        .map(|_| ())
     }
 
     /// Copies the host's `passwd`, `group`, `shadow` and `gshadow` into `etc/` with `user`
@@ -284,7 +337,7 @@ impl MachineFiles {
              Port 22\n\
              ListenAddress 0.0.0.0\n\
              HostKey {d}/ssh_host_ed25519_key\n\
-             PidFile {d}/sshd.pid\n\
+             PidFile {d}/status/sshd.pid\n\
              AuthorizedKeysFile .ssh/authorized_keys\n\
              PermitRootLogin {root}\n\
              PasswordAuthentication no\n\
@@ -374,6 +427,15 @@ impl MachineFiles {
             _ => Ok(()),
         }
     }
+}
+
+/// The machine's /etc/hosts as a cloud image's first boot writes it: localhost and its own
+/// name at its fixed address.
+fn hosts_file(rec: &MachineRecord) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{}\n",
+        rec.fixed_ip, rec.hostname
+    )
 }
 
 /// A user name useradd would accept (and safe in sudoers and passwd lines).

@@ -4,6 +4,7 @@
 
 use std::fs::OpenOptions;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -42,10 +43,97 @@ fi
 mount --bind "$dir/mnt" /mnt
 mount --bind "$dir/tmp" /tmp
 cat "$dir/hostname" > /proc/sys/kernel/hostname
-: > "$dir/mounted"
+: > "$dir/status/mounted"
 sleep "$3"
-cat "$dir/console.boot" >> "$dir/console.log"
+cat "$dir/status/console.boot" >> "$dir/console.log"
 exec "$2" -D -e -f "$dir/sshd_config"
+"#;
+
+/// The boot of a machine with its own root filesystem: `sh -c IMAGE_BOOT_SCRIPT sh <machine
+/// dir> <image rootfs> <boot delay in s>`, run as PID 1 of fresh mount, UTS, IPC and PID
+/// namespaces (the network namespace is the machine's). A constant, like [`BOOT_SCRIPT`].
+///
+/// 1. The root is an overlay: the image read-only below, the machine's `upper/` (its root
+///    disk, kept across stop/start) above. Only the kernel is shared with the host.
+/// 2. First boot of the instance (no `/var/lib/devcloud/instance-id` yet), what cloud-init
+///    does: hostname, /etc/hosts, the login user (made if the image lacks it) with
+///    passwordless sudo and the key pair's key. Every boot: the host key and the apt proxy
+///    (the file cloud-init's `apt: proxy:` writes), and an empty resolv.conf (no DNS: the
+///    proxy resolves names).
+/// 3. Its own /proc (this PID namespace), with /proc/sys read-only except /proc/sys/net (the
+///    network namespace's own settings): kernel-wide settings such as `vm.swappiness` cannot
+///    be changed from a machine, so a role trying fails instead of changing the host. A
+///    private /dev with the harmless devices, ptys and shm; /run on tmpfs; the machine's
+///    status directory (sshd's pid file, boot markers) at /run/devcloud.
+/// 4. `pivot_root` into the overlay and detach the old root: from here the host's files are
+///    out of reach. The image's sshd checks its configuration (a broken one fails the boot
+///    with its message), the boot delay passes, and sshd becomes PID 1.
+const IMAGE_BOOT_SCRIPT: &str = r#"set -e
+dir=$1 img=$2 delay=$3 r=$1/rootfs
+mount --make-rprivate /
+mount -t overlay overlay -o "lowerdir=$img,upperdir=$dir/upper,workdir=$dir/work" "$r"
+s=$dir/seed
+user=$(cat "$s/user")
+if [ ! -e "$r/var/lib/devcloud/instance-id" ]; then
+  cp "$s/hostname" "$r/etc/hostname"
+  cp "$s/hosts" "$r/etc/hosts"
+  if ! chroot "$r" id -u "$user" >/dev/null 2>&1; then
+    chroot "$r" useradd -m -U -G sudo -s /bin/bash "$user"
+    chroot "$r" usermod -p '*' "$user"
+  fi
+  if [ "$user" != root ]; then
+    printf '%s ALL=(ALL) NOPASSWD:ALL\n' "$user" > "$r/etc/sudoers.d/90-cloud-init-users"
+    chmod 0440 "$r/etc/sudoers.d/90-cloud-init-users"
+  fi
+  home=$(chroot "$r" getent passwd "$user" | cut -d: -f6)
+  install -d -m 0700 "$r$home/.ssh"
+  cat "$s/authorized_keys" >> "$r$home/.ssh/authorized_keys"
+  chmod 0600 "$r$home/.ssh/authorized_keys"
+  chroot "$r" chown -R "$user:" "$home/.ssh"
+  mkdir -p "$r/var/lib/devcloud"
+  cp "$s/instance-id" "$r/var/lib/devcloud/instance-id"
+fi
+install -m 0600 "$dir/ssh_host_ed25519_key" "$r/etc/ssh/ssh_host_ed25519_key"
+install -m 0644 "$dir/ssh_host_ed25519_key.pub" "$r/etc/ssh/ssh_host_ed25519_key.pub"
+install -m 0644 "$s/apt-proxy" "$r/etc/apt/apt.conf.d/90cloud-init-aptproxy"
+printf '# devcloud: no DNS; packages come through the apt proxy\n' > "$r/etc/resolv.conf"
+mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
+cat "$r/etc/hostname" > "$r/proc/sys/kernel/hostname"
+mount --bind "$r/proc/sys" "$r/proc/sys"
+mount -o remount,bind,ro "$r/proc/sys"
+mount --bind "$r/proc/sys/net" "$r/proc/sys/net"
+mount -o remount,bind,rw "$r/proc/sys/net"
+for p in sysrq-trigger kcore; do
+  if [ -e "$r/proc/$p" ]; then mount --bind /dev/null "$r/proc/$p"; fi
+done
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$r/sys"
+mount -t tmpfs -o nosuid,mode=755,size=1m dev "$r/dev"
+for n in null zero full random urandom tty; do
+  touch "$r/dev/$n"
+  mount --bind "/dev/$n" "$r/dev/$n"
+done
+mkdir "$r/dev/pts" "$r/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=620,gid=5 devpts "$r/dev/pts"
+ln -s pts/ptmx "$r/dev/ptmx"
+mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$r/dev/shm"
+ln -s /proc/self/fd "$r/dev/fd"
+ln -s fd/0 "$r/dev/stdin"
+ln -s fd/1 "$r/dev/stdout"
+ln -s fd/2 "$r/dev/stderr"
+mount -t tmpfs -o nosuid,nodev,mode=755 run "$r/run"
+mkdir -p "$r/run/sshd" "$r/run/lock" "$r/run/devcloud"
+mount --bind "$dir/status" "$r/run/devcloud"
+exec 3>>"$dir/console.log"
+cd "$r"
+pivot_root . .
+umount -l .
+cd /
+/usr/sbin/sshd -t
+: > /run/devcloud/mounted
+sleep "$delay"
+cat /run/devcloud/console.boot >&3
+exec 3>&-
+exec /usr/sbin/sshd -D -e -o PidFile=/run/devcloud/sshd.pid
 "#;
 
 /// How long sshd may take to write its pid file (it does so once it listens).
@@ -150,17 +238,21 @@ pub fn start_sshd(
     files: &MachineFiles,
     id: &str,
     delay: Duration,
+    image: Option<&Path>,
 ) -> Result<()> {
     let ns = cfg.netns_name(short);
-    // sshd refuses to start without its privilege separation directory (shared with the host).
-    std::fs::create_dir_all("/run/sshd").map_err(|e| NetnsError::io("/run/sshd", e))?;
-    let config = files.sshd_config().display().to_string();
-    let sshd_bin = cfg.sshd.display().to_string();
-    if let Err(e) = run(&sshd_bin, &["-t", "-f", &config]) {
-        return Err(NetnsError::SshdStart {
-            id: id.into(),
-            log_tail: e.to_string(),
-        });
+    if image.is_none() {
+        // sshd refuses to start without its privilege separation directory (shared with
+        // the host).
+        std::fs::create_dir_all("/run/sshd").map_err(|e| NetnsError::io("/run/sshd", e))?;
+        let config = files.sshd_config().display().to_string();
+        let sshd_bin = cfg.sshd.display().to_string();
+        if let Err(e) = run(&sshd_bin, &["-t", "-f", &config]) {
+            return Err(NetnsError::SshdStart {
+                id: id.into(),
+                log_tail: e.to_string(),
+            });
+        }
     }
     let pid_file = files.pid_file();
     let _ = std::fs::remove_file(&pid_file);
@@ -176,28 +268,56 @@ pub fn start_sshd(
     let err_log = log.try_clone().map_err(|e| NetnsError::io(&log_path, e))?;
     let dir = files.dir.display().to_string();
     let sshd = cfg.sshd.display().to_string();
-    let args = [
-        "-f",
-        "ip",
-        "netns",
-        "exec",
-        &ns,
-        "unshare",
-        "--mount",
-        "--uts",
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "sh",
-        "-c",
-        BOOT_SCRIPT,
-        "sh",
-        &dir,
-        &sshd,
-        &delay_s,
-    ];
+    let rootfs = image.map(|p| p.display().to_string()).unwrap_or_default();
+    let netns = ["-f", "ip", "netns", "exec", &ns];
+    let args: Vec<&str> = match image {
+        // `env -i`: nothing of devcloud's environment leaks into the machine.
+        Some(_) => [
+            &netns[..],
+            &[
+                "env",
+                "-i",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "unshare",
+                "--mount",
+                "--uts",
+                "--ipc",
+                "--pid",
+                "--fork",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                IMAGE_BOOT_SCRIPT,
+                "sh",
+                &dir,
+                &rootfs,
+                &delay_s,
+            ],
+        ]
+        .concat(),
+        None => [
+            &netns[..],
+            &[
+                "unshare",
+                "--mount",
+                "--uts",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "sh",
+                "-c",
+                BOOT_SCRIPT,
+                "sh",
+                &dir,
+                &sshd,
+                &delay_s,
+            ],
+        ]
+        .concat(),
+    };
     let status = Command::new("setsid")
-        .args(args)
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err_log)

@@ -25,6 +25,15 @@
 //! edits `/etc/<anything else>` changes it for the host too. (The bind-mounted files cannot
 //! be replaced by rename, so `useradd` inside a machine fails with "Device or resource busy".)
 //!
+//! # Or a root filesystem of its own
+//! A machine created with an image ([`NewMachine::image`], devcloud's `netns.machine_fs:
+//! image`) shares only the kernel: its root is an overlay of the image's root filesystem
+//! (see [`image`]) with the machine's own upper layer (its root disk, kept across stop/start,
+//! deleted with it), and it has its own PID, mount, UTS and IPC namespaces, /proc, /dev and
+//! /run; `pivot_root` leaves the host's files out of reach. Kernel-wide settings (`vm.*`,
+//! `fs.*`) are read-only inside; the network namespace's own (`net.*`) are writable. Its apt
+//! gets packages through the proxy URL it is given (devcloud's apt cache).
+//!
 //! # Like a cloud image, and a cloud's boot
 //! Each machine has one login user (e.g. `debian`, given at create time) with passwordless
 //! sudo and the key pair's key; root cannot log in over SSH. sshd starts only after a boot
@@ -62,6 +71,7 @@ mod config;
 mod error;
 mod files;
 mod firewall;
+pub mod image;
 mod machine;
 mod network;
 mod state;
@@ -75,7 +85,21 @@ pub use error::NetnsError;
 use error::Result;
 use files::MachineFiles;
 pub use firewall::{Firewall, IngressRule};
+pub use state::ImageBoot;
 use state::{MachineRecord, State, StateLock};
+
+/// Everything about a new machine but its id (see [`NetnsMachines::create_machine`]).
+#[derive(Debug, Clone)]
+pub struct NewMachine<'a> {
+    pub hostname: &'a str,
+    pub fixed_ip: Ipv4Addr,
+    /// The login user (the image's default user; `root` for an image without one).
+    pub user: &'a str,
+    pub authorized_keys: &'a str,
+    pub firewall: Option<&'a Firewall>,
+    /// Boot from this image's root filesystem; `None`: share the host's filesystem.
+    pub image: Option<ImageBoot>,
+}
 
 /// What devcloud needs to know about one machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,17 +227,38 @@ impl NetnsMachines {
         authorized_keys: &str,
         firewall: Option<&Firewall>,
     ) -> Result<MachineInfo> {
-        let mut rec = self.check_new(id, hostname, fixed_ip)?;
-        rec.user = user.to_string();
+        self.create_machine(
+            id,
+            NewMachine {
+                hostname,
+                fixed_ip,
+                user,
+                authorized_keys,
+                firewall,
+                image: None,
+            },
+        )
+    }
+
+    /// [`Self::create`], also for machines that boot from an image (`new.image`): those get
+    /// their own root filesystem (an overlay of the image), made as cloud-init makes a VM's
+    /// first boot.
+    pub fn create_machine(&mut self, id: &str, new: NewMachine) -> Result<MachineInfo> {
+        let mut rec = self.check_new(id, new.hostname, new.fixed_ip)?;
+        rec.user = new.user.to_string();
+        rec.image = new.image.clone();
         self.ensure_networks()?;
         self.state.machines.insert(id.to_string(), rec.clone());
         self.state.save()?;
         let cfg = &self.state.config;
         let files = MachineFiles::new(cfg, &rec.short);
-        let built = files
-            .prepare(&rec, user, authorized_keys)
-            .and_then(|()| machine::create_netns(cfg, &rec.short, fixed_ip))
-            .and_then(|()| match firewall {
+        let prepared = match &new.image {
+            Some(img) => files.prepare_image(&rec, new.user, new.authorized_keys, &img.apt_proxy),
+            None => files.prepare(&rec, new.user, new.authorized_keys),
+        };
+        let built = prepared
+            .and_then(|()| machine::create_netns(cfg, &rec.short, new.fixed_ip))
+            .and_then(|()| match new.firewall {
                 Some(fw) => self.set_firewall(id, fw),
                 None => Ok(()),
             })
@@ -269,6 +314,7 @@ impl NetnsMachines {
             fixed_ip,
             floating_ip: None,
             user: "root".into(),
+            image: None,
         })
     }
 
@@ -340,7 +386,8 @@ impl NetnsMachines {
         let files = MachineFiles::new(cfg, &rec.short);
         files.log_boot(rec, &cfg.netns_name(&rec.short))?;
         let delay = self.pick_ssh_delay();
-        machine::start_sshd(cfg, &rec.short, &files, &rec.id, delay)
+        let image = rec.image.as_ref().map(|i| i.rootfs.as_path());
+        machine::start_sshd(cfg, &rec.short, &files, &rec.id, delay, image)
     }
 
     /// Stops and boots the machine again (a hard reboot: nothing is shut down cleanly).

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +52,18 @@ pub struct MachineRecord {
     /// machines had one.
     #[serde(default = "root_user")]
     pub user: String,
+    /// The image the machine boots from; `None`: it shares the host's filesystem.
+    #[serde(default)]
+    pub image: Option<ImageBoot>,
+}
+
+/// How a machine with its own root filesystem boots (see [`super::image`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageBoot {
+    /// The image's root filesystem: the read-only lower layer of the machine's overlay.
+    pub rootfs: PathBuf,
+    /// The apt proxy URL the machine is given (as cloud-init's `apt: proxy:`).
+    pub apt_proxy: String,
 }
 
 fn root_user() -> String {
