@@ -166,7 +166,8 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
         &cfg_file,
         format!(
             "boot_time: {{min_ms: 200, max_ms: 200}}\naction_time_ms: 200\n\
-             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [3, 5]}}\n"
+             netns: {{prefix: {prefix}, supernet: 10.{octet}.0.0/16, ssh_delay_s: [3, 5], \
+             machine_fs: host}}\n"
         ),
     )
     .unwrap();

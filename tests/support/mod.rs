@@ -101,14 +101,22 @@ impl TestCloud {
     }
 
     /// [`TestCloud::netns`] with more devcloud.yaml settings (`extra`, whole lines).
+    /// Its machines share the host's filesystem (`machine_fs: host`): quick to boot, for
+    /// tests of the cloud side and of the tool; the roles on a stock image are
+    /// [`TestCloud::netns_images`]'s.
     pub fn netns_with(tag: &str, octets: (u8, u8), extra: &str) -> TestCloud {
-        Self::netns_full(tag, octets, "", extra)
+        Self::netns_full(tag, octets, ", machine_fs: host", extra)
     }
 
     /// [`TestCloud::netns`] whose machines boot from images (`netns.machine_fs: image`):
     /// their own Debian root filesystem, packages through devcloud's apt cache.
     pub fn netns_images(tag: &str, octets: (u8, u8)) -> TestCloud {
-        Self::netns_full(tag, octets, ", machine_fs: image", "")
+        Self::netns_images_with(tag, octets, "")
+    }
+
+    /// [`TestCloud::netns_images`] with more devcloud.yaml settings (`extra`, whole lines).
+    pub fn netns_images_with(tag: &str, octets: (u8, u8), extra: &str) -> TestCloud {
+        Self::netns_full(tag, octets, ", machine_fs: image", extra)
     }
 
     fn netns_full(tag: &str, octets: (u8, u8), netns_extra: &str, extra: &str) -> TestCloud {

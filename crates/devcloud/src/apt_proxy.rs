@@ -66,7 +66,8 @@ pub fn ensure_cache(dir: &Path) -> anyhow::Result<Option<u32>> {
     if !bin.exists() {
         bail!(
             "image-booted machines need the apt cache, but {} is missing (apt-get install \
-             apt-cacher-ng)",
+             apt-cacher-ng), or give devcloud `netns: {{machine_fs: host}}` for machines that \
+             share the host's filesystem",
             bin.display()
         );
     }

@@ -97,10 +97,12 @@ pub struct NetnsSettings {
     /// during which connections to port 22 are refused (default: `[10, 40]`, like a cloud
     /// VM; at most 600 s). Not part of the recorded layout: a restart may change it.
     pub ssh_delay_s: Option<[f64; 2]>,
-    /// What a machine's filesystem is: `host` (default), the host's own, with private
-    /// /root, /home, /tmp, /mnt and user database; or `image`, its own root filesystem made
-    /// from its Glance image (only `debian-12` can be built here), with packages from the apt
-    /// cache (see `devcloud::apt_proxy`). Not part of the recorded layout.
+    /// What a machine's filesystem is: `image` (default), its own root filesystem made from
+    /// its Glance image (only `debian-12` can be built here), a stock cloud image with
+    /// packages from the apt cache (see `devcloud::apt_proxy`); or `host`, the host's own,
+    /// with private /root, /home, /tmp, /mnt and user database: quicker to boot and
+    /// needing no image, for tests of the cloud side. Not part of the recorded layout:
+    /// machines keep what they were created with.
     pub machine_fs: MachineFs,
     /// Where built images are kept (default: `$SPARK_OPENSTACK_DEVCLOUD_IMAGES`, else
     /// `/var/lib/spark-openstack/devcloud-images`).
@@ -111,8 +113,8 @@ pub struct NetnsSettings {
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum MachineFs {
-    #[default]
     Host,
+    #[default]
     Image,
 }
 

@@ -79,6 +79,14 @@ fn script_key(script: &str) -> String {
 }
 
 fn build(dir: &Path, apt_proxy: &str) -> Result<()> {
+    if !Path::new("/usr/bin/mmdebstrap").exists() {
+        return Err(NetnsError::Invalid(
+            "building the debian-12 machine image needs mmdebstrap (apt-get install \
+             mmdebstrap), or give devcloud `netns: {machine_fs: host}` for machines that \
+             share the host's filesystem"
+                .into(),
+        ));
+    }
     let tmp = dir.with_extension("tmp");
     remove_tree(&tmp)?;
     fs::create_dir_all(&tmp).map_err(|e| NetnsError::io(&tmp, e))?;
