@@ -210,6 +210,39 @@ fn unknown_module_suggests_a_name_and_exits_4() {
 }
 
 #[test]
+fn arguments_that_cannot_work_are_refused_before_any_host_is_contacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = play("errors_args.yml", "a,", dir.path(), &[]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let f = fixture("errors_args.yml");
+    for want in [
+        format!(
+            "{}:11:15: copy: unsupported argument 'dset' (did you mean 'dest'?)",
+            f.display()
+        ),
+        format!(
+            "{}:8:7: copy: missing required arguments: dest",
+            f.display()
+        ),
+        format!(
+            "{}:13:13: file: value of state must be one of: file, directory, touch, link, hard, absent, got: directroy (did you mean 'directory'?)",
+            f.display()
+        ),
+        format!(
+            "{}:16:14: template: could not find or access 'missing.conf.j2'",
+            f.display()
+        ),
+    ] {
+        assert!(r.stderr.contains(&want), "{want}\n---\n{}", r.stderr);
+    }
+    assert!(r.stdout.is_empty(), "nothing runs: {}", r.stdout);
+    assert!(
+        !dir.path().join("touched").exists(),
+        "the first task did not run"
+    );
+}
+
+#[test]
 fn bad_attribute_and_malformed_yaml_name_the_location() {
     let dir = tempfile::tempdir().unwrap();
     let r = play("errors_attr.yml", "a,", dir.path(), &[]);

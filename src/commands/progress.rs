@@ -474,6 +474,7 @@ mod tests {
         HostResult {
             host: host.into(),
             delegate: None,
+            delegate_address: None,
             task: task.into(),
             action: "command".into(),
             status,

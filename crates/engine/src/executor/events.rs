@@ -26,6 +26,9 @@ pub struct HostResult {
     pub host: String,
     /// The `delegate_to` host, when the task was delegated.
     pub delegate: Option<String>,
+    /// The delegate's `ansible_host` when it is not the delegate's name: Ansible shows
+    /// `host -> delegate(address)`.
+    pub delegate_address: Option<String>,
     pub task: String,
     /// The task's action (`debug`, `command`, ...); the console hides keys for `debug`.
     pub action: String,

@@ -50,7 +50,7 @@ impl Batch<'_> {
         self.shared.templar.render_str(&name, &ctx).unwrap_or(name)
     }
 
-    /// Per-task magic (`role_path`, `role_name`).
+    /// Per-task magic (`role_path`, `role_name`, `ansible_search_path`).
     pub(super) fn task_magic(&self, task: &Task) -> Vars {
         let mut m = Vars::new();
         if let Some(r) = &task.scope.role {
@@ -62,6 +62,17 @@ impl Batch<'_> {
             );
             m.insert("role_name".into(), Value::String(r.name.clone()));
         }
+        // Where lookups look for relative file names, as Ansible's task search path: the
+        // role, then the directory of the task's file.
+        let mut search: Vec<Value> = Vec::new();
+        let dirs = task.scope.role.iter().map(|r| abs(&r.path));
+        for d in dirs.chain(task.loc.file().parent().map(abs)) {
+            let d = Value::String(d.display().to_string());
+            if !search.contains(&d) {
+                search.push(d);
+            }
+        }
+        m.insert("ansible_search_path".into(), Value::Array(search));
         m
     }
 

@@ -18,6 +18,7 @@ mod handlers;
 mod hostctx;
 pub mod hosts;
 mod play;
+pub mod preflight;
 mod tags;
 mod task;
 pub mod vars;
@@ -208,6 +209,14 @@ pub async fn run_playbook(run: PlaybookRun) -> RunOutcome {
             };
         }
     };
+    // Arguments that cannot work are refused before any host is contacted.
+    let problems = preflight::check(&books, &run.registry);
+    if !problems.is_empty() {
+        return RunOutcome {
+            outcome: Outcome::ParseError(problems.join("\n")),
+            stats: Stats::new(),
+        };
+    }
     let shared = Arc::new(Shared {
         templar: Arc::new(Templar::new()),
         registry: run.registry,

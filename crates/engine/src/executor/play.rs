@@ -291,6 +291,7 @@ pub(super) fn synthetic_task(action: &str, name: &str, play: &Play) -> Task {
         action: action.into(),
         args: Map::new(),
         loc: play.loc.clone(),
+        arg_locs: Default::default(),
         parent_scope: Arc::new(scope.clone()),
         scope,
         vars: Arc::new(Map::new()),

@@ -9,6 +9,33 @@ use serde_json::{Map, Value};
 
 use super::ModuleError;
 
+/// The closest of `names` to `word`, when it is close enough to be a typo.
+pub fn did_you_mean<'n>(word: &str, names: &[&'n str]) -> Option<&'n str> {
+    names
+        .iter()
+        .map(|k| (strsim::jaro_winkler(word, k), *k))
+        .filter(|(s, _)| *s > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// The error for argument `key` when `module` does not accept it (`None` when it does).
+/// Keys starting with `_` (`_raw_params`, `_uses_shell`) are internal and always allowed.
+pub fn unknown_argument(module: &str, key: &str, known: &[&str]) -> Option<String> {
+    if key.starts_with('_') || known.contains(&key) {
+        return None;
+    }
+    let hint = did_you_mean(key, known)
+        .map(|k| format!(" (did you mean '{k}'?)"))
+        .unwrap_or_default();
+    let mut names: Vec<&str> = known.to_vec();
+    names.sort_unstable();
+    Some(format!(
+        "{module}: unsupported argument '{key}'{hint}; supported: {}",
+        names.join(", ")
+    ))
+}
+
 /// A module's arguments, checked against the names it accepts.
 pub struct Args<'a> {
     module: &'static str,
@@ -23,25 +50,10 @@ impl<'a> Args<'a> {
         map: &'a Map<String, Value>,
         known: &[&str],
     ) -> Result<Self, ModuleError> {
-        for key in map.keys() {
-            if key.starts_with('_') || known.contains(&key.as_str()) {
-                continue;
-            }
-            let hint = known
-                .iter()
-                .map(|k| (strsim::jaro_winkler(key, k), *k))
-                .filter(|(s, _)| *s > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, k)| format!(" (did you mean '{k}'?)"))
-                .unwrap_or_default();
-            let mut names: Vec<&str> = known.to_vec();
-            names.sort_unstable();
-            return Err(ModuleError::Args(format!(
-                "{module}: unsupported argument '{key}'{hint}; supported: {}",
-                names.join(", ")
-            )));
+        match map.keys().find_map(|k| unknown_argument(module, k, known)) {
+            Some(msg) => Err(ModuleError::Args(msg)),
+            None => Ok(Args { module, map }),
         }
-        Ok(Args { module, map })
     }
 
     pub fn module(&self) -> &'static str {

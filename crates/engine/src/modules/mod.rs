@@ -74,6 +74,20 @@ impl ModuleCtx<'_> {
     }
 }
 
+/// The statically checkable part of a module's arguments.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ArgSpec {
+    /// Every argument name the module accepts (aliases included).
+    pub known: &'static [&'static str],
+    /// Arguments that must be given: one name of each group (a name and its aliases).
+    pub required: &'static [&'static [&'static str]],
+    /// Arguments whose value is one of a closed set.
+    pub choices: &'static [(&'static str, &'static [&'static str])],
+    /// `src` names a controller file looked up in this directory of the role or play
+    /// (`files`, `templates`), unless `remote_src` is set.
+    pub src_dir: Option<&'static str>,
+}
+
 /// A module's outcome, in the shape Ansible registers.
 #[derive(Clone, Debug, Default)]
 pub struct ModuleResult {
@@ -95,6 +109,9 @@ pub struct Diff {
     pub after_header: String,
     pub before: String,
     pub after: String,
+    /// A diff the module wrote itself (apt's plan), shown as it is instead of before/after,
+    /// as Ansible shows a result's `prepared` diff.
+    pub prepared: Option<String>,
 }
 
 impl ModuleResult {
@@ -178,6 +195,12 @@ pub trait Module: Send + Sync {
 
     /// The argument key that a free-form string maps to (`command: ls` → `cmd`), if any.
     fn free_form(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What can be checked of a task's arguments before any host is contacted (see
+    /// `executor::preflight`); `None` checks nothing.
+    fn spec(&self) -> Option<ArgSpec> {
         None
     }
 

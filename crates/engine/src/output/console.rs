@@ -155,7 +155,10 @@ impl Console {
 
     fn host_label(r: &HostResult) -> String {
         match &r.delegate {
-            Some(d) if d != &r.host => format!("{} -> {d}", r.host),
+            Some(d) if d != &r.host => match &r.delegate_address {
+                Some(a) => format!("{} -> {d}({a})", r.host),
+                None => format!("{} -> {d}", r.host),
+            },
             _ => r.host.clone(),
         }
     }
@@ -328,6 +331,12 @@ impl EventSink for Console {
 impl Console {
     /// `--diff`: a unified diff of the before/after text, as Ansible's `_get_diff`.
     fn print_diff(&self, d: &Value) {
+        if let Some(prepared) = d.get("prepared").and_then(Value::as_str) {
+            for line in prepared.lines() {
+                self.line(line, None);
+            }
+            return;
+        }
         let text = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let (before, after) = (text("before"), text("after"));
         if before == after {
@@ -439,6 +448,7 @@ mod tests {
         c.host_result(&HostResult {
             host: "web1".into(),
             delegate: None,
+            delegate_address: None,
             task: "Install".into(),
             action: "command".into(),
             status: Status::Failed,
@@ -465,6 +475,37 @@ mod tests {
         assert!(
             c.progress.lock().unwrap().is_none(),
             "no live line in a file"
+        );
+    }
+
+    #[test]
+    fn delegated_results_name_the_delegate_and_its_address() {
+        let r = |delegate: Option<&str>, address: Option<&str>| HostResult {
+            host: "master".into(),
+            delegate: delegate.map(str::to_string),
+            delegate_address: address.map(str::to_string),
+            task: "t".into(),
+            action: "command".into(),
+            status: Status::Ok,
+            result: serde_json::json!({}),
+            ignored: false,
+            item: None,
+            verbose_always: false,
+            loop_summary: false,
+        };
+        assert_eq!(Console::host_label(&r(None, None)), "master");
+        assert_eq!(
+            Console::host_label(&r(Some("slave1"), None)),
+            "master -> slave1"
+        );
+        assert_eq!(
+            Console::host_label(&r(Some("slave1"), Some("10.0.0.5"))),
+            "master -> slave1(10.0.0.5)"
+        );
+        // Delegated to itself (a loop over hosts that includes it): no arrow.
+        assert_eq!(
+            Console::host_label(&r(Some("master"), Some("10.0.0.4"))),
+            "master"
         );
     }
 }

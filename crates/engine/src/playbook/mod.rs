@@ -25,6 +25,7 @@ use crate::yaml::Loc;
 pub use keywords::Keywords;
 pub use parse::{Loader, load_playbook, relative_to as relative_path};
 pub use roles::{RoleInfo, expand_include_role, expand_include_tasks};
+pub(crate) use task::parse_kv;
 
 /// A parse or load error, already formatted with the `file:line:col` at fault.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -193,6 +194,9 @@ pub struct Task {
     pub action: String,
     pub args: Map<String, Value>,
     pub loc: Loc,
+    /// Where each argument was written (its value's place; a free-form string's for
+    /// `k=v` words), for errors about one argument.
+    pub arg_locs: std::collections::BTreeMap<String, Loc>,
     /// The inherited scope plus this task's own keywords, `when` and tags.
     pub scope: Scope,
     /// The scope the task was written in (for dynamic includes).
@@ -213,7 +217,18 @@ pub struct Task {
 
 impl Task {
     /// The banner name: `role : name`, or the action when the task has no name.
+    /// An `include_role` is named by itself or by the role it includes
+    /// (`include_role : spark`), never prefixed by the role it is written in, as
+    /// Ansible's `IncludeRole.get_name`.
     pub fn display_name(&self) -> String {
+        if self.action == "include_role" {
+            let role = self.args.get("name").or_else(|| self.args.get("role"));
+            return match (&self.name, role.and_then(Value::as_str)) {
+                (Some(n), _) => n.clone(),
+                (None, Some(r)) => format!("include_role : {r}"),
+                (None, None) => self.action.clone(),
+            };
+        }
         let base = self.name.clone().unwrap_or_else(|| self.action.clone());
         match &self.scope.role {
             Some(r) => format!("{} : {base}", r.name),

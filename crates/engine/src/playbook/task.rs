@@ -46,6 +46,7 @@ pub(super) fn parse_task(
     let mut own = Scope::default();
     let mut action: Option<(String, &Node)> = None;
     let mut args = Map::new();
+    let mut arg_locs = std::collections::BTreeMap::new();
     let mut unknown: Option<(&str, &Node)> = None;
     let mut loop_: Option<LoopSpec> = None;
     let mut t = TaskFields::default();
@@ -83,7 +84,10 @@ pub(super) fn parse_task(
             "tags" => own.tags = string_list(v, "tags")?,
             "vars" => t.vars = vars_map(v)?,
             "args" => match v.to_json() {
-                Value::Object(m) => args.extend(m),
+                Value::Object(m) => {
+                    note_locs(&mut arg_locs, v, m.keys());
+                    args.extend(m)
+                }
                 Value::Null => {}
                 _ => return Err(ParseError::at(&v.loc, "'args' must be a mapping")),
             },
@@ -99,7 +103,9 @@ pub(super) fn parse_task(
             _ if own.kw.set(key, v)? => {}
             _ if is_action(registry, key) => {
                 set_action(&mut action, Registry::canonical(key).to_string(), v)?;
-                args.extend(module_args(registry, Registry::canonical(key), v)?);
+                let m = module_args(registry, Registry::canonical(key), v)?;
+                note_locs(&mut arg_locs, v, m.keys());
+                args.extend(m);
             }
             _ => {
                 if unknown.is_none() {
@@ -142,6 +148,7 @@ pub(super) fn parse_task(
         action,
         args,
         loc: node.loc.clone(),
+        arg_locs,
         scope,
         parent_scope: Arc::new(parent.clone()),
         vars: Arc::new(t.vars),
@@ -171,6 +178,26 @@ struct TaskFields {
     retries: Option<Value>,
     delay: Option<Value>,
     vars: Map<String, Value>,
+}
+
+/// Records where each of `keys` was written in the arguments node `v`: a mapping's
+/// values where they are, `k=v` words at their string.
+fn note_locs<'k>(
+    locs: &mut std::collections::BTreeMap<String, crate::yaml::Loc>,
+    v: &Node,
+    keys: impl Iterator<Item = &'k String>,
+) {
+    let entries = match &v.kind {
+        NodeKind::Map(entries) => entries.as_slice(),
+        _ => &[],
+    };
+    for k in keys {
+        let at = entries
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, n)| &n.loc);
+        locs.insert(k.clone(), at.unwrap_or(&v.loc).clone());
+    }
 }
 
 fn set_loop(slot: &mut Option<LoopSpec>, kind: LoopKind, v: &Node) -> Result<()> {
@@ -273,7 +300,7 @@ const COMMAND_OPTIONS: &[&str] = &["chdir", "creates", "removes", "executable", 
 
 /// Ansible's `k=v` argument strings. For command-like modules the rest of the line is the
 /// command (`_raw_params`, or the module's free-form key).
-pub(super) fn parse_kv(name: &str, s: &str, free_form: Option<&str>) -> Map<String, Value> {
+pub(crate) fn parse_kv(name: &str, s: &str, free_form: Option<&str>) -> Map<String, Value> {
     let mut out = Map::new();
     let raw_key = free_form.unwrap_or("_raw_params");
     let words = split_args(s);

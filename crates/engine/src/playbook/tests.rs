@@ -197,6 +197,7 @@ fn a_role_has_its_dependencies_variables_its_own_winning() {
     );
     let book = load_playbook(&include, &loader()).unwrap();
     let inc = task(&book.plays[0].tasks[0]);
+    assert_eq!(inc.display_name(), "include_role : spark");
     // At run time, the include expands to the dependency's tasks then the role's.
     let items = expand_include_role(inc, &loader()).unwrap();
     let spark = task(&items[1]).scope.role.clone().unwrap();

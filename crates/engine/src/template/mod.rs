@@ -219,18 +219,24 @@ impl Templar {
     }
 
     /// Renders every string inside `v`, recursively. A string that is exactly one
-    /// `{{ expr }}` evaluates to the expression's native value. Whitespace around the
-    /// braces is text, as in Ansible: `"{{ x }}\n"` (a block scalar, a `content:` line)
-    /// renders to a string that keeps its newline.
+    /// `{{ expr }}` evaluates to the expression's native value; so does one followed by a
+    /// single newline (a folded or literal block scalar), since Jinja drops that newline:
+    /// Ansible gives it back only to a string result (`"{{ n }}\n"` is the number,
+    /// `"{{ s }}\n"` the string with its newline). Other whitespace around the braces is
+    /// text, as in Ansible.
     pub fn render_value(&self, v: &Value, ctx: &JValue) -> Result<Value, TemplateError> {
         match v {
             Value::String(s) => {
-                if let Some(expr) = single_expression(s).filter(|_| s.trim() == s) {
+                let body = without_last_newline(s);
+                if let Some(expr) = single_expression(body).filter(|_| body.trim() == body) {
                     let value = self.eval_expr(expr, ctx)?;
                     if value.is_undefined() {
                         return Err(TemplateError::undefined(expr.trim().to_string()));
                     }
-                    return Ok(to_json(&value));
+                    return Ok(match to_json(&value) {
+                        Value::String(t) => Value::String(pad_newlines(s, t)),
+                        other => other,
+                    });
                 }
                 Ok(Value::String(self.render_str(s, ctx)?))
             }
@@ -421,6 +427,20 @@ mod tests {
         assert_eq!(
             t.render_value(&json!("{{ l | join(',') }}\n"), &c).unwrap(),
             json!("1,2\n")
+        );
+        // A block scalar's one trailing newline: Jinja drops it, so the value stays
+        // native; only a string gets it back. Two newlines make it text, as in Ansible.
+        assert_eq!(
+            t.render_value(&json!("{{ l + [3] }}\n"), &c).unwrap(),
+            json!([1, 2, 3])
+        );
+        assert_eq!(
+            t.render_value(&json!("{{ n > 1 }}\n"), &c).unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            t.render_value(&json!("{{ n }}\n\n"), &c).unwrap(),
+            json!("3\n\n")
         );
     }
 
@@ -645,7 +665,7 @@ mod tests {
             t.render_str("{{ lookup('file', 'none.txt') }}", &c)
                 .unwrap_err()
                 .msg
-                .contains("could not locate file in lookup: none.txt")
+                .contains("The lookup plugin 'file' failed: Unable to access the file 'none.txt'.")
         );
         assert!(
             t.render_str("{{ lookup('pipe', 'exit 3') }}", &c)

@@ -187,11 +187,12 @@ impl Runner<'_, '_> {
                     m.remove("ansible_facts");
                 }
                 if let (Some(d), true, Some(m)) = (&r.diff, diff, result.as_object_mut()) {
-                    m.insert(
-                        "diff".into(),
-                        json!({"before": d.before, "after": d.after,
+                    let shown = match &d.prepared {
+                        Some(p) => json!({"prepared": p}),
+                        None => json!({"before": d.before, "after": d.after,
                                "before_header": d.before_header, "after_header": d.after_header}),
-                    );
+                    };
+                    m.insert("diff".into(), shown);
                 }
                 let status = if r.failed {
                     Status::Failed
@@ -291,6 +292,7 @@ fn clone_task(t: &Task) -> Task {
         action: t.action.clone(),
         args: t.args.clone(),
         loc: t.loc.clone(),
+        arg_locs: t.arg_locs.clone(),
         scope: t.scope.clone(),
         parent_scope: t.parent_scope.clone(),
         vars: t.vars.clone(),

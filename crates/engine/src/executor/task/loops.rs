@@ -6,6 +6,8 @@ use super::{HostOutcome, Runner, is_include, skipped_result};
 use crate::executor::events::Status;
 use crate::executor::vars;
 use crate::playbook::LoopKind;
+use crate::template::TemplateError;
+use crate::template::lookup::plugins::{self, LookupEnv};
 use crate::template::pyjson::py_str;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -54,6 +56,9 @@ impl Runner<'_, '_> {
         // (`set_fact`, `include_vars`) are seen by the items after it, so
         // `acc: "{{ acc | default([]) + [item] }}"` accumulates.
         let mut base = self.vars.clone();
+        // Every item's facts, later items winning: `run_once` gives them to all hosts,
+        // as Ansible applies each item's facts to every host of the play.
+        let mut facts: Option<(String, serde_json::Map<String, Value>)> = None;
         let delegated_facts = self.task.scope.kw.delegate_to.is_some()
             && self.flag(&self.task.scope.kw.delegate_facts, self.ctx);
         for (i, item) in items.iter().enumerate() {
@@ -103,15 +108,20 @@ impl Runner<'_, '_> {
                     m.insert("ansible_index_var".into(), Value::String(iv.clone()));
                 }
             }
-            if let Some(facts) = out.facts.as_deref().filter(|_| !delegated_facts) {
-                base.extend(facts.1.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if let Some(item_facts) = out.facts.as_deref() {
+                if !delegated_facts {
+                    base.extend(item_facts.1.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                let (_, all) =
+                    facts.get_or_insert_with(|| (item_facts.0.clone(), Default::default()));
+                all.extend(item_facts.1.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             any_changed |= out.status == Status::Changed;
             any_failed |= matches!(out.status, Status::Failed | Status::Unreachable);
             all_skipped &= out.status == Status::Skipped;
             includes.append(&mut out.includes);
             if !is_include(self.task) || out.status == Status::Failed {
-                self.emit(&out, Some(label), false);
+                self.emit(&out, &ctx, Some(label), false);
             }
             results.push(out.result);
         }
@@ -137,6 +147,7 @@ impl Runner<'_, '_> {
         }
         let mut out = HostOutcome::new(status, result);
         out.includes = includes;
+        out.facts = facts.map(Box::new);
         out
     }
 
@@ -169,10 +180,22 @@ impl Runner<'_, '_> {
     /// The list a loop iterates over, as each `with_*` lookup builds it.
     pub(super) fn loop_items(&self) -> Result<Vec<Value>, LoopError> {
         let spec = self.task.loop_.as_ref().expect("called for loops");
-        let rendered = self
-            .templar()
-            .render_value(&spec.value, self.ctx)
-            .map_err(|e| LoopError::Template(self.template_failure(&e, &spec.value.to_string())))?;
+        let failure = |e| LoopError::Template(self.template_failure(&e, &spec.value.to_string()));
+        let rendered = match (&spec.kind, &spec.value) {
+            // As Ansible's `with_first_found`, names that are undefined are left out, so a
+            // list can name `{{ ansible_distribution }}.yml` before a default.
+            (LoopKind::Lookup(name), Value::Array(terms)) if name == "first_found" => Value::Array(
+                terms
+                    .iter()
+                    .filter_map(|t| self.render_defined(t).transpose())
+                    .collect::<Result<_, _>>()
+                    .map_err(failure)?,
+            ),
+            _ => self
+                .templar()
+                .render_value(&spec.value, self.ctx)
+                .map_err(failure)?,
+        };
         self.items_of(&spec.kind, rendered)
             .map_err(LoopError::Invalid)
     }
@@ -238,9 +261,64 @@ impl Runner<'_, '_> {
                 }
                 Ok(out)
             }
-            LoopKind::Lookup(name) => Err(self.loop_failure(format!(
-                "'with_{name}' is not supported by this engine; use 'loop:' with a filter or lookup"
+            LoopKind::Lookup(name) => {
+                // Ansible's `with_<name>`: the lookup run on the loop's terms (a single
+                // value is one term), with `wantlist=True`.
+                let terms = match rendered {
+                    Value::Array(a) => a,
+                    Value::String(s) => vec![Value::String(s.trim().to_string())],
+                    other => vec![other],
+                };
+                let var = |n: &str| {
+                    use minijinja::value::ValueKind;
+                    self.ctx
+                        .get_attr(n)
+                        .ok()
+                        .filter(|v| !matches!(v.kind(), ValueKind::Undefined))
+                        .map(|v| crate::template::to_json(&v))
+                };
+                let env = LookupEnv {
+                    var: &var,
+                    with_action: Some(&self.task.action),
+                };
+                match plugins::run(name, terms, &serde_json::Map::new(), &env) {
+                    Some(Ok(items)) => Ok(items),
+                    Some(Err(e)) => Err(self
+                        .loop_failure(format!("The lookup plugin '{name}' failed: {e}"))),
+                    None => Err(self.loop_failure(format!(
+                        "'with_{name}': the lookup plugin '{name}' is not available (have: items, list, dict, fileglob, {})",
+                        plugins::PLUGINS.join(", ")
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// A loop term rendered, or `None` when it (or, in a mapping, one of its entries'
+    /// list items) reads an undefined variable: such names are dropped, not errors.
+    fn render_defined(&self, v: &Value) -> Result<Option<Value>, TemplateError> {
+        let dropped = |r: Result<Value, TemplateError>| match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.undefined.is_some() => Ok(None),
+            Err(e) => Err(e),
+        };
+        match v {
+            Value::Array(items) => Ok(Some(Value::Array(
+                items
+                    .iter()
+                    .filter_map(|i| self.render_defined(i).transpose())
+                    .collect::<Result<_, _>>()?,
             ))),
+            Value::Object(m) => {
+                let mut out = serde_json::Map::new();
+                for (k, val) in m {
+                    if let Some(r) = self.render_defined(val)? {
+                        out.insert(k.clone(), r);
+                    }
+                }
+                Ok(Some(Value::Object(out)))
+            }
+            other => dropped(self.templar().render_value(other, self.ctx)),
         }
     }
 

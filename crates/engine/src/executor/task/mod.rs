@@ -352,18 +352,21 @@ impl Runner<'_, '_> {
         // item line, so its failure is reported like any task's, with its message.
         let is_loop = self.task.loop_.is_some() && out.result.get("results").is_some();
         if !is_include(self.task) || out.status == Status::Failed {
-            self.emit(out, None, is_loop);
+            self.emit(out, self.ctx, None, is_loop);
         }
     }
 
-    fn emit(&self, out: &HostOutcome, item: Option<String>, loop_summary: bool) {
+    /// Reports a result; `ctx` is the task's, or the loop item's for an item's line (so
+    /// `delegate_to: "{{ item }}"` names each item's delegate).
+    fn emit(&self, out: &HostOutcome, ctx: &JValue, item: Option<String>, loop_summary: bool) {
         let delegate = self
             .task
             .scope
             .kw
             .delegate_to
             .as_ref()
-            .and_then(|d| self.templar().render_str(&py_str(d), self.ctx).ok());
+            .and_then(|d| self.templar().render_str(&py_str(d), ctx).ok());
+        let delegate_address = delegate.as_deref().and_then(|d| delegate_address(ctx, d));
         let mut result = if self.flag(&self.task.scope.kw.no_log, self.ctx) {
             json!({"censored": NO_LOG_MSG, "changed": out.status == Status::Changed})
         } else {
@@ -382,6 +385,7 @@ impl Runner<'_, '_> {
         self.b.shared.output.host_result(&HostResult {
             host: self.host.to_string(),
             delegate,
+            delegate_address,
             task: self.b.banner_name(self.task),
             action: self.task.action.clone(),
             status: out.status,
@@ -430,4 +434,15 @@ fn unreachable(e: &ConnError) -> HostOutcome {
         Status::Unreachable,
         json!({"changed": false, "msg": e.to_string(), "unreachable": true}),
     )
+}
+
+/// The address Ansible shows after a delegate's name: its `ansible_host` (or
+/// `ansible_ssh_host`) from `hostvars`, when set and not the name itself.
+fn delegate_address(ctx: &JValue, delegate: &str) -> Option<String> {
+    let vars = ctx.get_attr("hostvars").ok()?.get_attr(delegate).ok()?;
+    ["ansible_host", "ansible_ssh_host"]
+        .iter()
+        .filter_map(|k| vars.get_attr(k).ok())
+        .find_map(|v| v.as_str().map(str::to_string))
+        .filter(|a| a != delegate)
 }

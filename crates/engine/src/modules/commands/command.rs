@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::{Run, execute, stdin_bytes};
 use crate::connection::sh_quote;
 use crate::modules::args::{Args, split_free_form};
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Command;
 
@@ -110,6 +110,13 @@ pub(super) const KNOWN: &[&str] = &[
 impl Module for Command {
     fn name(&self) -> &'static str {
         "command"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            ..Default::default()
+        })
     }
 
     fn free_form(&self) -> Option<&'static str> {

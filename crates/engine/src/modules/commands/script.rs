@@ -10,7 +10,7 @@ use super::command::{Common, KNOWN};
 use super::{Run, execute};
 use crate::connection::sh_quote;
 use crate::modules::args::Args;
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Script;
 
@@ -18,6 +18,13 @@ pub struct Script;
 impl Module for Script {
     fn name(&self) -> &'static str {
         "script"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            ..Default::default()
+        })
     }
 
     fn free_form(&self) -> Option<&'static str> {

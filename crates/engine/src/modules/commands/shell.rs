@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::command::{Common, KNOWN};
 use super::{Run, execute, with_executable};
 use crate::modules::args::Args;
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Shell;
 
@@ -15,6 +15,13 @@ pub struct Shell;
 impl Module for Shell {
     fn name(&self) -> &'static str {
         "shell"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            ..Default::default()
+        })
     }
 
     fn free_form(&self) -> Option<&'static str> {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::{finish_edit, read_text};
 use crate::modules::args::Args;
 use crate::modules::remote::WriteOpts;
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct BlockInFile;
 
@@ -109,6 +109,10 @@ pub fn apply(original: Option<&str>, spec: &Spec) -> Result<(String, &'static st
 impl Module for BlockInFile {
     fn name(&self) -> &'static str {
         "blockinfile"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(super::in_file_spec(KNOWN))
     }
 
     async fn run(

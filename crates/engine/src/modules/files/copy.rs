@@ -15,7 +15,7 @@ use crate::modules::args::{Args, Mode};
 use crate::modules::remote::{
     self, RemoteStat, Source, WriteOpts, attrs_commands, attrs_match, basename, qpath, sha1_hex,
 };
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Copy;
 
@@ -388,6 +388,15 @@ impl Module for Copy {
         "copy"
     }
 
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            required: &[&["dest"]],
+            src_dir: Some("files"),
+            ..Default::default()
+        })
+    }
+
     async fn run(
         &self,
         ctx: &ModuleCtx<'_>,
@@ -396,7 +405,13 @@ impl Module for Copy {
         let a = Args::new("copy", args, KNOWN)?;
         let dest = a.str("dest")?;
         let mut opts = FileOpts::read(&a)?;
-        let content = a.opt_str("content")?;
+        // As Ansible's copy action: a list or mapping is written as its JSON.
+        let content = match args.get("content") {
+            Some(v @ (Value::Array(_) | Value::Object(_))) => {
+                Some(crate::template::pyjson::dumps(v, None))
+            }
+            _ => a.opt_str("content")?,
+        };
         let src = a.opt_str("src")?;
         match (content, src) {
             (Some(_), Some(_)) => Err(a.fail("'src' and 'content' are mutually exclusive")),

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::connection::expand_home;
 use crate::modules::args::Args;
 use crate::modules::remote::{self, basename, sha1_hex};
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Fetch;
 
@@ -47,6 +47,14 @@ pub fn local_dest(dest: &str, host: &str, src: &str, flat: bool, base: Option<&P
 impl Module for Fetch {
     fn name(&self) -> &'static str {
         "fetch"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            required: &[&["src"], &["dest"]],
+            ..Default::default()
+        })
     }
 
     async fn run(

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::modules::args::{Args, Mode};
 use crate::modules::remote::{self, RemoteStat, attrs_commands, attrs_match, parent, qpath};
-use crate::modules::{Diff, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Diff, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct File;
 
@@ -92,6 +92,15 @@ impl Req<'_> {
 impl Module for File {
     fn name(&self) -> &'static str {
         "file"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            required: &[&["path", "dest", "name"]],
+            choices: &[("state", STATES)],
+            ..Default::default()
+        })
     }
 
     async fn run(
@@ -264,6 +273,7 @@ impl Module for File {
                 after_header: path.clone(),
                 before: describe(&path, before, st.as_ref()),
                 after: after_text,
+                prepared: None,
             });
         }
         Ok(with_state(

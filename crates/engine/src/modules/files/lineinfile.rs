@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::{finish_edit, read_text};
 use crate::modules::args::Args;
 use crate::modules::remote::WriteOpts;
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 use crate::template::filters::strings::python_replacement;
 
 pub struct LineInFile;
@@ -156,6 +156,10 @@ pub fn absent(text: &str, spec: &Spec) -> (String, usize) {
 impl Module for LineInFile {
     fn name(&self) -> &'static str {
         "lineinfile"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(super::in_file_spec(KNOWN))
     }
 
     async fn run(

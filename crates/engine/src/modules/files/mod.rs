@@ -10,7 +10,18 @@ pub mod slurp;
 pub mod stat;
 pub mod template;
 
-use super::Diff;
+use super::{ArgSpec, Diff};
+
+/// What `lineinfile` and `blockinfile` share of their statically checkable arguments:
+/// the file (`path` or an alias) is required, `state` is `present` or `absent`.
+const fn in_file_spec(known: &'static [&'static str]) -> ArgSpec {
+    ArgSpec {
+        known,
+        required: &[&["path", "dest", "destfile", "name"]],
+        choices: &[("state", &["present", "absent"])],
+        src_dir: None,
+    }
+}
 
 /// Largest file whose text goes into `--diff` output; Ansible's `max_diff_size` is 100 KB.
 const MAX_DIFF: usize = 100 * 1024;
@@ -27,6 +38,7 @@ pub fn text_diff(path: &str, before: Option<&[u8]>, after: &[u8]) -> Option<Diff
         after_header: path.to_string(),
         before: String::from_utf8(before.to_vec()).ok()?,
         after: String::from_utf8(after.to_vec()).ok()?,
+        prepared: None,
     })
 }
 

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::modules::args::Args;
 use crate::modules::remote::{self, CHECKSUM_ALGORITHMS};
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Stat;
 
@@ -24,6 +24,14 @@ const KNOWN: &[&str] = &[
 impl Module for Stat {
     fn name(&self) -> &'static str {
         "stat"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            required: &[&["path"]],
+            ..Default::default()
+        })
     }
 
     async fn run(

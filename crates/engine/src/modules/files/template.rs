@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::copy::{FileOpts, copy_content};
 use crate::modules::args::Args;
 use crate::modules::remote::basename;
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Template;
 
@@ -29,6 +29,15 @@ const KNOWN: &[&str] = &[
 impl Module for Template {
     fn name(&self) -> &'static str {
         "template"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            required: &[&["src"], &["dest"]],
+            src_dir: Some("templates"),
+            ..Default::default()
+        })
     }
 
     async fn run(

@@ -19,6 +19,19 @@ fn mode_of(p: &str) -> u32 {
 }
 
 #[tokio::test]
+async fn copy_writes_a_list_or_mapping_content_as_json() {
+    let h = Harness::new();
+    let dest = h.path("data.json");
+    let args = json!({"content": ["a", 1, {"k": "v"}], "dest": dest});
+    assert!(h.ok(&Copy, args.clone()).await.changed);
+    assert_eq!(
+        std::fs::read_to_string(&dest).unwrap(),
+        r#"["a", 1, {"k": "v"}]"#
+    );
+    assert!(!h.ok(&Copy, args).await.changed);
+}
+
+#[tokio::test]
 async fn copy_content_is_idempotent_with_mode_and_diff() {
     let mut h = Harness::new();
     let dest = h.path("out.txt");

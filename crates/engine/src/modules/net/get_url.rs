@@ -1,16 +1,16 @@
 //! `get_url`: downloads a URL ON THE HOST (with curl, else wget) into `dest`.
 //!
-//! Everything happens in one shell invocation: the existing file is checked against
-//! `checksum` first (nothing is downloaded when it matches, or when the file exists and
-//! `force` is off), the download goes to a temp file next to `dest`, is verified, and
-//! replaces `dest` only when its content differs, so reruns report `ok`.
+//! Everything happens in one shell invocation, in the order of Ansible's module (see
+//! [`SCRIPT`]): the download goes to a temp file next to `dest`, is verified, and replaces
+//! `dest` only when its content differs, so reruns report `ok`; check mode makes the same
+//! comparison without writing.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::modules::args::Args;
 use crate::modules::remote::{self, CHECKSUM_ALGORITHMS, qpath};
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct GetUrl;
 
@@ -34,39 +34,63 @@ const KNOWN: &[&str] = &[
     "tmp_dest",
 ];
 
-/// The download script; `$1` is the URL, `$2` the destination.
+/// The download script; `$1` is the URL, `$2` the destination. As Ansible's module: an
+/// existing file whose `checksum` matches is kept without a request (unless `force`);
+/// otherwise an existing file is sent as `If-Modified-Since` (http/ftp, not `force`) and
+/// a `304` keeps it; the body is compared with the file and replaces it when it differs.
+/// Check mode asks the same questions with a `HEAD` request, whose empty body is what the
+/// file is compared with (a `file://` URL is read, as Python's urllib does).
 const SCRIPT: &str = r#"u=$1; d=$2
 if [ -d "$d" ]; then n=${u%%\?*}; n=${n##*/}; [ -n "$n" ] || n=index.html; d="$d/$n"; fi
 echo "dest=$d"
-if [ -e "$d" ]; then
-  if [ -n "$ALG" ]; then
-    if [ "$(${ALG}sum < "$d" | cut -d' ' -f1)" = "$SUM" ]; then echo status=ok; exit 0; fi
-  elif [ "$FORCE" != 1 ]; then echo status=ok; exit 0; fi
+if [ -e "$d" ] && [ -n "$ALG" ] && [ "$FORCE" != 1 ]; then
+  if [ "$(${ALG}sum < "$d" | cut -d' ' -f1)" = "$SUM" ]; then echo "msg=file already exists"; echo status=ok; exit 0; fi
+  FORCE=1
 fi
-if [ "$CHECK" = 1 ]; then echo status=changed; exit 0; fi
-t=$(mktemp "$(dirname "$d")/.get_url.XXXXXX") || exit 1
+dir=$(dirname "$d")
+[ -d "$dir" ] || { echo "Destination $dir does not exist" >&2; exit 7; }
+t=$(mktemp "$dir/.get_url.XXXXXX") || { echo "Destination $dir is not writable" >&2; exit 1; }
 trap 'rm -f "$t"' EXIT
+since=; head=
+case $u in file:*) ;; *) [ -e "$d" ] && [ "$FORCE" != 1 ] && since=1; [ "$CHECK" = 1 ] && head=1;; esac
 if command -v curl >/dev/null 2>&1; then
-  curl -fsSL --max-time "$TIMEOUT" $INSECURE_CURL $HEADERS_CURL -o "$t" "$u" || { echo "curl could not download $u" >&2; exit 4; }
+  set -- -fsSL --max-time "$TIMEOUT" $INSECURE_CURL $HEADERS_CURL -w '%{http_code}'
+  [ -n "$since" ] && set -- "$@" -z "$d"
+  if [ -n "$head" ]; then set -- "$@" -I -o /dev/null; else set -- "$@" -o "$t"; fi
+  code=$(curl "$@" "$u") || { echo "Request failed: curl could not download $u" >&2; exit 4; }
+  if [ "$code" = 304 ]; then echo "msg=HTTP Error 304: Not Modified"; echo status=ok; exit 0; fi
 elif command -v wget >/dev/null 2>&1; then
-  wget -q -T "$TIMEOUT" $INSECURE_WGET $HEADERS_WGET -O "$t" "$u" || { echo "wget could not download $u" >&2; exit 4; }
+  if [ -n "$head" ]; then
+    wget -q --spider -T "$TIMEOUT" $INSECURE_WGET $HEADERS_WGET "$u" || { echo "Request failed: wget could not reach $u" >&2; exit 4; }
+  else
+    wget -q -T "$TIMEOUT" $INSECURE_WGET $HEADERS_WGET -O "$t" "$u" || { echo "Request failed: wget could not download $u" >&2; exit 4; }
+  fi
 else
   echo "neither curl nor wget is installed on the host; install one of them to use get_url" >&2; exit 5
 fi
+echo "checksum_src=$(sha1sum < "$t" | cut -d' ' -f1)"
+if [ -f "$d" ] && cmp -s "$t" "$d"; then echo msg=OK; echo status=ok; exit 0; fi
+if [ "$CHECK" = 1 ]; then echo msg=OK; echo status=changed; exit 0; fi
 if [ -n "$ALG" ]; then
   got=$(${ALG}sum < "$t" | cut -d' ' -f1)
   if [ "$got" != "$SUM" ]; then echo "The checksum for $d did not match $SUM; it was $got." >&2; exit 6; fi
 fi
-echo "checksum_src=$(sha1sum < "$t" | cut -d' ' -f1)"
-if [ -f "$d" ] && cmp -s "$t" "$d"; then echo status=ok; exit 0; fi
 if [ -e "$d" ]; then chmod --reference="$d" "$t"; chown --reference="$d" "$t" 2>/dev/null; else chmod $(printf '%o' $((0666 & ~$(umask)))) "$t"; fi
-mv -f "$t" "$d" && trap - EXIT && echo status=changed
+mv -f "$t" "$d" && trap - EXIT && echo msg=OK && echo status=changed
 "#;
 
 #[async_trait]
 impl Module for GetUrl {
     fn name(&self) -> &'static str {
         "get_url"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            required: &[&["url"], &["dest"]],
+            ..Default::default()
+        })
     }
 
     async fn run(
@@ -184,7 +208,7 @@ impl Module for GetUrl {
         r = r
             .with("url", url)
             .with("dest", target.clone())
-            .with_msg(if changed { "OK" } else { "file already exists" });
+            .with_msg(field("msg"));
         if !field("checksum_src").is_empty() {
             r = r.with("checksum_src", field("checksum_src"));
         }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::connection::{ConnectionKind, ConnectionSpec, HostKeyPolicy, expand_home, sh_quote};
 use crate::modules::args::Args;
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Synchronize;
 
@@ -169,6 +169,14 @@ pub fn rsync_args(o: &SyncOpts, spec: &ConnectionSpec) -> Result<Vec<String>, St
 impl Module for Synchronize {
     fn name(&self) -> &'static str {
         "synchronize"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            required: &[&["src"], &["dest"]],
+            ..Default::default()
+        })
     }
 
     async fn run(

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::connection::{ExecRequest, sh_quote};
 use crate::modules::args::Args;
 use crate::modules::remote::qpath;
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct WaitFor;
 
@@ -55,6 +55,13 @@ pub fn wait_script(cond: &str, timeout: i64, delay: i64, sleep: i64) -> String {
 impl Module for WaitFor {
     fn name(&self) -> &'static str {
         "wait_for"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            ..Default::default()
+        })
     }
 
     async fn run(

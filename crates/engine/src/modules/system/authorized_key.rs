@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::modules::args::{Args, Mode};
 use crate::modules::files::text_diff;
 use crate::modules::remote::{self, WriteOpts, qpath};
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct AuthorizedKey;
 
@@ -88,6 +88,15 @@ pub fn update(current: &str, wanted: &[String], present: bool, exclusive: bool) 
 impl Module for AuthorizedKey {
     fn name(&self) -> &'static str {
         "authorized_key"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            required: &[&["user"], &["key"]],
+            choices: &[("state", &["present", "absent"])],
+            ..Default::default()
+        })
     }
 
     async fn run(

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::connection::sh_quote;
 use crate::modules::args::Args;
 use crate::modules::remote;
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 /// `service` and `systemd` differ only in name and a few systemd-only arguments.
 pub struct Service {
@@ -108,6 +108,14 @@ fn action_cmd(mgr: &str, name: &str, action: &str) -> String {
 impl Module for Service {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            choices: &[("state", &["started", "stopped", "restarted", "reloaded"])],
+            ..Default::default()
+        })
     }
 
     async fn run(

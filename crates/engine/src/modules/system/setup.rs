@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::facts;
 use crate::modules::args::Args;
-use crate::modules::{Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 pub struct Setup;
 
@@ -17,6 +17,13 @@ const KNOWN: &[&str] = &["filter", "gather_subset", "gather_timeout", "fact_path
 impl Module for Setup {
     fn name(&self) -> &'static str {
         "setup"
+    }
+
+    fn spec(&self) -> Option<ArgSpec> {
+        Some(ArgSpec {
+            known: KNOWN,
+            ..Default::default()
+        })
     }
 
     async fn run(

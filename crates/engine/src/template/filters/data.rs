@@ -1,5 +1,5 @@
 //! Filters on dicts and lists: `combine`, `dict2items`, `items2dict`, `flatten`, the set
-//! operations, `product` and `random`. They work on the engine's JSON values, which keeps
+//! operations, `product`, `random`, `extract` and `subelements`. They work on the engine's JSON values, which keeps
 //! equality and key order exactly as the variables have them.
 
 use minijinja::value::{Kwargs, Rest};
@@ -28,6 +28,26 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("product", product);
     env.add_filter("random", random);
     env.add_filter("extract", extract);
+    env.add_filter("subelements", subelements);
+}
+
+/// `users | subelements('keys', skip_missing=True)`: `[user, key]` pairs (Ansible's core
+/// filter; see [`crate::template::lookup::plugins::subelements_filter`]).
+fn subelements(
+    obj: Value,
+    keys: Value,
+    skip_missing: Option<Value>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
+    let skip = match kwargs.get::<Option<Value>>("skip_missing")? {
+        Some(v) => Some(v),
+        None => skip_missing,
+    };
+    kwargs.assert_all_used()?;
+    let skip = skip.is_some_and(|v| super::truthy(&v));
+    crate::template::lookup::plugins::subelements_filter(&to_json(&obj), &to_json(&keys), skip)
+        .map(|items| from_json(&J::Array(items)))
+        .map_err(invalid)
 }
 
 /// `extract`: `key | extract(container, morekeys)` is `container[key][morekeys...]`, so
