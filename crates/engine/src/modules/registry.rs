@@ -28,6 +28,7 @@ impl Registry {
             Arc::new(files::slurp::Slurp),
             Arc::new(files::fetch::Fetch),
             Arc::new(system::setup::Setup),
+            Arc::new(system::apt::Apt),
             Arc::new(system::service::Service::SERVICE),
             Arc::new(system::service::Service::SYSTEMD),
             Arc::new(system::authorized_key::AuthorizedKey),

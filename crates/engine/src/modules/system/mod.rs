@@ -1,5 +1,6 @@
-//! Modules that manage the system: `service`/`systemd`, `authorized_key` and `setup`.
+//! Modules that manage the system: `apt`, `service`/`systemd`, `authorized_key` and `setup`.
 
+pub mod apt;
 pub mod authorized_key;
 pub mod service;
 pub mod setup;

@@ -1,0 +1,254 @@
+//! The `apt` module for real: two stock Debian 12 machines (devcloud's image machines, each
+//! its own root filesystem, packages from Debian's archive through the apt cache; never this
+//! host's packages). The same playbook (`tests/fixtures/apt/apt.yml`) runs on one with
+//! spark-openstack's engine and on the other with ansible-playbook; every task's outcome
+//! (changed, failed, message), the recap and the packages installed afterwards must be the
+//! same. Then check mode and `--diff` on our side, and a second run that changes nothing.
+//!
+//! Needs root, sshd, mmdebstrap, apt-cacher-ng and ansible-playbook
+//! (`ANSIBLE_PLAYBOOK_BIN`); skipped with the reason otherwise, but failed when `CI` is set.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::TestCloud;
+
+fn skip_reason() -> Option<String> {
+    let blocker = support::machine_test_blocker(
+        &[
+            "/usr/sbin/sshd",
+            "/usr/bin/ssh",
+            "/usr/bin/mmdebstrap",
+            "/usr/sbin/apt-cacher-ng",
+        ],
+        "apt-get install openssh-server mmdebstrap apt-cacher-ng",
+    );
+    if blocker.is_some() {
+        return blocker;
+    }
+    match std::env::var("ANSIBLE_PLAYBOOK_BIN") {
+        Ok(p) if Path::new(&p).is_file() => None,
+        _ => Some("ANSIBLE_PLAYBOOK_BIN does not name ansible-playbook".into()),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The recap line of `host` (`ok=7 changed=3 ...`), spacing normalised.
+fn recap(out: &str, host: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(host) && l.contains("ok="))
+        .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| panic!("no recap line for {host} in:\n{out}"))
+}
+
+#[test]
+fn apt_installs_and_removes_as_ansible_does_on_a_stock_debian() {
+    if let Some(why) = skip_reason() {
+        assert!(std::env::var_os("CI").is_none(), "in CI: {why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let cloud = TestCloud::netns_images("a", (120, 10));
+    cloud.cluster(&[
+        "launch",
+        "apt",
+        "-s",
+        "1",
+        "-a",
+        "debian-12",
+        "-k",
+        "apt",
+        "-t",
+        "m1.small",
+        "--cloud-only",
+    ]);
+    // The cluster's inventory (the master by its floating IP, the slave through it) as a
+    // YAML inventory file (JSON is YAML) both engines read.
+    let inv: serde_json::Value =
+        serde_json::from_str(&cloud.cluster(&["cluster-inventory", "apt", "--list"])).unwrap();
+    let script = cloud.path("inventory.yml");
+    std::fs::write(
+        &script,
+        serde_json::json!({"all": {"hosts": inv["_meta"]["hostvars"]}}).to_string(),
+    )
+    .unwrap();
+    let key = cloud.key.display().to_string();
+    let play = |extra: &[&str]| {
+        let mut args = vec![
+            "play",
+            "-i",
+            script.to_str().unwrap(),
+            "--private-key",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        cloud.run(&args)
+    };
+
+    // Both machines start alike: Python and python3-apt (which Ansible's apt needs, and
+    // would otherwise install itself, updating the lists on the way), then package lists
+    // emptied and dated two hours back, so the first task has something to update.
+    let setup = cloud.path("setup.yml");
+    std::fs::write(
+        &setup,
+        "- hosts: all\n  gather_facts: false\n  become: true\n  tasks:\n    \
+         - wait_for_connection: {timeout: 120}\n    - shell: |\n        \
+         set -e\n        apt-get update -q >/dev/null\n        \
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-apt >/dev/null\n        \
+         rm -rf /var/lib/apt/lists/*\n        touch -d '2 hours ago' /var/lib/apt/lists\n",
+    )
+    .unwrap();
+    let out = play(&[setup.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let playbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apt/apt.yml");
+    let pb = playbook.to_str().unwrap();
+    let ours = play(&[pb, "-l", "apt-master"]);
+    let ours_out = text(&ours.stdout);
+    assert!(ours.status.success(), "{ours_out}{}", text(&ours.stderr));
+
+    // OpenSSH passes `-F` on to the ProxyJump connection (and nothing given with `-o`), so
+    // the jump host gets the key, and its host key is not checked either (these machines
+    // are new at every run).
+    let ssh_config = cloud.path("ssh_config");
+    std::fs::write(
+        &ssh_config,
+        format!(
+            "Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  \
+             LogLevel ERROR\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
+        ),
+    )
+    .unwrap();
+    let ansible = Command::new(std::env::var("ANSIBLE_PLAYBOOK_BIN").unwrap())
+        .args([
+            "-i",
+            script.to_str().unwrap(),
+            "--private-key",
+            &key,
+            pb,
+            "-l",
+            "apt-slave-1",
+        ])
+        .env("HOME", cloud.path("home"))
+        .env("ANSIBLE_SSH_ARGS", format!("-F {}", ssh_config.display()))
+        .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .unwrap();
+    let ansible_out = text(&ansible.stdout);
+    assert!(
+        ansible.status.success(),
+        "{ansible_out}{}",
+        text(&ansible.stderr)
+    );
+
+    // Every outcome, the recap and the packages: the same. Read back from both machines
+    // (the slave has no address of its own) with a `fetch`.
+    let results = cloud.path("results");
+    let collect = cloud.path("collect.yml");
+    std::fs::write(
+        &collect,
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    \
+             - shell: dpkg-query -W -f '${{Package}} ${{db:Status-Abbrev}}\\n' hello tree sl > /tmp/apt-packages 2>/dev/null || true\n    \
+             - fetch: {{src: /tmp/apt-outcomes.json, dest: '{d}/{{{{ inventory_hostname }}}}.json', flat: true}}\n    \
+             - fetch: {{src: /tmp/apt-packages, dest: '{d}/{{{{ inventory_hostname }}}}.packages', flat: true}}\n",
+            d = results.display()
+        ),
+    )
+    .unwrap();
+    let read = || {
+        let out = play(&[collect.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let file = |n: &str| std::fs::read_to_string(results.join(n)).unwrap();
+        (
+            file("apt-master.json"),
+            file("apt-slave-1.json"),
+            file("apt-master.packages"),
+            file("apt-slave-1.packages"),
+        )
+    };
+    let (ours_outcomes, ansible_outcomes, ours_pkgs, ansible_pkgs) = read();
+    assert_eq!(
+        ours_outcomes, ansible_outcomes,
+        "outcomes differ (ours, then ansible-playbook's)"
+    );
+    assert_eq!(ours_pkgs, ansible_pkgs);
+    assert!(
+        ours_pkgs.contains("hello ii"),
+        "hello is not installed:\n{ours_pkgs}"
+    );
+    let outcomes: serde_json::Value = serde_json::from_str(&ours_outcomes).unwrap();
+    let changed: Vec<bool> = outcomes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["changed"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            true, false, true, false, false, false, true, false, false, true, false, true
+        ],
+        "{ours_outcomes}"
+    );
+    assert_eq!(
+        recap(&ours_out, "apt-master"),
+        recap(&ansible_out, "apt-slave-1")
+    );
+
+    // Again: what is in place stays (the lists are fresh, hello and tree are installed);
+    // only the removal and the reinstall after it change something.
+    let again = play(&[pb, "-l", "apt-master"]);
+    let again_out = text(&again.stdout);
+    assert!(again.status.success(), "{again_out}");
+    let (outcomes, _, _, _) = read();
+    let outcomes: serde_json::Value = serde_json::from_str(&outcomes).unwrap();
+    let changed: Vec<bool> = outcomes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["changed"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            false, false, false, false, false, false, false, false, false, true, false, true
+        ],
+        "{outcomes}"
+    );
+
+    // Check mode and --diff: apt-get's plan is shown, nothing is installed.
+    let probe = cloud.path("probe.yml");
+    std::fs::write(
+        &probe,
+        "- hosts: apt-master\n  gather_facts: false\n  become: true\n  tasks:\n    \
+         - apt: {name: sl}\n",
+    )
+    .unwrap();
+    let check = play(&["--check", "--diff", probe.to_str().unwrap()]);
+    let check_out = text(&check.stdout);
+    assert!(check.status.success(), "{check_out}");
+    assert!(
+        check_out.contains("The following NEW packages will be installed:")
+            && check_out.contains("sl"),
+        "no plan shown:\n{check_out}"
+    );
+    let (_, _, pkgs, _) = read();
+    assert!(!pkgs.contains("sl ii"), "check mode installed sl:\n{pkgs}");
+}
