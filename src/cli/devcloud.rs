@@ -54,10 +54,33 @@ pub enum DevcloudCommand {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The machine images in the images directory (`list`), or remove those no machine
+    /// boots from and new machines would not use (`prune`).
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// Run devcloud in the foreground.
     Serve {
         #[command(flatten)]
         server: ServerOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Each image: whether new machines boot from it, its size, the machines using it.
+    List {
+        /// The devcloud config (for `netns.image_dir`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Remove images built from an older script or never finished, unless a machine
+    /// (running or stopped) still boots from them.
+    Prune {
+        /// The devcloud config (for `netns.image_dir`).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -95,6 +118,7 @@ pub fn run(args: DevcloudArgs) -> Exit {
         DevcloudCommand::Status { state_dir } => status(&state_dir_or_default(state_dir)),
         DevcloudCommand::Serve { server } => serve(&server),
         DevcloudCommand::PrepareImages { config } => prepare_images(config),
+        DevcloudCommand::Image { command } => image(command),
     };
     match result {
         Ok(exit) => exit,
@@ -132,6 +156,51 @@ fn prepare_images(config: Option<PathBuf>) -> anyhow::Result<Exit> {
     cfg.netns.machine_fs = MachineFs::Image;
     for line in devcloud::prepare_images(&cfg)? {
         println!("{line}");
+    }
+    Ok(Exit::Ok)
+}
+
+fn image(command: ImageCommand) -> anyhow::Result<Exit> {
+    let (ImageCommand::List { config } | ImageCommand::Prune { config }) = &command;
+    let cfg = match config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let dir = cfg.netns.images_dir();
+    let mb = |b: u64| b.div_ceil(1 << 20);
+    match command {
+        ImageCommand::List { .. } => {
+            let images = devcloud::netns::image::list(&dir)?;
+            if images.is_empty() {
+                println!("no images in {}", dir.display());
+            }
+            for i in images {
+                let state = match (i.current, i.complete) {
+                    (_, false) => "unfinished",
+                    (true, true) => "current",
+                    (false, true) => "old",
+                };
+                println!(
+                    "{}  {state}  {} MB  {} machine(s)",
+                    i.name,
+                    mb(i.bytes),
+                    i.machines.len()
+                );
+            }
+        }
+        ImageCommand::Prune { .. } => {
+            let removed = devcloud::netns::image::prune(&dir)?;
+            let freed: u64 = removed.iter().map(|i| i.bytes).sum();
+            for i in &removed {
+                println!("removed {} ({} MB)", i.name, mb(i.bytes));
+            }
+            println!(
+                "{} image(s) removed from {}, {} MB freed",
+                removed.len(),
+                dir.display(),
+                mb(freed)
+            );
+        }
     }
     Ok(Exit::Ok)
 }

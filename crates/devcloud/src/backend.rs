@@ -34,6 +34,10 @@ pub struct MachineSpec {
     pub floating_ip: Option<String>,
     /// What the server's security groups let in (see [`super::firewall`]).
     pub firewall: super::netns::Firewall,
+    /// The flavor's ephemeral disk in GB (0: none).
+    pub ephemeral_gb: u64,
+    /// The volumes attached to the server, in attachment order.
+    pub volumes: Vec<super::netns::VolumeRef>,
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +79,27 @@ pub trait ServerBackend: Send + Sync {
         _server_id: &str,
         _address: Option<&str>,
     ) -> Result<(), BackendFault> {
+        Ok(())
+    }
+    /// Volume `volume` was attached to the server (recorded already): a backend with real
+    /// machines plugs in a disk. An error undoes the attachment.
+    async fn volume_attached(
+        &self,
+        _server_id: &str,
+        _volume: &super::netns::VolumeRef,
+    ) -> Result<(), BackendFault> {
+        Ok(())
+    }
+    /// Volume `volume_id` was detached from the server.
+    async fn volume_detached(
+        &self,
+        _server_id: &str,
+        _volume_id: &str,
+    ) -> Result<(), BackendFault> {
+        Ok(())
+    }
+    /// Volume `volume_id` was deleted: its data goes.
+    async fn volume_deleted(&self, _volume_id: &str) -> Result<(), BackendFault> {
         Ok(())
     }
     /// The ingress rules of every server (by id) as they are now; called whenever they may

@@ -334,6 +334,11 @@ async fn delete(
         st.volumes.retain(|x| field(x, "id") != id);
         Ok::<_, ApiError>(())
     })?;
+    // The record is gone either way (as Cinder's volume leaves the API before the backend
+    // has wiped it); data a backend could not remove is logged.
+    if let Err(f) = app.backend.volume_deleted(&id).await {
+        tracing::warn!("volume {id}: data not removed: {}", f.message);
+    }
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

@@ -79,6 +79,26 @@ pub fn machine_spec(st: &State, srv: &Server) -> MachineSpec {
         user_data: srv.user_data.clone(),
         floating_ip: floating_of(st, srv),
         firewall: super::firewall::firewall_of(st, srv),
+        ephemeral_gb: flavor.map(|f| f.ephemeral).unwrap_or(0),
+        volumes: srv
+            .volumes
+            .iter()
+            .map(|a| volume_ref(st, &a.volume_id))
+            .collect(),
+    }
+}
+
+/// A volume as a backend needs it: its id and size (1 GB when the record lacks one).
+pub fn volume_ref(st: &State, volume_id: &str) -> super::netns::VolumeRef {
+    let size_gb = st
+        .volumes
+        .iter()
+        .find(|v| field(v, "id") == volume_id)
+        .and_then(|v| v.get("size").and_then(|s| s.as_u64()))
+        .unwrap_or(1);
+    super::netns::VolumeRef {
+        id: volume_id.to_string(),
+        size_gb,
     }
 }
 
@@ -187,6 +207,7 @@ pub async fn complete_delete(app: AppState, spec: MachineSpec) {
     if let Err(f) = app.backend.delete(&spec).await {
         tracing::warn!("backend failed to delete server {}: {}", spec.id, f.message);
     }
+    let mut deleted_volumes = Vec::new();
     let _ = app.store.mutate(|st| -> Result<(), ()> {
         let Some(srv) = st.servers.iter().find(|s| s.id == spec.id).cloned() else {
             return Ok(());
@@ -196,6 +217,7 @@ pub async fn complete_delete(app: AppState, spec: MachineSpec) {
         for a in &srv.volumes {
             if a.delete_on_termination {
                 st.volumes.retain(|v| field(v, "id") != a.volume_id);
+                deleted_volumes.push(a.volume_id.clone());
             } else if let Some(v) = st
                 .volumes
                 .iter_mut()
@@ -206,6 +228,11 @@ pub async fn complete_delete(app: AppState, spec: MachineSpec) {
         }
         Ok(())
     });
+    for vol in deleted_volumes {
+        if let Err(f) = app.backend.volume_deleted(&vol).await {
+            tracing::warn!("volume {vol}: data not removed: {}", f.message);
+        }
+    }
     // Its addresses leave the groups it was in.
     crate::firewall::sync(&app).await;
 }

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 
 use super::backend::{BackendFault, MachineSpec, ServerBackend};
 use super::netns::{
-    Firewall, ImageBoot, NetnsConfig, NetnsError, NetnsMachines, NewMachine, hostname_from_name,
-    image,
+    Firewall, ImageBoot, NetnsConfig, NetnsError, NetnsMachines, NewMachine, VolumeRef,
+    hostname_from_name, image,
 };
 
 /// Machines boot from images (`netns.machine_fs: image`): where the images are, the proxy
@@ -140,6 +140,8 @@ impl Inner {
                 authorized_keys: &keys,
                 firewall: Some(&firewall),
                 image,
+                ephemeral_gb: spec.ephemeral_gb,
+                volumes: spec.volumes.clone(),
             },
         )?;
         self.applied_firewall.insert(spec.id.clone(), firewall);
@@ -247,6 +249,35 @@ impl ServerBackend for NetnsBackend {
             }
         })
         .await
+    }
+
+    /// Plugs the volume into the machine (at its next boot when it is not running); a
+    /// server without a machine yet gets it with its boot spec.
+    async fn volume_attached(
+        &self,
+        server_id: &str,
+        volume: &VolumeRef,
+    ) -> Result<(), BackendFault> {
+        let (id, vol) = (server_id.to_string(), volume.clone());
+        self.run(move |m| match m.exists(&id) {
+            true => m.machines.attach_volume(&id, &vol),
+            false => Ok(()),
+        })
+        .await
+    }
+
+    async fn volume_detached(&self, server_id: &str, volume_id: &str) -> Result<(), BackendFault> {
+        let (id, vol) = (server_id.to_string(), volume_id.to_string());
+        self.run(move |m| match m.exists(&id) {
+            true => m.machines.detach_volume(&id, &vol),
+            false => Ok(()),
+        })
+        .await
+    }
+
+    async fn volume_deleted(&self, volume_id: &str) -> Result<(), BackendFault> {
+        let vol = volume_id.to_string();
+        self.run(move |m| m.machines.delete_volume(&vol)).await
     }
 
     async fn floating_ip_changed(

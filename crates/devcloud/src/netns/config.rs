@@ -189,6 +189,12 @@ impl NetnsConfig {
         self.state_dir.join("machines")
     }
 
+    /// Where Cinder volumes' backing files live (see [`super::disks`]): beside the machines,
+    /// since a volume outlives the machines it is attached to.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.state_dir.join("volumes")
+    }
+
     pub fn state_file(&self) -> PathBuf {
         self.state_dir.join("netns-state.json")
     }

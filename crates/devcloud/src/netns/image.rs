@@ -73,6 +73,140 @@ pub fn ensure(images_dir: &Path, name: &str, apt_proxy: &str) -> Result<PathBuf>
     Ok(rootfs)
 }
 
+/// Records that the machine in `machine_dir` boots from the image whose root filesystem is
+/// `rootfs`: a file under `<image>/machines/`, so [`prune`] keeps the image as long as the
+/// machine exists, running or stopped (a stopped machine's root disk is an overlay upper
+/// layer that means nothing without its image).
+pub fn record_user(rootfs: &Path, machine_dir: &Path) -> Result<()> {
+    let Some(image) = rootfs.parent() else {
+        return Ok(());
+    };
+    let users = image.join("machines");
+    fs::create_dir_all(&users).map_err(|e| NetnsError::io(&users, e))?;
+    let text = machine_dir.display().to_string();
+    let file = users.join(script_key(&text));
+    fs::write(&file, text).map_err(|e| NetnsError::io(&file, e))
+}
+
+/// Undoes [`record_user`] (the machine was deleted).
+pub fn forget_user(rootfs: &Path, machine_dir: &Path) {
+    if let Some(image) = rootfs.parent() {
+        let key = script_key(&machine_dir.display().to_string());
+        let _ = fs::remove_file(image.join("machines").join(key));
+    }
+}
+
+/// One entry of an images directory, as `devcloud image list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageEntry {
+    /// The directory's name: `debian-12-<key>` (or `....tmp` for a build that never
+    /// finished).
+    pub name: String,
+    pub path: PathBuf,
+    /// Built from the script this devcloud has: what new machines boot from.
+    pub current: bool,
+    /// Completely built (an interrupted build is not).
+    pub complete: bool,
+    /// Machine directories that still exist and boot from it.
+    pub machines: Vec<PathBuf>,
+    /// Disk usage in bytes.
+    pub bytes: u64,
+}
+
+/// The images in `images_dir`, by name (none when the directory does not exist).
+pub fn list(images_dir: &Path) -> Result<Vec<ImageEntry>> {
+    let current = format!("debian-12-{}", script_key(DEBIAN_12_SCRIPT));
+    let entries = match fs::read_dir(images_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(NetnsError::io(images_dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_image_name(&name) || !path.is_dir() {
+            continue;
+        }
+        let machines = fs::read_dir(path.join("machines"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|f| fs::read_to_string(f.path()).ok())
+                    .map(PathBuf::from)
+                    .filter(|m| m.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(ImageEntry {
+            current: name == current,
+            complete: path.join(".complete").exists(),
+            bytes: disk_usage(&path),
+            machines,
+            name,
+            path,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Removes the images no machine boots from and that new machines would not use (built
+/// from an older script, or never finished), with their build logs; keeps the current one
+/// and any in use. Holds the build lock, so no build is pruned half-way. Returns what was
+/// removed.
+pub fn prune(images_dir: &Path) -> Result<Vec<ImageEntry>> {
+    if !images_dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let lock_path = images_dir.join(".lock");
+    let lock_file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| NetnsError::io(&lock_path, e))?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| NetnsError::io(&lock_path, errno.into()))?;
+    let mut removed = Vec::new();
+    for image in list(images_dir)? {
+        if (image.current && image.complete) || !image.machines.is_empty() {
+            continue;
+        }
+        remove_tree(&image.path)?;
+        let _ = fs::remove_file(image.path.with_extension("log"));
+        removed.push(image);
+    }
+    Ok(removed)
+}
+
+/// `<buildable name>-<12 hex digits>`, or that with `.tmp` (a build): only such
+/// directories are images; anything else in the directory is never listed or removed.
+fn is_image_name(name: &str) -> bool {
+    BUILDABLE.iter().any(|b| {
+        name.strip_prefix(b)
+            .and_then(|r| r.strip_prefix('-'))
+            .map(|k| k.strip_suffix(".tmp").unwrap_or(k))
+            .is_some_and(|k| k.len() == 12 && k.bytes().all(|c| c.is_ascii_hexdigit()))
+    })
+}
+
+/// Bytes used under `path` (`du`; 0 when it cannot tell).
+fn disk_usage(path: &Path) -> u64 {
+    Command::new("du")
+        .args(["-s", "-x", "--block-size=1"])
+        .arg(path)
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// The first 12 hex digits of the script's SHA-256: a new script, a new image.
 fn script_key(script: &str) -> String {
     hex::encode(Sha256::digest(script.as_bytes()))[..12].to_string()
@@ -154,6 +288,49 @@ mod tests {
             "{text}"
         );
         assert!(!dir.exists(), "a refused image must not create anything");
+    }
+
+    #[test]
+    fn prune_keeps_the_current_image_and_those_machines_boot_from() {
+        let dir = std::env::temp_dir().join(format!("devcloud-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let current = dir.join(format!("debian-12-{}", script_key(DEBIAN_12_SCRIPT)));
+        let old = dir.join("debian-12-000000000000");
+        let used = dir.join("debian-12-111111111111");
+        let unfinished = dir.join("debian-12-222222222222.tmp");
+        let machine = dir.join("machine-a");
+        let gone = dir.join("machine-deleted");
+        for d in [&current, &old, &used, &unfinished, &machine] {
+            fs::create_dir_all(d.join("rootfs")).unwrap();
+        }
+        fs::write(current.join(".complete"), "").unwrap();
+        fs::write(old.join(".complete"), "").unwrap();
+        fs::write(old.with_extension("log"), "build log").unwrap();
+        fs::write(used.join(".complete"), "").unwrap();
+        record_user(&used.join("rootfs"), &machine).unwrap();
+        // A machine deleted since: its record no longer holds the image.
+        record_user(&old.join("rootfs"), &gone).unwrap();
+
+        let listed = list(&dir).unwrap();
+        let names: Vec<&str> = listed.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        let of = |p: &Path| listed.iter().find(|i| i.path == p).unwrap().clone();
+        assert!(of(&current).current && of(&current).complete);
+        assert!(!of(&unfinished).complete);
+        assert_eq!(of(&used).machines, vec![machine.clone()]);
+        assert!(of(&old).machines.is_empty());
+
+        let removed: Vec<PathBuf> = prune(&dir).unwrap().into_iter().map(|i| i.path).collect();
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(removed.contains(&old) && removed.contains(&unfinished));
+        assert!(current.exists() && used.exists() && !old.exists() && !unfinished.exists());
+        assert!(!old.with_extension("log").exists());
+        // Once its machine is gone, the old image goes too.
+        fs::remove_dir_all(&machine).unwrap();
+        let removed: Vec<PathBuf> = prune(&dir).unwrap().into_iter().map(|i| i.path).collect();
+        assert_eq!(removed, vec![used.clone()]);
+        assert!(current.exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

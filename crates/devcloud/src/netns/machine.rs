@@ -50,7 +50,7 @@ exec "$2" -D -e -f "$dir/sshd_config"
 "#;
 
 /// The boot of a machine with its own root filesystem: `sh -c IMAGE_BOOT_SCRIPT sh <machine
-/// dir> <image rootfs> <boot delay in s>`, run as PID 1 of fresh mount, UTS, IPC and PID
+/// dir> <image rootfs> <boot delay in s> <plug script>`, run as PID 1 of fresh mount, UTS, IPC and PID
 /// namespaces (the network namespace is the machine's). A constant, like [`BOOT_SCRIPT`].
 ///
 /// 1. The root is an overlay: the image read-only below, the machine's `upper/` (its root
@@ -64,12 +64,15 @@ exec "$2" -D -e -f "$dir/sshd_config"
 ///    network namespace's own settings): kernel-wide settings such as `vm.swappiness` cannot
 ///    be changed from a machine, so a role trying fails instead of changing the host. A
 ///    private /dev with the harmless devices, ptys and shm; /run on tmpfs; the machine's
-///    status directory (sshd's pid file, boot markers) at /run/devcloud.
+///    status directory (sshd's pid file, boot markers) at /run/devcloud. The disks of
+///    `disks.list` (see [`super::disks`]) get their device nodes and `/dev/disk/...` links
+///    (`$4` is [`super::disks::PLUG`]), and the ephemeral disk is mounted on /mnt, as
+///    cloud-init's default `mounts` does.
 /// 4. `pivot_root` into the overlay and detach the old root: from here the host's files are
 ///    out of reach. The image's sshd checks its configuration (a broken one fails the boot
 ///    with its message), the boot delay passes, and sshd becomes PID 1.
 const IMAGE_BOOT_SCRIPT: &str = r#"set -e
-dir=$1 img=$2 delay=$3 r=$1/rootfs
+dir=$1 img=$2 delay=$3 plug=$4 r=$1/rootfs
 mount --make-rprivate /
 mount -t overlay overlay -o "lowerdir=$img,upperdir=$dir/upper,workdir=$dir/work" "$r"
 s=$dir/seed
@@ -120,6 +123,16 @@ ln -s /proc/self/fd "$r/dev/fd"
 ln -s fd/0 "$r/dev/stdin"
 ln -s fd/1 "$r/dev/stdout"
 ln -s fd/2 "$r/dev/stderr"
+if [ -s "$dir/disks.list" ]; then
+  while read -r n maj min link; do
+    r=$r sh -c "$plug" sh "$n" "$maj" "$min" "$link"
+  done < "$dir/disks.list"
+fi
+e=$(awk '$4 == "disk/by-label/ephemeral0" { print $1 }' "$dir/disks.list" 2>/dev/null || true)
+if [ -n "$e" ]; then
+  # The host's node, so the mount table names it /dev/loopN, as the machine's node is named.
+  mount -o defaults,noatime "/dev/$e" "$r/mnt"
+fi
 mount -t tmpfs -o nosuid,nodev,mode=755 run "$r/run"
 mkdir -p "$r/run/sshd" "$r/run/lock" "$r/run/devcloud"
 mount --bind "$dir/status" "$r/run/devcloud"
@@ -293,6 +306,7 @@ pub fn start_sshd(
                 &dir,
                 &rootfs,
                 &delay_s,
+                super::disks::PLUG,
             ],
         ]
         .concat(),

@@ -68,6 +68,7 @@
 
 mod cmd;
 mod config;
+mod disks;
 mod error;
 mod files;
 mod firewall;
@@ -81,12 +82,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use config::NetnsConfig;
+use disks::Disk;
 pub use error::NetnsError;
 use error::Result;
 use files::MachineFiles;
 pub use firewall::{Firewall, IngressRule};
 pub use state::ImageBoot;
 use state::{MachineRecord, State, StateLock};
+
+/// A Cinder volume attached to a machine (see [`NetnsMachines::attach_volume`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRef {
+    pub id: String,
+    pub size_gb: u64,
+}
 
 /// Everything about a new machine but its id (see [`NetnsMachines::create_machine`]).
 #[derive(Debug, Clone)]
@@ -99,6 +108,11 @@ pub struct NewMachine<'a> {
     pub firewall: Option<&'a Firewall>,
     /// Boot from this image's root filesystem; `None`: share the host's filesystem.
     pub image: Option<ImageBoot>,
+    /// The flavor's ephemeral disk in GB (0: none), and the volumes attached at boot. Only
+    /// image machines get block devices (see [`disks`]); a host-filesystem machine has
+    /// its private /mnt directory instead.
+    pub ephemeral_gb: u64,
+    pub volumes: Vec<VolumeRef>,
 }
 
 /// What devcloud needs to know about one machine.
@@ -236,6 +250,8 @@ impl NetnsMachines {
                 authorized_keys,
                 firewall,
                 image: None,
+                ephemeral_gb: 0,
+                volumes: Vec::new(),
             },
         )
     }
@@ -247,13 +263,25 @@ impl NetnsMachines {
         let mut rec = self.check_new(id, new.hostname, new.fixed_ip)?;
         rec.user = new.user.to_string();
         rec.image = new.image.clone();
+        if rec.image.is_some() {
+            let dir = MachineFiles::new(&self.state.config, &rec.short).dir;
+            if new.ephemeral_gb > 0 {
+                rec.disks.push(Disk::ephemeral(&dir, new.ephemeral_gb));
+            }
+            let vols = self.state.config.volumes_dir();
+            for v in &new.volumes {
+                rec.disks.push(Disk::volume(&vols, &v.id, v.size_gb));
+            }
+        }
         self.ensure_networks()?;
         self.state.machines.insert(id.to_string(), rec.clone());
         self.state.save()?;
         let cfg = &self.state.config;
         let files = MachineFiles::new(cfg, &rec.short);
         let prepared = match &new.image {
-            Some(img) => files.prepare_image(&rec, new.user, new.authorized_keys, &img.apt_proxy),
+            Some(img) => files
+                .prepare_image(&rec, new.user, new.authorized_keys, &img.apt_proxy)
+                .and_then(|()| image::record_user(&img.rootfs, &files.dir)),
             None => files.prepare(&rec, new.user, new.authorized_keys),
         };
         let built = prepared
@@ -315,6 +343,7 @@ impl NetnsMachines {
             floating_ip: None,
             user: "root".into(),
             image: None,
+            disks: Vec::new(),
         })
     }
 
@@ -387,7 +416,140 @@ impl NetnsMachines {
         files.log_boot(rec, &cfg.netns_name(&rec.short))?;
         let delay = self.pick_ssh_delay();
         let image = rec.image.as_ref().map(|i| i.rootfs.as_path());
-        machine::start_sshd(cfg, &rec.short, &files, &rec.id, delay, image)
+        let booted = self
+            .attach_disks(rec, &files)
+            .and_then(|()| machine::start_sshd(cfg, &rec.short, &files, &rec.id, delay, image));
+        if booted.is_err() {
+            // Best effort: the boot's error is the one worth reporting.
+            let _ = release_disks(rec);
+        }
+        booted
+    }
+
+    /// Attaches the machine's disks as loop devices and lists them in `disks.list`, which
+    /// the boot script reads (an empty list for a machine without disks).
+    fn attach_disks(&self, rec: &MachineRecord, files: &MachineFiles) -> Result<()> {
+        let list = files.path("disks.list");
+        let mut text = String::new();
+        for disk in &rec.disks {
+            match disks::attach(disk) {
+                Ok(a) => text.push_str(&a.line()),
+                Err(e) => {
+                    let _ = release_disks(rec);
+                    return Err(e);
+                }
+            }
+        }
+        std::fs::write(&list, text).map_err(|e| NetnsError::io(&list, e))
+    }
+
+    /// Attaches Cinder volume `vol` to the machine: recorded, and on an image machine that
+    /// runs, plugged in at once as a new block device (a VM's hot-plug); a stopped one gets
+    /// it at its next boot. A host-filesystem machine has no block devices: only recorded.
+    /// Attaching a volume the machine already has is a no-op.
+    pub fn attach_volume(&mut self, id: &str, vol: &VolumeRef) -> Result<()> {
+        let rec = self.state.machine(id)?.clone();
+        if rec.image.is_none()
+            || rec
+                .disks
+                .iter()
+                .any(|d| d.volume_id.as_deref() == Some(&vol.id))
+        {
+            return Ok(());
+        }
+        let disk = Disk::volume(&self.state.config.volumes_dir(), &vol.id, vol.size_gb);
+        if let Some(pid) = self.running_init(&rec)? {
+            let files = MachineFiles::new(&self.state.config, &rec.short);
+            let a = disks::attach(&disk)?;
+            let plugged = disks::plug(pid, &a).and_then(|()| {
+                let list = files.path("disks.list");
+                let mut text = std::fs::read_to_string(&list).unwrap_or_default();
+                text.push_str(&a.line());
+                std::fs::write(&list, text).map_err(|e| NetnsError::io(&list, e))
+            });
+            if let Err(e) = plugged {
+                let _ = disks::detach_file(&disk.file);
+                return Err(e);
+            }
+        }
+        if let Some(m) = self.state.machines.get_mut(id) {
+            m.disks.push(disk);
+        }
+        self.state.save()
+    }
+
+    /// Detaches volume `volume_id` from the machine: its device node goes away inside a
+    /// running machine (a filesystem still mounted from it keeps working until unmounted, as
+    /// the kernel keeps the loop device until it is closed); its data stays in the volume.
+    pub fn detach_volume(&mut self, id: &str, volume_id: &str) -> Result<()> {
+        let rec = self.state.machine(id)?.clone();
+        let Some(disk) = rec
+            .disks
+            .iter()
+            .find(|d| d.volume_id.as_deref() == Some(volume_id))
+            .cloned()
+        else {
+            return Ok(());
+        };
+        if let Some(pid) = self.running_init(&rec)? {
+            let files = MachineFiles::new(&self.state.config, &rec.short);
+            let list = files.path("disks.list");
+            let text = std::fs::read_to_string(&list).unwrap_or_default();
+            let (gone, kept): (Vec<&str>, Vec<&str>) = text
+                .lines()
+                .partition(|l| l.split_whitespace().nth(3) == Some(disk.link.as_str()));
+            for line in gone {
+                if let Some(name) = line.split_whitespace().next() {
+                    disks::unplug(pid, name, &disk.link)?;
+                }
+            }
+            let kept: String = kept.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(&list, kept).map_err(|e| NetnsError::io(&list, e))?;
+        }
+        disks::detach_file(&disk.file)?;
+        if let Some(m) = self.state.machines.get_mut(id) {
+            m.disks
+                .retain(|d| d.volume_id.as_deref() != Some(volume_id));
+        }
+        self.state.save()
+    }
+
+    /// Removes volume `volume_id`'s data (the volume was deleted). Refused while a machine
+    /// has it attached.
+    pub fn delete_volume(&mut self, volume_id: &str) -> Result<()> {
+        if let Some(m) = self.state.machines.values().find(|m| {
+            m.disks
+                .iter()
+                .any(|d| d.volume_id.as_deref() == Some(volume_id))
+        }) {
+            return Err(NetnsError::Invalid(format!(
+                "volume {volume_id} is attached to machine `{}`",
+                m.id
+            )));
+        }
+        let disk = Disk::volume(&self.state.config.volumes_dir(), volume_id, 0);
+        disks::detach_file(&disk.file)?;
+        match std::fs::remove_file(&disk.file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(NetnsError::io(&disk.file, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The host PID of the machine's first process, once its boot has mounted its root
+    /// (before that a hot-plug would land in the host's `/dev`); `None` when it is stopped or
+    /// has no root of its own.
+    fn running_init(&self, rec: &MachineRecord) -> Result<Option<i32>> {
+        if rec.image.is_none() {
+            return Ok(None);
+        }
+        let files = MachineFiles::new(&self.state.config, &rec.short);
+        if !files.mounted_marker().exists() {
+            return Ok(None);
+        }
+        let pids = machine::pids(&self.state.config.netns_name(&rec.short))?;
+        Ok(disks::machine_init(&pids))
     }
 
     /// Stops and boots the machine again (a hard reboot: nothing is shut down cleanly).
@@ -410,16 +572,25 @@ impl NetnsMachines {
 
     /// Kills every process of the machine (like pulling the plug); keeps its files and network.
     pub fn stop(&mut self, id: &str) -> Result<()> {
-        let short = &self.state.machine(id)?.short;
-        machine::kill_all(&self.state.config.netns_name(short))
+        let rec = self.state.machine(id)?;
+        machine::kill_all(&self.state.config.netns_name(&rec.short))?;
+        let _ = std::fs::remove_file(
+            MachineFiles::new(&self.state.config, &rec.short).mounted_marker(),
+        );
+        release_disks(rec)
     }
 
     /// Kills the machine and removes its namespace, veths and directory (its /root included).
     pub fn delete(&mut self, id: &str) -> Result<()> {
-        let short = self.state.machine(id)?.short.clone();
+        let rec = self.state.machine(id)?.clone();
         let cfg = &self.state.config;
-        machine::destroy(cfg, &short)?;
-        MachineFiles::new(cfg, &short).remove()?;
+        machine::destroy(cfg, &rec.short)?;
+        release_disks(&rec)?;
+        let files = MachineFiles::new(cfg, &rec.short);
+        files.remove()?;
+        if let Some(img) = &rec.image {
+            image::forget_user(&img.rootfs, &files.dir);
+        }
         self.state.machines.remove(id);
         self.state.save()
     }
@@ -486,6 +657,15 @@ impl NetnsMachines {
             }
             Err(e) => problems.push(e.to_string()),
         }
+        if let Err(e) = disks::detach_under(&cfg.state_dir) {
+            problems.push(format!("loop devices: {e}"));
+        }
+        let vols = cfg.volumes_dir();
+        if let Err(e) = std::fs::remove_dir_all(&vols)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            problems.push(NetnsError::io(&vols, e).to_string());
+        }
         network::teardown(&cfg, &mut problems);
         if !problems.is_empty() {
             return Err(NetnsError::Teardown(problems));
@@ -499,6 +679,13 @@ impl NetnsMachines {
 }
 
 /// Namespaces, bridges and mounts need root; refuse up front rather than half way.
+/// Detaches the loop devices of the machine's disks (it no longer runs).
+fn release_disks(rec: &MachineRecord) -> Result<()> {
+    rec.disks
+        .iter()
+        .try_for_each(|d| disks::detach_file(&d.file))
+}
+
 fn require_root() -> Result<()> {
     if nix::unistd::geteuid().is_root() {
         Ok(())

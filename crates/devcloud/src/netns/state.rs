@@ -55,6 +55,10 @@ pub struct MachineRecord {
     /// The image the machine boots from; `None`: it shares the host's filesystem.
     #[serde(default)]
     pub image: Option<ImageBoot>,
+    /// Its block devices (image machines only): the flavor's ephemeral disk and attached
+    /// volumes, in attachment order.
+    #[serde(default)]
+    pub disks: Vec<super::disks::Disk>,
 }
 
 /// How a machine with its own root filesystem boots (see [`super::image`]).

@@ -266,19 +266,28 @@ pub async fn attach(
         }
         Ok(a)
     })?;
+    // The disk appears in the machine (hot-plugged when it runs); when that fails the
+    // attachment is undone, as Nova rolls back a failed attach and frees the volume.
+    let vol = app
+        .store
+        .read(|st| crate::lifecycle::volume_ref(st, &vol_id));
+    if let Err(f) = app.backend.volume_attached(&id, &vol).await {
+        unrecord_attachment(&app, &id, &vol_id);
+        return Err(ApiError::new(
+            SVC,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "Volume {vol_id} could not be attached to {id}: {}",
+                f.message
+            ),
+        ));
+    }
     Ok(axum::Json(json!({"volumeAttachment": attachment_doc(&a, &id, mv, true)})).into_response())
 }
 
-pub async fn detach(
-    State(app): State<AppState>,
-    Extension(ctx): Extension<Ctx>,
-    Path((id, vol)): Path<(String, String)>,
-) -> ApiResult {
-    app.store.mutate(|st| {
-        let srv = find(st, &ctx, &id)?;
-        if !srv.volumes.iter().any(|a| a.volume_id == vol) {
-            return Err(not_found(format!("Volume {vol} is not attached to {id}")));
-        }
+/// Forgets that `vol` is attached to server `id` (the volume is available again).
+fn unrecord_attachment(app: &AppState, id: &str, vol: &str) {
+    let _ = app.store.mutate(|st| -> Result<(), ()> {
         if let Some(s) = st.servers.iter_mut().find(|s| s.id == id) {
             s.volumes.retain(|a| a.volume_id != vol);
         }
@@ -286,6 +295,32 @@ pub async fn detach(
             cinder::mark_detached(v);
         }
         Ok(())
+    });
+}
+
+pub async fn detach(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
+    Path((id, vol)): Path<(String, String)>,
+) -> ApiResult {
+    app.store.read(|st| {
+        let srv = find(st, &ctx, &id)?;
+        match srv.volumes.iter().any(|a| a.volume_id == vol) {
+            true => Ok(()),
+            false => Err(not_found(format!("Volume {vol} is not attached to {id}"))),
+        }
     })?;
+    // The disk leaves the machine first; the volume is available only once it has.
+    if let Err(f) = app.backend.volume_detached(&id, &vol).await {
+        return Err(ApiError::new(
+            SVC,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "Volume {vol} could not be detached from {id}: {}",
+                f.message
+            ),
+        ));
+    }
+    unrecord_attachment(&app, &id, &vol);
     Ok(StatusCode::ACCEPTED.into_response())
 }
