@@ -31,6 +31,10 @@ fn skip_reason() -> Option<String> {
     )
 }
 
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).trim().to_string()
 }
@@ -168,7 +172,9 @@ fn machines_boot_from_a_debian_image_and_install_packages_through_the_cache() {
         "-k",
         "img",
         "-t",
-        "m1.small",
+        "m1.large",
+        "--slave-volume-size",
+        "1",
         "--cloud-only",
     ]);
     let master = cloud.cluster(&["get-master", "img"]).trim().to_string();
@@ -202,6 +208,51 @@ fn machines_boot_from_a_debian_image_and_install_packages_through_the_cache() {
     );
     assert_eq!(&lines[5..8], ["debian", "root", "img-master"], "{facts}");
 
+    // The flavor's ephemeral disk is a block device of the machine's own, found by its
+    // label and mounted on /mnt, as Nova formats it and cloud-init mounts it.
+    let disk = ssh.ok(
+        None,
+        &master,
+        "d=$(readlink -f /dev/disk/by-label/ephemeral0); echo $d; test -b $d && echo block; \
+         findmnt -n -o SOURCE,FSTYPE /mnt; sudo -n blkid -o value -s LABEL $d; \
+         df -BG --output=size /mnt | tail -1 | tr -d ' '; ls /dev | grep -c '^loop'; \
+         sudo -n sh -c 'echo kept > /mnt/kept'",
+    );
+    let lines: Vec<&str> = disk.lines().collect();
+    assert!(lines[0].starts_with("/dev/loop"), "{disk}");
+    assert_eq!(
+        &lines[1..4],
+        ["block", &format!("{} ext4", lines[0]), "ephemeral0"],
+        "{disk}"
+    );
+    assert!(
+        ["39G", "40G"].contains(&lines[4]),
+        "m1.large has 40 GB of ephemeral disk:
+{disk}"
+    );
+    assert_eq!(
+        lines[5], "1",
+        "a machine sees only its own disks:
+{disk}"
+    );
+
+    // The image knows its machines (so `image prune` keeps it while they exist).
+    let images = cloud.ok(&["devcloud", "image", "list"]);
+    let line = images
+        .lines()
+        .find(|l| l.contains("  current  "))
+        .unwrap_or_else(|| panic!("no current image listed:\n{images}"));
+    let machines: usize = line
+        .rsplit("  ")
+        .next()
+        .and_then(|m| m.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        machines >= 2,
+        "the cluster's two machines are not counted: {line}"
+    );
+
     // Kernel-wide settings cannot be changed from a machine; its network's can.
     let out = ssh.run(None, &master, "sudo -n sysctl -w vm.swappiness=1");
     assert!(!out.status.success(), "vm.swappiness was writable: {out:?}");
@@ -214,6 +265,37 @@ fn machines_boot_from_a_debian_image_and_install_packages_through_the_cache() {
         .unwrap_or_else(|| panic!("no img-slave-1 in {inv}"))
         .to_string();
     ssh.wait(Some(&master), &slave_ip);
+    // Its data volume was attached after it booted: hot-plugged, found by the volume's
+    // id (the disk serial), new and so without a filesystem.
+    let volume = rt().block_on(async {
+        let api = cloud.login().await;
+        let id = api
+            .id_by_name("/compute/v2.1/servers", "servers", "img-slave-1")
+            .await;
+        let (code, _, v) = api
+            .call("GET", &format!("/compute/v2.1/servers/{id}"), None)
+            .await;
+        assert_eq!(code, 200, "{v}");
+        v["server"]["os-extended-volumes:volumes_attached"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no volume attached to img-slave-1: {v}"))
+            .to_string()
+    });
+    let serial: String = volume.chars().take(20).collect();
+    let vol = ssh.ok(
+        Some(&master),
+        &slave_ip,
+        &format!(
+            "d=$(readlink -f /dev/disk/by-id/virtio-{serial}); test -b $d && echo block; \
+             sudo -n blkid -p $d >/dev/null || echo 'no filesystem'; \
+             readlink -f /dev/disk/by-label/ephemeral0"
+        ),
+    );
+    assert_eq!(
+        vol.lines().take(2).collect::<Vec<_>>(),
+        ["block", "no filesystem"],
+        "{vol}"
+    );
     let apt = ssh.ok(
         Some(&master),
         &slave_ip,
@@ -245,8 +327,7 @@ fn machines_boot_from_a_debian_image_and_install_packages_through_the_cache() {
     // The root disk is the machine's and survives stop/start (as a VM's does).
     ssh.ok(None, &master, "sudo -n touch /usr/local/bin/kept");
     assert!(!Path::new("/usr/local/bin/kept").exists());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    rt().block_on(async {
         let api = cloud.login().await;
         let id = api
             .id_by_name("/compute/v2.1/servers", "servers", "img-master")
@@ -265,8 +346,13 @@ fn machines_boot_from_a_debian_image_and_install_packages_through_the_cache() {
     });
     ssh.wait(None, &master);
     assert_eq!(
-        ssh.ok(None, &master, "ls /usr/local/bin/kept; hostname"),
-        "/usr/local/bin/kept\nimg-master"
+        ssh.ok(
+            None,
+            &master,
+            "ls /usr/local/bin/kept; hostname; cat /mnt/kept; findmnt -n -o FSTYPE /mnt"
+        ),
+        "/usr/local/bin/kept\nimg-master\nkept\next4",
+        "the root disk and the ephemeral disk (mounted again) survive stop/start"
     );
 
     // The roles, for real, on the stock image: common installs Java, curl and python3 with
@@ -299,6 +385,8 @@ fn machines_boot_from_a_debian_image_and_install_packages_through_the_cache() {
                 &py4j,
                 "-e",
                 "hdfs_enabled=false",
+                "-e",
+                "ganglia_enabled=true",
                 "-v",
             ]);
             println!(
@@ -317,7 +405,8 @@ fn machines_boot_from_a_debian_image_and_install_packages_through_the_cache() {
                 Some(&master),
                 &slave_ip,
                 "dpkg-query -W -f '${Package} ${Status}\\n' openjdk-17-jre-headless curl python3; \
-                 grep nofile /etc/security/limits.d/90-spark-openstack.conf",
+                 grep nofile /etc/security/limits.d/90-spark-openstack.conf; \
+                 findmnt -n -o SOURCE,FSTYPE /vol/data; findmnt -n -o SOURCE /mnt",
             );
             let want = [
                 "curl install ok installed",
@@ -334,6 +423,58 @@ fn machines_boot_from_a_debian_image_and_install_packages_through_the_cache() {
                 want,
                 "installed by the common role, with its limits file:\n{on_slave}"
             );
+            // The role's disk handling ran against the real devices: the data volume got
+            // its filesystem and is mounted where HDFS's data goes; /mnt is the ephemeral
+            // disk.
+            let vol_dev = vol.lines().nth(2).unwrap_or_default();
+            let mounts: Vec<&str> = on_slave.lines().rev().take(2).collect();
+            let mounts = [mounts[1], mounts[0]];
+            assert!(
+                mounts[0].starts_with("/dev/loop") && mounts[0].ends_with(" ext4"),
+                "the data volume is not mounted on /vol/data:\n{on_slave}"
+            );
+            assert_eq!(mounts[1], vol_dev, "{on_slave}");
+            // Ganglia, installed from Debian's packages by its role: gmetad on the master
+            // holds both nodes (the slave's gmond reports over the tenant network), and the
+            // web front end answers through `tunnel` on spark-ec2's port.
+            let hosts = ssh.ok(
+                None,
+                &master,
+                "for i in $(seq 60); do \
+                   n=$(exec 3<>/dev/tcp/127.0.0.1/8651 && cat <&3 | grep -c '<HOST '); \
+                   [ \"$n\" -ge 2 ] && break; sleep 2; done; echo $n",
+            );
+            assert_eq!(hosts, "2", "gmetad does not hold both nodes");
+            let tunnel = cloud.tunnel("img");
+            let port = tunnel.services["ganglia"]["local_port"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("tunnel does not list ganglia: {}", tunnel.services));
+            let (status, page) = support::http_get(port as u16, "/ganglia/?c=img");
+            assert!(status.contains(" 200 "), "{status}\n{page}");
+            assert!(
+                page.contains("Ganglia:: img Cluster Report")
+                    && page.contains("img-master")
+                    && page.contains("img-slave-1"),
+                "not Ganglia's page of cluster img with both nodes:\n{page}"
+            );
+            // A graph, drawn by rrdtool from what gmetad stored.
+            let (status, png) = support::http_get(
+                port as u16,
+                "/ganglia/graph.php?c=img&h=img-master&m=load_one&r=hour&z=small",
+            );
+            assert!(
+                status.contains(" 200 ") && png.contains("Content-Type: image/png"),
+                "{status}\n{}",
+                png.lines().take(8).collect::<Vec<_>>().join("\n")
+            );
+            drop(tunnel);
+            // Debian's front end runs on PHP 8 only with the role's fixes: no page failed.
+            let fatal = ssh.ok(
+                None,
+                &master,
+                "sudo -n grep 'PHP Fatal' /var/log/apache2/error.log || true",
+            );
+            assert_eq!(fatal, "", "the Ganglia front end failed on PHP 8");
             let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spark/pi.py");
             let out = cloud.cluster(&["submit", "img", app.to_str().unwrap(), "2"]);
             assert!(out.contains("Pi is roughly 3.1"), "{out}");
@@ -365,6 +506,18 @@ fn machines_boot_from_a_debian_image_and_install_packages_through_the_cache() {
     assert!(cloud.namespaces().is_empty(), "{:?}", cloud.namespaces());
     let mounts = host_mounts_under(&state);
     assert!(mounts.is_empty(), "mounts left on the host: {mounts:?}");
+    let loops = text(
+        &Command::new("losetup")
+            .args(["--list", "--noheadings", "--output", "BACK-FILE"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    let state_s = state.display().to_string();
+    assert!(
+        !loops.lines().any(|l| l.contains(&state_s)),
+        "loop devices left attached:\n{loops}"
+    );
     assert_eq!(
         host_snapshot(),
         before,

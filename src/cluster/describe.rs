@@ -30,7 +30,7 @@ pub fn running_uis(vars: &Map<String, Value>) -> Vec<(&'static str, u16, &'stati
         .filter(|(name, _, _)| match *name {
             "hdfs_namenode" => hdfs,
             "hdfs_persistent_namenode" => hdfs && flag("hdfs_persistent_start", false),
-            "ganglia" => flag("ganglia_enabled", false),
+            "ganglia" => flag("ganglia_enabled", false) && flag("ganglia_web_enabled", true),
             "spark_history" => flag("spark_history_enabled", true),
             _ => true,
         })
