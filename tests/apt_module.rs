@@ -38,6 +38,17 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The `changed` flag of each task in an outcomes file the playbook writes (a JSON list
+/// of registered results), in task order.
+fn changed_of(outcomes: &str) -> Vec<bool> {
+    let v: serde_json::Value = serde_json::from_str(outcomes).expect("outcomes are JSON");
+    v.as_array()
+        .expect("outcomes are a list")
+        .iter()
+        .map(|o| o["changed"].as_bool().expect("each outcome has changed"))
+        .collect()
+}
+
 /// The recap line of `host` (`ok=7 changed=3 ...`), spacing normalised.
 fn recap(out: &str, host: &str) -> String {
     out.lines()
@@ -193,15 +204,8 @@ fn apt_installs_and_removes_as_ansible_does_on_a_stock_debian() {
         ours_pkgs.contains("hello ii"),
         "hello is not installed:\n{ours_pkgs}"
     );
-    let outcomes: serde_json::Value = serde_json::from_str(&ours_outcomes).unwrap();
-    let changed: Vec<bool> = outcomes
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["changed"].as_bool().unwrap())
-        .collect();
     assert_eq!(
-        changed,
+        changed_of(&ours_outcomes),
         [
             true, false, true, false, false, false, true, false, false, true, false, true
         ],
@@ -218,15 +222,8 @@ fn apt_installs_and_removes_as_ansible_does_on_a_stock_debian() {
     let again_out = text(&again.stdout);
     assert!(again.status.success(), "{again_out}");
     let (outcomes, _, _, _) = read();
-    let outcomes: serde_json::Value = serde_json::from_str(&outcomes).unwrap();
-    let changed: Vec<bool> = outcomes
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["changed"].as_bool().unwrap())
-        .collect();
     assert_eq!(
-        changed,
+        changed_of(&outcomes),
         [
             false, false, false, false, false, false, false, false, false, true, false, true
         ],

@@ -56,16 +56,8 @@ pub fn ensure(images_dir: &Path, name: &str, apt_proxy: &str) -> Result<PathBuf>
         return Ok(rootfs);
     }
     fs::create_dir_all(images_dir).map_err(|e| NetnsError::io(images_dir, e))?;
-    let lock_path = images_dir.join(".lock");
-    let lock_file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| NetnsError::io(&lock_path, e))?;
     // Blocks while another process builds; it may have built this very image meanwhile.
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| NetnsError::io(&lock_path, errno.into()))?;
+    let _lock = build_lock(images_dir)?;
     if dir.join(".complete").exists() {
         return Ok(rootfs);
     }
@@ -150,6 +142,21 @@ pub fn list(images_dir: &Path) -> Result<Vec<ImageEntry>> {
     Ok(out)
 }
 
+/// The images directory's exclusive lock, held while an image is built or images are
+/// pruned: one process builds, the others wait and then find the image complete, and no
+/// prune removes a build half-way. Released when the returned guard drops.
+fn build_lock(images_dir: &Path) -> Result<Flock<fs::File>> {
+    let lock_path = images_dir.join(".lock");
+    let lock_file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| NetnsError::io(&lock_path, e))?;
+    Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| NetnsError::io(&lock_path, errno.into()))
+}
+
 /// Removes the images no machine boots from and that new machines would not use (built
 /// from an older script, or never finished), with their build logs; keeps the current one
 /// and any in use. Holds the build lock, so no build is pruned half-way. Returns what was
@@ -158,15 +165,7 @@ pub fn prune(images_dir: &Path) -> Result<Vec<ImageEntry>> {
     if !images_dir.is_dir() {
         return Ok(Vec::new());
     }
-    let lock_path = images_dir.join(".lock");
-    let lock_file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| NetnsError::io(&lock_path, e))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-        .map_err(|(_, errno)| NetnsError::io(&lock_path, errno.into()))?;
+    let _lock = build_lock(images_dir)?;
     let mut removed = Vec::new();
     for image in list(images_dir)? {
         if (image.current && image.complete) || !image.machines.is_empty() {

@@ -405,11 +405,25 @@ async fn apt_run(
     remote::run(ctx, full).await
 }
 
-async fn cache_mtime(ctx: &ModuleCtx<'_>) -> Result<i64, ModuleError> {
+/// The package lists' mtime and the host's clock, in one round trip: `cache_valid_time`
+/// compares the two, and both must come from the host (its clock, not ours).
+async fn cache_mtime(ctx: &ModuleCtx<'_>) -> Result<(i64, i64), ModuleError> {
     let out = remote::run(ctx, format!("{CACHE_MTIME}; date +%s")).await?;
     let text = out.stdout_str();
     let mut nums = text.lines().filter_map(|l| l.trim().parse::<i64>().ok());
-    Ok(nums.next().unwrap_or(0))
+    let mtime = nums.next().unwrap_or(0);
+    // An unreadable clock reads as "now is far away": the lists are refreshed, never
+    // wrongly trusted.
+    let now = nums.next().unwrap_or(i64::MAX);
+    Ok((mtime, now))
+}
+
+/// An apt or dpkg command that exited non-zero, as Ansible reports it: the command, its
+/// stderr, its rc and its output.
+fn apt_failed(what: &str, out: &crate::connection::ExecOutput) -> ModuleResult {
+    let r = ModuleResult::failed(format!("'{what}' failed: {}", out.stderr_str().trim_end()))
+        .with("rc", out.rc);
+    with_output(r, out)
 }
 
 fn with_output(r: ModuleResult, out: &crate::connection::ExecOutput) -> ModuleResult {
@@ -485,15 +499,9 @@ impl Module for Apt {
 
         // The package lists: updated when asked and older than cache_valid_time.
         let mut cache_updated = false;
-        let mut cache_time = cache_mtime(ctx).await?;
+        let (mut cache_time, now) = cache_mtime(ctx).await?;
         if o.update_cache || o.cache_valid_time > 0 {
-            let now = remote::run(ctx, "date +%s")
-                .await?
-                .stdout_str()
-                .trim()
-                .parse::<i64>()
-                .unwrap_or(i64::MAX);
-            if cache_time + o.cache_valid_time < now {
+            if cache_time.saturating_add(o.cache_valid_time) < now {
                 if !ctx.check_mode {
                     let retries = o.retries.max(1);
                     let max_delay = o.retry_max_delay.max(0);
@@ -511,7 +519,7 @@ impl Module for Apt {
                         )));
                     }
                 }
-                let after = cache_mtime(ctx).await?;
+                let (after, _) = cache_mtime(ctx).await?;
                 cache_updated = ctx.check_mode || after != cache_time;
                 cache_time = after;
             }
@@ -577,12 +585,7 @@ impl Module for Apt {
             let cmd = format!("apt-get -y{}{purge}{force_yes} {op}{simulate}", o.common());
             let out = apt_run(ctx, &o, &cmd).await?;
             if out.rc != 0 {
-                let r = ModuleResult::failed(format!(
-                    "'apt-get {op}' failed: {}",
-                    out.stderr_str().trim_end()
-                ))
-                .with("rc", out.rc);
-                return Ok(with_output(r, &out));
+                return Ok(apt_failed(&format!("apt-get {op}"), &out));
             }
             let text = out.stdout_str();
             let marker = match op {
@@ -755,9 +758,7 @@ async fn install(
     }
     let out = apt_run(ctx, o, &cmd).await?;
     if out.rc != 0 {
-        let r = ModuleResult::failed(format!("'{cmd}' failed: {}", out.stderr_str().trim_end()))
-            .with("rc", out.rc);
-        return Ok(with_output(r, &out));
+        return Ok(apt_failed(&cmd, &out));
     }
     if !ctx.check_mode && !build_dep && !names.is_empty() {
         let quoted: Vec<String> = names.iter().map(|n| sh_quote(n)).collect();
@@ -836,13 +837,10 @@ async fn remove(
     }
     let out = apt_run(ctx, o, &cmd).await?;
     if out.rc != 0 {
-        let r = ModuleResult::failed(format!(
-            "'apt-get remove {}' failed: {}",
-            pkg_list.join(" "),
-            out.stderr_str().trim_end()
-        ))
-        .with("rc", out.rc);
-        return Ok(with_output(r, &out));
+        return Ok(apt_failed(
+            &format!("apt-get remove {}", pkg_list.join(" ")),
+            &out,
+        ));
     }
     let mut r = ModuleResult::changed();
     r.diff = prepared(ctx, &out.stdout_str());
@@ -882,9 +880,7 @@ async fn upgrade(
     cmd.push_str(what);
     let out = apt_run(ctx, o, &cmd).await?;
     if out.rc != 0 {
-        let r = ModuleResult::failed(format!("'{cmd}' failed: {}", out.stderr_str().trim_end()))
-            .with("rc", out.rc);
-        return Ok(with_output(r, &out));
+        return Ok(apt_failed(&cmd, &out));
     }
     let text = out.stdout_str();
     let mut r = if text.contains(APT_GET_ZERO) {
@@ -952,9 +948,7 @@ async fn install_deb(
     }
     let out = apt_run(ctx, o, &cmd).await?;
     if out.rc != 0 {
-        let r = ModuleResult::failed(format!("'{cmd}' failed: {}", out.stderr_str().trim_end()))
-            .with("rc", out.rc);
-        return Ok(with_output(r, &out));
+        return Ok(apt_failed(&cmd, &out));
     }
     let mut r = ModuleResult::changed();
     r.diff = prepared(ctx, &out.stdout_str());
