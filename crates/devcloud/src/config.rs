@@ -107,6 +107,11 @@ pub struct NetnsSettings {
     /// Where built images are kept (default: `$SPARK_OPENSTACK_DEVCLOUD_IMAGES`, else
     /// `/var/lib/spark-openstack/devcloud-images`).
     pub image_dir: Option<PathBuf>,
+    /// Cloud-like links for machines made from now on: `{rate_mbit: 1000, latency_ms: 0}`
+    /// shapes every machine interface to that bandwidth in each direction (and one-way
+    /// latency, where the kernel has netem). Default: none, veths at memory speed, for
+    /// quick tests; the scale benchmark sets one. Not part of the recorded layout.
+    pub link: Option<super::netns::LinkShape>,
 }
 
 /// See [`NetnsSettings::machine_fs`].
@@ -312,6 +317,9 @@ impl Config {
         // The ranges are needed whatever the backend; the state dir does not matter here.
         self.netns.layout(Path::new("/var/lib/devcloud"))?;
         self.netns.ssh_delay()?;
+        if let Some(link) = &self.netns.link {
+            link.validate()?;
+        }
         let [fmin, fmax] = self.floating_ip_delay_ms;
         if fmin > fmax {
             return Err(format!(
@@ -419,6 +427,20 @@ mod tests {
             let cfg: Config = serde_saphyr::from_str(bad).unwrap();
             assert!(cfg.validate().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn link_settings_are_read_and_checked() {
+        let cfg: Config =
+            serde_saphyr::from_str("netns: {link: {rate_mbit: 1000, latency_ms: 0.5}}\n").unwrap();
+        cfg.validate().unwrap();
+        let link = cfg.netns.link.unwrap();
+        assert_eq!((link.rate_mbit, link.latency_ms), (1000.0, 0.5));
+        assert!(!cfg.netns.has_layout_settings(), "links are not layout");
+        let cfg: Config = serde_saphyr::from_str("netns: {link: {rate_mbit: 0}}\n").unwrap();
+        assert!(cfg.validate().unwrap_err().contains("netns.link.rate_mbit"));
+        let typo = serde_saphyr::from_str::<Config>("netns: {link: {rate: 10}}\n");
+        assert!(typo.is_err(), "unknown key accepted");
     }
 
     #[test]

@@ -181,7 +181,13 @@ pub fn open_backend(
                     })
                 }
             };
-            Arc::new(netns_backend::NetnsBackend::open(layout, min, max, images)?)
+            Arc::new(netns_backend::NetnsBackend::open(
+                layout,
+                min,
+                max,
+                images,
+                cfg.netns.link,
+            )?)
         }
     };
     Ok(backend)

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use super::backend::{BackendFault, MachineSpec, ServerBackend};
 use super::netns::{
-    Firewall, ImageBoot, NetnsConfig, NetnsError, NetnsMachines, NewMachine, VolumeRef,
+    Firewall, ImageBoot, LinkShape, NetnsConfig, NetnsError, NetnsMachines, NewMachine, VolumeRef,
     hostname_from_name, image,
 };
 
@@ -54,9 +54,11 @@ impl NetnsBackend {
         ssh_delay_min: Duration,
         ssh_delay_max: Duration,
         images: Option<Images>,
+        link: Option<LinkShape>,
     ) -> Result<Self, NetnsError> {
         let mut machines = NetnsMachines::open(cfg)?;
         machines.set_ssh_delay(ssh_delay_min, ssh_delay_max)?;
+        machines.set_link(link)?;
         machines.ensure_networks()?;
         Ok(NetnsBackend {
             inner: Arc::new(Mutex::new(Inner {

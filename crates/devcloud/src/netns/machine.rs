@@ -16,6 +16,7 @@ use super::cmd::{render, run, run_tolerant};
 use super::config::NetnsConfig;
 use super::error::{NetnsError, Result};
 use super::files::MachineFiles;
+use super::link::LinkShape;
 use super::network::disable_ipv6;
 
 /// Runs as `sh -c BOOT_SCRIPT sh <machine dir> <sshd> <boot delay in s>` inside the new
@@ -155,7 +156,13 @@ const SSHD_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Creates the namespace with loopback up, forwarding off and a veth named `eth0` on the tenant
 /// bridge carrying `fixed_ip`, with the default route through the tenant network's router (see
 /// `network`), which leads to the external network and no further.
-pub fn create_netns(cfg: &NetnsConfig, short: &str, fixed_ip: Ipv4Addr) -> Result<()> {
+/// With `link`, both ends of the veth are shaped (see `link`).
+pub fn create_netns(
+    cfg: &NetnsConfig,
+    short: &str,
+    fixed_ip: Ipv4Addr,
+    link: Option<&LinkShape>,
+) -> Result<()> {
     let ns = cfg.netns_name(short);
     run("ip", &["netns", "add", &ns])?;
     sysctl_in(
@@ -176,6 +183,9 @@ pub fn create_netns(cfg: &NetnsConfig, short: &str, fixed_ip: Ipv4Addr) -> Resul
         prefix,
         &cfg.tenant_bridge(),
     )?;
+    if let Some(l) = link {
+        super::link::shape(&ns, "eth0", &cfg.tenant_veth(short), l)?;
+    }
     let gateway = cfg.tenant_gateway().to_string();
     run(
         "ip",
@@ -186,18 +196,22 @@ pub fn create_netns(cfg: &NetnsConfig, short: &str, fixed_ip: Ipv4Addr) -> Resul
     .map(|_| ())
 }
 
-/// Adds the `eth1` veth on the external bridge with the floating address.
-pub fn attach_floating(cfg: &NetnsConfig, short: &str, ip: Ipv4Addr) -> Result<()> {
+/// Adds the `eth1` veth on the external bridge with the floating address, shaped like
+/// `eth0` when `link` is given (the controller's uploads to the master cross it).
+pub fn attach_floating(
+    cfg: &NetnsConfig,
+    short: &str,
+    ip: Ipv4Addr,
+    link: Option<&LinkShape>,
+) -> Result<()> {
     let ns = cfg.netns_name(short);
     let prefix = cfg.floating.prefix_len();
-    add_veth(
-        &ns,
-        &cfg.floating_veth(short),
-        "eth1",
-        ip,
-        prefix,
-        &cfg.ext_bridge(),
-    )
+    let host_end = cfg.floating_veth(short);
+    add_veth(&ns, &host_end, "eth1", ip, prefix, &cfg.ext_bridge())?;
+    match link {
+        Some(l) => super::link::shape(&ns, "eth1", &host_end, l),
+        None => Ok(()),
+    }
 }
 
 /// Removes the floating veth (both ends go with the host end).

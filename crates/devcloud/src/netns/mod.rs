@@ -73,6 +73,7 @@ mod error;
 mod files;
 mod firewall;
 pub mod image;
+mod link;
 mod machine;
 mod network;
 mod state;
@@ -87,6 +88,7 @@ pub use error::NetnsError;
 use error::Result;
 use files::MachineFiles;
 pub use firewall::{Firewall, IngressRule};
+pub use link::LinkShape;
 pub use state::ImageBoot;
 use state::{MachineRecord, State, StateLock};
 
@@ -139,6 +141,9 @@ pub struct NetnsMachines {
     _lock: StateLock,
     /// How long a booting machine goes without sshd: a uniform random time in this range.
     ssh_delay: (Duration, Duration),
+    /// The bandwidth (and latency) of machines' interfaces made from now on; none: veths
+    /// at memory speed.
+    link: Option<LinkShape>,
 }
 
 impl NetnsMachines {
@@ -169,6 +174,7 @@ impl NetnsMachines {
             state,
             _lock: lock,
             ssh_delay: (Duration::ZERO, Duration::ZERO),
+            link: None,
         })
     }
 
@@ -189,6 +195,7 @@ impl NetnsMachines {
             state,
             _lock: lock,
             ssh_delay: (Duration::ZERO, Duration::ZERO),
+            link: None,
         }))
     }
 
@@ -202,6 +209,17 @@ impl NetnsMachines {
             )));
         }
         self.ssh_delay = (min, max);
+        Ok(())
+    }
+
+    /// From now on every machine's interfaces made (at create, and a floating IP's at
+    /// attach) are shaped to `link`; machines already there keep theirs. Refused, with the
+    /// setting to change, when this kernel cannot shape it (a latency needs netem).
+    pub fn set_link(&mut self, link: Option<LinkShape>) -> Result<()> {
+        if let Some(l) = &link {
+            link::probe(&format!("{}linkprobe", self.state.config.prefix), l)?;
+        }
+        self.link = link;
         Ok(())
     }
 
@@ -285,7 +303,7 @@ impl NetnsMachines {
             None => files.prepare(&rec, new.user, new.authorized_keys),
         };
         let built = prepared
-            .and_then(|()| machine::create_netns(cfg, &rec.short, new.fixed_ip))
+            .and_then(|()| machine::create_netns(cfg, &rec.short, new.fixed_ip, self.link.as_ref()))
             .and_then(|()| match new.firewall {
                 Some(fw) => self.set_firewall(id, fw),
                 None => Ok(()),
@@ -378,7 +396,7 @@ impl NetnsMachines {
         }
         self.check_free(ip, id)?;
         self.set_floating(id, Some(ip))?;
-        if let Err(e) = machine::attach_floating(&cfg, &rec.short, ip) {
+        if let Err(e) = machine::attach_floating(&cfg, &rec.short, ip, self.link.as_ref()) {
             let _ = machine::detach_floating(&cfg, &rec.short);
             self.set_floating(id, None)?;
             return Err(e);
