@@ -13,11 +13,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use serde_json::json;
-use support::TestCloud;
+use support::{Ssh, TestCloud};
 
 fn skip_reason() -> Option<String> {
     support::machine_test_blocker(
@@ -37,65 +37,6 @@ fn rt() -> tokio::runtime::Runtime {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).trim().to_string()
-}
-
-/// OpenSSH as the image's user with the cluster's key; the jump host takes the same
-/// settings from the same `-F` file.
-struct Ssh {
-    config: String,
-}
-
-impl Ssh {
-    fn new(dir: &Path, key: &Path) -> Self {
-        let config = dir.join("ssh_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Host *\n  User debian\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
-                 StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n  \
-                 ConnectTimeout 10\n  LogLevel ERROR\n",
-                key.display()
-            ),
-        )
-        .unwrap();
-        Ssh {
-            config: config.display().to_string(),
-        }
-    }
-
-    fn run(&self, jump: Option<&str>, host: &str, cmd: &str) -> Output {
-        let mut c = Command::new("ssh");
-        c.args(["-F", &self.config]);
-        if let Some(j) = jump {
-            c.args(["-J", &format!("debian@{j}")]);
-        }
-        c.args([host, cmd]).output().unwrap()
-    }
-
-    /// Trimmed stdout of `cmd`, which must succeed.
-    fn ok(&self, jump: Option<&str>, host: &str, cmd: &str) -> String {
-        let out = self.run(jump, host, cmd);
-        assert!(
-            out.status.success(),
-            "ssh {host} `{cmd}` exited {:?}:\n{}\n{}",
-            out.status.code(),
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// Waits until sshd answers (the boot delay), at most 90 s.
-    fn wait(&self, jump: Option<&str>, host: &str) {
-        let start = Instant::now();
-        while !self.run(jump, host, "true").status.success() {
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "{host} never answered SSH"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
 }
 
 /// What must be the same on the host before and after: its packages, the kernel-wide

@@ -4,7 +4,8 @@
 pub mod api;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use playbook_engine::connection::ConnectionSpec;
 use sshd_testbed::{HostOptions, Testbed, TestbedOptions};
@@ -117,6 +118,17 @@ impl TestCloud {
     /// [`TestCloud::netns_images`] with more devcloud.yaml settings (`extra`, whole lines).
     pub fn netns_images_with(tag: &str, octets: (u8, u8), extra: &str) -> TestCloud {
         Self::netns_full(tag, octets, ", machine_fs: image", extra)
+    }
+
+    /// [`TestCloud::netns_images`] whose machines' links are shaped: `link` is the
+    /// `netns.link` mapping (`{rate_mbit: 200}`).
+    pub fn netns_images_shaped(tag: &str, octets: (u8, u8), link: &str) -> TestCloud {
+        Self::netns_full(
+            tag,
+            octets,
+            &format!(", machine_fs: image, link: {link}"),
+            "",
+        )
     }
 
     fn netns_full(tag: &str, octets: (u8, u8), netns_extra: &str, extra: &str) -> TestCloud {
@@ -384,4 +396,63 @@ pub fn http_get(port: u16, path: &str) -> (String, String) {
     let resp = String::from_utf8_lossy(&body).into_owned();
     let status = resp.lines().next().unwrap_or_default().to_string();
     (status, resp)
+}
+
+/// OpenSSH as the image's user with the cluster's key; the jump host takes the same
+/// settings from the same `-F` file.
+pub struct Ssh {
+    config: String,
+}
+
+impl Ssh {
+    pub fn new(dir: &Path, key: &Path) -> Self {
+        let config = dir.join("ssh_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Host *\n  User debian\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+                 StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n  \
+                 ConnectTimeout 10\n  LogLevel ERROR\n",
+                key.display()
+            ),
+        )
+        .unwrap();
+        Ssh {
+            config: config.display().to_string(),
+        }
+    }
+
+    pub fn run(&self, jump: Option<&str>, host: &str, cmd: &str) -> Output {
+        let mut c = Command::new("ssh");
+        c.args(["-F", &self.config]);
+        if let Some(j) = jump {
+            c.args(["-J", &format!("debian@{j}")]);
+        }
+        c.args([host, cmd]).output().unwrap()
+    }
+
+    /// Trimmed stdout of `cmd`, which must succeed.
+    pub fn ok(&self, jump: Option<&str>, host: &str, cmd: &str) -> String {
+        let out = self.run(jump, host, cmd);
+        assert!(
+            out.status.success(),
+            "ssh {host} `{cmd}` exited {:?}:\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until sshd answers (the boot delay), at most 90 s.
+    pub fn wait(&self, jump: Option<&str>, host: &str) {
+        let start = Instant::now();
+        while !self.run(jump, host, "true").status.success() {
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "{host} never answered SSH"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
 }
