@@ -69,7 +69,8 @@ if [ ${#pending[@]} -eq 0 ]; then
 fi
 
 # Slaves can serve only with the master's key: an agent holding it, forwarded to them.
-if [ ${#pending[@]} -gt "$master_copies" ] || [ ${#holders[@]} -gt 0 ]; then
+# (Any slave may serve: the first one filled is the preferred source of the next.)
+if [ $# -gt 1 ]; then
   eval "$(ssh-agent -s)" >/dev/null
   ssh-add -q ~/.ssh/id_ed25519 2>/dev/null || ssh-add -q 2>/dev/null
 fi
@@ -97,11 +98,16 @@ copy() {
 }
 
 declare -A busy=() tries=() last_src=() job_src=() job_dst=()
-master_sent=0 failed=()
+master_sent=0 master_running=0 failed=()
+# The master sends one copy at a time (its first copy done, two nodes can serve), except
+# when it is to serve every node itself: then all at once, as a flat copy would.
+master_parallel=1
+[ ${#pending[@]} -le "$master_copies" ] && master_parallel=${#pending[@]}
 mkdir -p "$log/out"
 
 # The idle sources, best first, into `sources`: slaves (so the master's copies stay few),
-# then the master while it has copies left. A node whose copy is running is busy. (An
+# then the master while it has copies left (once per copy it may start now). A slave
+# whose copy is running is busy. (An
 # array, not a command's output: no subshell for `wait -n` to trip over.)
 idle_sources() {
   sources=()
@@ -109,17 +115,20 @@ idle_sources() {
   for h in "${holders[@]}"; do
     [ -z "${busy[$h]:-}" ] && sources+=("$h")
   done
-  if [ -z "${busy[master]:-}" ] && [ "$master_sent" -lt "$master_copies" ]; then
-    sources+=(master)
-  fi
+  local free=$(( master_copies - master_sent ))
+  [ $(( master_parallel - master_running )) -lt "$free" ] && free=$(( master_parallel - master_running ))
+  for (( ; free > 0; free-- )); do sources+=(master); done
 }
 
 start() { # start SOURCE NODE
   local src=$1 dst=$2
   tries[$dst]=$(( ${tries[$dst]:-0} + 1 ))
   last_src[$dst]=$src
-  busy[$src]=1
-  [ "$src" = master ] && master_sent=$((master_sent + 1))
+  if [ "$src" = master ]; then
+    master_sent=$((master_sent + 1)) master_running=$((master_running + 1))
+  else
+    busy[$src]=1
+  fi
   copy "$src" "$dst" >"$log/out/$dst" 2>&1 &
   job_src[$!]=$src
   job_dst[$!]=$dst
@@ -132,19 +141,30 @@ while [ ${#pending[@]} -gt 0 ] || [ ${#job_src[@]} -gt 0 ]; do
     # serves beyond its share rather than give up.
     sources=(master)
   fi
-  # Pair every idle source with a pending node, preferring one this source has not
-  # failed before.
+  # Pair every idle source with a pending node. A source does not retry a node it has
+  # just failed while another source could take it (an idle one now, or a busy one
+  # later); with no other source left, it tries again.
+  others=$(( ${#holders[@]} + (master_sent < master_copies ? 1 : 0) - 1 ))
   for src in "${sources[@]}"; do
     [ ${#pending[@]} -gt 0 ] || break
-    pick=0
+    pick=-1
     for i in "${!pending[@]}"; do
       if [ "${last_src[${pending[$i]}]:-}" != "$src" ]; then pick=$i; break; fi
     done
+    if [ "$pick" -lt 0 ]; then
+      [ "$others" -gt 0 ] && continue
+      pick=0
+    fi
     dst=${pending[$pick]}
     unset 'pending[pick]'
     pending=("${pending[@]}")
     start "$src" "$dst"
   done
+  if [ ${#job_src[@]} -eq 0 ]; then
+    # Cannot happen (some source always takes a node); never spin if it does.
+    for dst in "${pending[@]}"; do failed+=("$dst: no source could take it"); done
+    break
+  fi
   # Wait for a copy to end, then collect every one that has (`wait -n -p` would name it,
   # but needs bash 5.1; Ubuntu 20.04 has 5.0).
   wait -n
@@ -154,6 +174,7 @@ while [ ${#pending[@]} -gt 0 ] || [ ${#job_src[@]} -gt 0 ]; do
     rc=$?
     src=${job_src[$pid]} dst=${job_dst[$pid]}
     unset "job_src[$pid]" "job_dst[$pid]" "busy[$src]"
+    [ "$src" = master ] && master_running=$((master_running - 1))
     if [ "$rc" -eq 0 ]; then
       cat "$log/out/$dst"
       holders+=("$dst")
