@@ -263,6 +263,16 @@ fn slaves_serve_each_other_and_the_master_sends_two_copies() {
         "{failed_log}"
     );
     assert!(failed_log.contains("Permission denied"), "{failed_log}");
+    // Retried from another source, not from the one that just failed.
+    let retried_from: BTreeSet<&str> = failed_log
+        .split("(try ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().nth(2))
+        .collect();
+    assert!(
+        retried_from.len() >= 2,
+        "the retries came from {retried_from:?} only:\n{failed_log}"
+    );
     for line in failed_log
         .lines()
         .filter(|l| l.contains("retrying") || l.contains("fatal"))
