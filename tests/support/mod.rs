@@ -441,7 +441,7 @@ impl Ssh {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// Waits until sshd answers (the boot delay), at most 90 s.
