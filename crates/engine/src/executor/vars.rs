@@ -301,21 +301,6 @@ pub fn context(vars: Arc<Vars>, scope: &Arc<PlayScope>) -> JValue {
     })
 }
 
-/// `vars` with every templated value rendered (unrenderable ones kept as written), for
-/// modules that read variables directly (`template`, `debug: var=`).
-pub fn resolved(vars: &Vars, ctx: &JValue, templar: &Templar) -> Vars {
-    vars.iter()
-        .map(|(k, v)| {
-            let r = if has_template(v) {
-                templar.render_value(v, ctx).unwrap_or_else(|_| v.clone())
-            } else {
-                v.clone()
-            };
-            (k.clone(), r)
-        })
-        .collect()
-}
-
 /// Finds which identifier of `src` is undefined in `vars`, so errors can name it
 /// (minijinja's undefined error does not).
 pub fn undefined_name(src: &str, vars: &Vars) -> Option<String> {

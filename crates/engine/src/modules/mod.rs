@@ -40,8 +40,10 @@ pub struct ModuleCtx<'a> {
     pub become_: Option<Become>,
     /// `environment:` of the task, already templated.
     pub env: Vec<(String, String)>,
-    /// All variables of the host for this task, rendered, for modules that read them as
-    /// data (`set_fact`).
+    /// All variables of the host for this task, as defined: a definition that is a template
+    /// stays unrendered here (rendering every variable for every task and host cost more
+    /// than the task itself at a hundred hosts). Modules that need a variable's value
+    /// render it through `context`; this map only answers whether a name is defined.
     pub vars: &'a Map<String, Value>,
     /// The task's template context: the same one its arguments and `when` were rendered
     /// with (lazy `hostvars`, variables whose definitions are templates rendered when read,

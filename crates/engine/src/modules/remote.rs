@@ -419,6 +419,21 @@ pub fn parent(path: &str) -> &str {
     }
 }
 
+/// `path` without repeated or trailing slashes (`/` stays `/`): the spelling a shell loop
+/// that walks up a path with `${d%/*}` needs to meet each ancestor once.
+pub fn tidy_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    if out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    out
+}
+
 /// The last component of a path.
 pub fn basename(path: &str) -> &str {
     let t = path.trim_end_matches('/');
@@ -471,6 +486,10 @@ mod tests {
         assert_eq!(parent("/a/b"), "/a");
         assert_eq!(parent("/a"), "/");
         assert_eq!(basename("/a/b/"), "b");
+        assert_eq!(tidy_path("/a//b/"), "/a/b");
+        assert_eq!(tidy_path("//"), "/");
+        assert_eq!(tidy_path("~/x/"), "~/x");
+        assert_eq!(tidy_path("a"), "a");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::{HostOutcome, Included, OMIT, Runner, unreachable};
 use crate::connection::Become;
 use crate::executor::events::Status;
 use crate::executor::play::GATHERING_FACTS;
-use crate::executor::vars::{self, Vars};
+use crate::executor::vars::Vars;
 use crate::modules::{ModuleCtx, ModuleError};
 use crate::playbook::{Task, TaskItem, expand_include_role, expand_include_tasks};
 use crate::template::pyjson::py_str;
@@ -151,7 +151,6 @@ impl Runner<'_, '_> {
             Err(out) => return out,
         };
         let search = self.b.search_paths(task);
-        let vars = &vars::resolved(vars, ctx, self.templar());
         let mctx = ModuleCtx {
             host: self.host,
             conn,

@@ -169,10 +169,16 @@ impl Module for File {
                 }
             }
             "directory" => match &st {
-                // Like Ansible, every directory created on the way gets the mode/owner.
+                // Like Ansible, every directory created on the way gets the mode/owner. The
+                // missing ancestors are found with shell builtins only (no `dirname`, no
+                // pipeline): at a hundred hosts each process spawned per task is what the
+                // hosts spend their time on. They are kept as the positional parameters,
+                // outermost first, so any byte in a name survives.
                 None => format!(
-                    "d={q}; todo=''; while [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; do todo=\"$d\n$todo\"; d=$(dirname -- \"$d\"); done; \
-                     printf '%s' \"$todo\" | while IFS= read -r d; do mkdir -- \"$d\" || exit 1; {}done",
+                    "set --; d={}; while [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; do set -- \"$d\" \"$@\"; \
+                     case $d in */*) d=${{d%/*}}; d=${{d:-/}};; *) d=.;; esac; done; \
+                     for d in \"$@\"; do mkdir -- \"$d\" || exit 1; {}done",
+                    qpath(&remote::tidy_path(&path)),
                     attrs_commands(
                         "\"$d\"",
                         req.mode.as_ref(),

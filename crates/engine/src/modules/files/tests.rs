@@ -208,7 +208,24 @@ async fn file_states() {
         .await;
     assert!(r.changed);
     assert_eq!(mode_of(&d), 0o750);
+    assert_eq!(
+        mode_of(&h.path("d")),
+        0o750,
+        "every directory made gets the mode"
+    );
     assert_eq!(r.data["mode"], json!("0750"));
+    // Odd spellings: doubled and trailing slashes, a space and a newline in names.
+    let odd = format!("{}//x y/\nz/", h.path("d"));
+    assert!(
+        h.ok(
+            &File,
+            json!({"path": odd, "state": "directory", "mode": "0700"})
+        )
+        .await
+        .changed
+    );
+    assert_eq!(mode_of(&h.path("d/x y/\nz")), 0o700);
+    assert_eq!(mode_of(&h.path("d/x y")), 0o700);
     assert!(
         !h.ok(
             &File,
