@@ -273,6 +273,9 @@ fn json_output_is_one_event_per_line() {
     assert_eq!(events[0]["event"], "play_start");
     let last = events.last().unwrap();
     assert_eq!(last["event"], "recap");
+    // Every event is timed from the start of the run, in order.
+    let times: Vec<f64> = events.iter().map(|e| e["t"].as_f64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     assert_eq!(last["hosts"]["a"]["changed"], 8);
 }
 

@@ -10,21 +10,38 @@ mod console;
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use crate::executor::events::{EventSink, HostResult, Stats};
 
 pub use console::Console;
 
 /// One JSON object per line on stdout: `play_start`, `task_start`, `host_result`,
-/// `notice`, `warning`, `recap`.
-#[derive(Default)]
+/// `notice`, `warning`, `recap`. Each carries `t`, the seconds since the run started
+/// (millisecond resolution), so a script can time tasks and phases from the outside, as
+/// Ansible's `profile_tasks` callback does (`bench/scale.sh` times a launch's phases so).
 pub struct JsonLines {
     lock: Mutex<()>,
+    started: Instant,
+}
+
+impl Default for JsonLines {
+    fn default() -> Self {
+        JsonLines {
+            lock: Mutex::new(()),
+            started: Instant::now(),
+        }
+    }
 }
 
 impl JsonLines {
-    fn emit(&self, v: serde_json::Value) {
+    fn emit(&self, mut v: serde_json::Value) {
+        // Timed under the lock, so the lines' times never go backwards.
         let _g = self.lock.lock();
+        if let Some(m) = v.as_object_mut() {
+            let ms = self.started.elapsed().as_millis() as f64;
+            m.insert("t".into(), serde_json::json!(ms / 1000.0));
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{v}");
     }
