@@ -3,9 +3,11 @@
 //! random bytes brought from the controller to the master, then to every slave by
 //! `roles/fetch/files/fanout.sh`. Checked from outside the machines: every slave's copy
 //! has the controller's SHA-256, the master's interface sent at most two copies (its
-//! kernel counters, read in its namespace), and one slave was served by another; a rerun
-//! copies nothing, a corrupted copy is replaced, and a slave that cannot take a copy fails
-//! the run with its address and the reason, after the others got theirs.
+//! kernel counters, read in its namespace), and one slave was served by another; every
+//! node unpacked the archive as soon as it had it (`fetch_unpack`), except one whose
+//! install marker already names it; a rerun copies nothing, a corrupted copy is replaced,
+//! and a slave that cannot take a copy fails the run with its address and the reason,
+//! after the others got theirs.
 //!
 //! Needs root, sshd, mmdebstrap and apt-cacher-ng; skipped with the reason otherwise, but
 //! failed when `CI` is set (`.ci/run` installs them).
@@ -117,10 +119,17 @@ fn slaves_serve_each_other_and_the_master_sends_two_copies() {
         sh("tc qdisc show")
     );
 
-    let archive = cloud.path("archive.bin");
+    // A .tar.gz whose one file is random (so gzip keeps it at SIZE), for the early unpack.
+    let archive = cloud.path("archive.tgz");
+    let tree = cloud.path("tree");
     sh(&format!(
-        "head -c {SIZE} /dev/urandom > {}",
-        archive.display()
+        "mkdir -p {t}/top && head -c {SIZE} /dev/urandom > {t}/top/payload && tar -czf {a} -C {t} top",
+        t = tree.display(),
+        a = archive.display()
+    ));
+    let payload = sh(&format!(
+        "sha256sum < {}/top/payload | cut -d' ' -f1",
+        tree.display()
     ));
     let want = sh(&format!(
         "sha256sum < {} | cut -d' ' -f1",
@@ -134,7 +143,8 @@ fn slaves_serve_each_other_and_the_master_sends_two_copies() {
             "- import_playbook: {access}\n\
              - hosts: master:slaves\n  gather_facts: false\n  tasks:\n\
              \x20   - include_role: {{name: fetch}}\n      vars:\n\
-             \x20       fetch_src: {src}\n        fetch_dir: /home/debian/cache\n",
+             \x20       fetch_src: {src}\n        fetch_dir: /home/debian/cache\n\
+             \x20       fetch_unpack: /home/debian/installed\n",
             access = repo.join("playbooks/cluster-access.yml").display(),
             src = archive.display()
         ),
@@ -156,6 +166,15 @@ fn slaves_serve_each_other_and_the_master_sends_two_copies() {
             &roles,
         ])
     };
+
+    // The master is "installed" already: its marker names this archive, so it unpacks
+    // nothing; the slaves unpack their copies.
+    let stamp = format!("archive.tgz {}", std::fs::metadata(&archive).unwrap().len());
+    ssh.ok(
+        None,
+        &master,
+        &format!("echo '{stamp}' > /home/debian/installed"),
+    );
 
     let before = tx_bytes(&master_ns);
     let out = play();
@@ -196,16 +215,53 @@ fn slaves_serve_each_other_and_the_master_sends_two_copies() {
             .collect()
     };
     assert_eq!(slaves.len(), 3);
-    let copy = "/home/debian/cache/archive.bin";
+    let copy = "/home/debian/cache/archive.tgz";
+    // The SHA-256 of a slave's copy, read through the master.
+    let sum_on = |slave: &str| {
+        ssh.ok(
+            Some(&master),
+            slave,
+            &format!("sha256sum < {copy} | cut -d' ' -f1"),
+        )
+        .trim()
+        .to_string()
+    };
     for s in &slaves {
         ssh.wait(Some(&master), s);
+        assert_eq!(sum_on(s), want, "the copy on {s}");
+    }
+    // Each slave unpacked its copy (top directory stripped, stamped), the master did not.
+    let unpacked: BTreeSet<String> = log
+        .split("unpacked archive.tgz on ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert_eq!(
+        unpacked,
+        slaves.iter().cloned().collect::<BTreeSet<_>>(),
+        "{log}"
+    );
+    for s in &slaves {
         let got = ssh.ok(
             Some(&master),
             s,
-            &format!("sha256sum < {copy} | cut -d' ' -f1"),
+            &format!(
+                "sha256sum < {copy}.unpacked/payload | cut -d' ' -f1; cat {copy}.unpacked/.spark-openstack-stamp"
+            ),
         );
-        assert_eq!(got.trim(), want, "the copy on {s}");
+        assert_eq!(got.trim(), format!("{payload}\n{stamp}"), "unpacked on {s}");
     }
+    assert_eq!(
+        ssh.ok(
+            None,
+            &master,
+            &format!("ls -d {copy}.unpacked 2>&1 || true")
+        )
+        .trim(),
+        format!("ls: cannot access '{copy}.unpacked': No such file or directory"),
+        "the installed master unpacks nothing"
+    );
+
     // The third slave got its copy from one of the first two.
     let (to, from) = made.iter().find(|(_, from)| from != "master").unwrap();
     assert!(
@@ -218,7 +274,7 @@ fn slaves_serve_each_other_and_the_master_sends_two_copies() {
     let again_log = text(&again.stdout);
     assert!(again.status.success(), "{again_log}");
     assert!(
-        again_log.contains("every node already has archive.bin") && copies(&again_log).is_empty(),
+        again_log.contains("every node already has archive.tgz") && copies(&again_log).is_empty(),
         "{again_log}"
     );
 
@@ -238,12 +294,7 @@ fn slaves_serve_each_other_and_the_master_sends_two_copies() {
         remade.iter().all(|(to, _)| to == &slaves[1]),
         "{repaired_log}"
     );
-    let got = ssh.ok(
-        Some(&master),
-        &slaves[1],
-        &format!("sha256sum < {copy} | cut -d' ' -f1"),
-    );
-    assert_eq!(got.trim(), want);
+    assert_eq!(sum_on(&slaves[1]), want);
 
     // A slave that cannot take a copy: the run fails naming it and why, after 3 tries;
     // the others keep theirs.
@@ -257,7 +308,7 @@ fn slaves_serve_each_other_and_the_master_sends_two_copies() {
     assert!(!failed.status.success(), "{failed_log}");
     assert!(
         failed_log.contains(&format!(
-            "no copy of archive.bin after 3 tries on {}",
+            "no copy of archive.tgz after 3 tries on {}",
             slaves[2]
         )),
         "{failed_log}"
@@ -283,11 +334,6 @@ fn slaves_serve_each_other_and_the_master_sends_two_copies() {
         );
     }
     for s in &slaves[..2] {
-        let got = ssh.ok(
-            Some(&master),
-            s,
-            &format!("sha256sum < {copy} | cut -d' ' -f1"),
-        );
-        assert_eq!(got.trim(), want, "the copy on {s}");
+        assert_eq!(sum_on(s), want, "the copy on {s}");
     }
 }

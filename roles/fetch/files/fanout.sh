@@ -8,8 +8,17 @@
 # Every node that holds a complete copy whose SHA-256 matches the master's serves the next
 # node that lacks one: the master seeds the first MASTER_COPIES nodes, then they, and the
 # nodes they fill, fill the rest (a copy doubles the sources, so N nodes take about
-# log2(N) copy times). A node sends one copy at a time, and starts the next as soon as
-# its last one is verified: there are no rounds to wait for.
+# log2(N) copy times). A slave sends one copy at a time, and starts the next as soon as
+# its last one is verified: there are no rounds to wait for. The master sends its copies
+# one at a time too, except when it serves every node itself (N <= MASTER_COPIES): then
+# all at once, as a flat copy would.
+#
+# With FETCH_UNPACK_MARKER set (a path on the nodes), FILE is a .tar.gz that every node
+# unpacks into FILE.unpacked/ (top directory stripped) as soon as it holds a verified copy,
+# in the background while it goes on serving, so the install that follows only moves
+# files; the master unpacks its own while it sends. A node whose MARKER file already
+# names this archive ("NAME SIZE", what the install scripts write) is installed and
+# unpacks nothing. An unpack that fails is reported and left to the install to redo.
 #
 # A node copies to another with rsync over SSH, authenticated by the master's cluster key
 # through a forwarded agent that lives only while this script runs: the key itself never
@@ -51,6 +60,34 @@ sum_on() { # sum_on NODE: the checksum of NODE's copy ("none" when it has none)
   ssh "${opts[@]}" "$1" sh -s -- "$(printf %q "$target")" <<<"$sum_script" 2>&1
 }
 
+# Unpacks ARCHIVE into ARCHIVE.unpacked unless MARKER says it is installed: the staged
+# tree is complete (renamed into place last) and stamped like the install scripts' marker.
+unpack_script='a=$1 marker=$2 d=$1.unpacked
+stamp="$(basename "$a") $(wc -c < "$a" | tr -d " ")"
+[ "$(cat "$marker" 2>/dev/null)" != "$stamp" ] || { echo installed; exit 0; }
+[ "$(cat "$d/.spark-openstack-stamp" 2>/dev/null)" != "$stamp" ] || { echo unpacked; exit 0; }
+rm -rf "$d" "$d.tmp" && mkdir "$d.tmp" && tar -xzf "$a" -C "$d.tmp" --strip-components=1 &&
+  echo "$stamp" > "$d.tmp/.spark-openstack-stamp" && mv "$d.tmp" "$d" && echo unpacked'
+unpack_marker=${FETCH_UNPACK_MARKER:-}
+unpack_jobs=()
+unpack_on() { # unpack_on NODE: in the background; NODE "master" is this machine
+  [ -n "$unpack_marker" ] || return 0
+  local node=$1 started=$SECONDS
+  (
+    if [ "$node" = master ]; then
+      r=$(sh -c "$unpack_script" sh "$file" "$unpack_marker" 2>&1)
+    else
+      r=$(ssh "${opts[@]}" "$node" sh -s -- "$(printf '%q %q' "$target" "$unpack_marker")" <<<"$unpack_script" 2>&1)
+    fi
+    case $r in
+      unpacked) echo "unpacked $name on $node in $((SECONDS - started))s" ;;
+      installed) ;;
+      *) echo "cannot unpack $name on $node (the install will): $(printf '%s' "$r" | tail -n 2 | tr '\n' ' ')" >&2 ;;
+    esac
+  ) >"$log/unpack.$node" 2>&1 &
+  unpack_jobs+=($!)
+}
+
 want=$(sh -c "$sum_script" sh "$file")
 [ "$want" != none ] || { echo "$file is missing on the master" >&2; exit 1; }
 
@@ -67,6 +104,7 @@ if [ ${#pending[@]} -eq 0 ]; then
   echo "every node already has $name"
   exit 0
 fi
+unpack_on master
 
 # Slaves can serve only with the master's key: an agent holding it, forwarded to them.
 # (Any slave may serve: the first one filled is the preferred source of the next.)
@@ -178,6 +216,7 @@ while [ ${#pending[@]} -gt 0 ] || [ ${#job_src[@]} -gt 0 ]; do
     if [ "$rc" -eq 0 ]; then
       cat "$log/out/$dst"
       holders+=("$dst")
+      unpack_on "$dst"
     elif [ "${tries[$dst]}" -lt "$max_tries" ]; then
       echo "retrying $dst (try ${tries[$dst]} from $src failed: $(tail -n 2 "$log/out/$dst" | tr '\n' ' '))" >&2
       pending+=("$dst")
@@ -188,6 +227,12 @@ while [ ${#pending[@]} -gt 0 ] || [ ${#job_src[@]} -gt 0 ]; do
 done
 
 echo "master sent $master_sent copies of $name; $(( ${#holders[@]} )) of $# nodes have it"
+if [ ${#unpack_jobs[@]} -gt 0 ]; then
+  # Every copy has ended, so what is left to wait for are the unpacks (some of which
+  # `wait -n` may have reaped already).
+  wait
+  cat "$log"/unpack.* 2>/dev/null
+fi
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'no copy of %s after %s tries on %s\n' "$name" "$max_tries" "${failed[@]}" >&2
   exit 1

@@ -12,14 +12,23 @@ set -eu
 archive=$1 home=$2 py4j=${3:-}
 stamp="$(basename "$archive") $(wc -c < "$archive" | tr -d ' ')"
 marker=$home/.spark-openstack-archive
+# The fetch role may have unpacked the archive already, while the copies went on
+# (fetch_unpack): that tree, stamped like the marker, is used instead of unpacking again.
+staged=$archive.unpacked
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$stamp" ] && [ -x "$home/sbin/spark-daemon.sh" ]; then
+  rm -rf "$staged"
   echo unchanged
   exit 0
 fi
 
 work=$(mktemp -d "$(dirname "$home")/.spark-install.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-tar -xzf "$archive" -C "$work" --strip-components=1
+trap 'rm -rf "$work" "$staged"' EXIT
+if [ "$(cat "$staged/.spark-openstack-stamp" 2>/dev/null)" = "$stamp" ]; then
+  rm -f "$staged/.spark-openstack-stamp"
+  rmdir "$work" && mv "$staged" "$work"
+else
+  tar -xzf "$archive" -C "$work" --strip-components=1
+fi
 new=$work/home
 mkdir "$new"
 if [ -d "$work/deps/jars" ]; then
