@@ -285,12 +285,14 @@ impl Batch<'_> {
             _ => None,
         };
         let limit = tokio::sync::Semaphore::new(throttle.unwrap_or(runners.len().max(1)));
+        let magic = self.task_magic(task);
         let all = join_all(runners.iter().map(|&h| {
             let pending = &pending;
             let limit = &limit;
+            let magic = magic.clone();
             async move {
                 let _slot = limit.acquire().await;
-                let out = task::run_on_host(self, task, h, self.task_magic(task)).await;
+                let out = task::run_on_host(self, task, h, magic).await;
                 if let Ok(mut p) = pending.lock() {
                     p.retain(|&x| x != h);
                 }

@@ -1,5 +1,6 @@
 //! What a task on a host sees: its variables, banner name, connection and file search path.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -50,7 +51,8 @@ impl Batch<'_> {
         self.shared.templar.render_str(&name, &ctx).unwrap_or(name)
     }
 
-    /// Per-task magic (`role_path`, `role_name`, `ansible_search_path`).
+    /// Per-task magic (`role_path`, `role_name`, `ansible_search_path`, and the play's
+    /// host lists without the hosts that are out of it).
     pub(super) fn task_magic(&self, task: &Task) -> Vars {
         let mut m = Vars::new();
         if let Some(r) = &task.scope.role {
@@ -73,6 +75,28 @@ impl Batch<'_> {
             }
         }
         m.insert("ansible_search_path".into(), Value::Array(search));
+        // As in Ansible, hosts that failed, were unreachable or ended leave the play's
+        // host lists as the play goes on: a task that addresses "the hosts still in the
+        // play" (the fetch role's fan-out) must not wait on one that is out.
+        let out: HashSet<&str> = (0..self.hosts.len())
+            .filter(|&h| {
+                let s = self.lock(h);
+                s.failed || s.unreachable || s.ended
+            })
+            .map(|h| self.hosts[h].name.as_str())
+            .collect();
+        if !out.is_empty() {
+            for key in ["ansible_play_hosts", "ansible_play_batch", "play_hosts"] {
+                if let Some(Value::Array(all)) = self.scope.magic.get(key) {
+                    let left = all
+                        .iter()
+                        .filter(|v| !v.as_str().is_some_and(|n| out.contains(n)))
+                        .cloned()
+                        .collect();
+                    m.insert(key.into(), Value::Array(left));
+                }
+            }
+        }
         m
     }
 
