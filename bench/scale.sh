@@ -12,6 +12,19 @@
 #
 #   usage: bench/scale.sh [N...]       (root; needs what tests/fetch_fanout.rs needs)
 #   env:   BIN, RATE_MBIT, ARCHIVE, SCHEMES (default "tree flat")
+#
+# FULL=1: instead, a whole launch of 1+N per N and scheme (SCHEMES may also name
+# `tree-late`: the tree without the early unpack): `launch --cloud-only` (cloud
+# resources and boot), then playbooks/configure.yml with `--json` (its events carry the
+# time), split into phases: SSH and cluster access, base (facts, Java from apt through
+# devcloud's apt-cacher-ng, disks, kernel), distribution (fetch role: Spark from the
+# pyspark sdist, py4j, Hadoop, and the unpacking that overlaps it), install (what is left
+# of unpacking), configure (everything else), daemons
+# (start, until every Spark worker is ALIVE and every DataNode live); and the master's
+# sent bytes over the whole launch as copies of the three archives. Small daemons, so
+# 1+32 fit on one host: HDFS heaps 128 MiB, no Spark Connect. env: SDIST, PY4J, HADOOP
+# (default: the CI cache's); each run's events are kept as EVENTS_DIR/scale-CLUSTER.jsonl
+# (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -67,6 +80,95 @@ now() { date +%s.%N; }
 secs() { printf '%.1f' "$(echo "$2 - $1" | bc)"; }
 master_tx() { ip netns exec "$1" cat /sys/class/net/eth0/statistics/tx_bytes; }
 
+master_ns() { # master_ns ADDRESS: the namespace whose interface holds the master's address
+  local x try
+  for try in $(seq 30); do # the floating address may be plugged just after ACTIVE
+    for x in $(ip netns list | awk '/^bs-/ {print $1}'); do
+      if ip -n "$x" -4 -o addr show | grep -q " $1/"; then echo "$x"; return; fi
+    done
+    sleep 1
+  done
+  echo "no namespace holds the master's address $1" >&2; exit 1
+}
+
+if [ "${FULL:-0}" = 1 ]; then
+  SDIST=${SDIST:-$cache/dl/pyspark-4.3.0.tar.gz}
+  PY4J=${PY4J:-$cache/dl/py4j-0.10.9.9.tar.gz}
+  HADOOP=${HADOOP:-$cache/dl/hadoop-3.5.0-maven.tar.gz}
+  for f in "$SDIST" "$PY4J" "$HADOOP"; do
+    [ -s "$f" ] || { echo "$f: no such file (run .ci/run once, or set SDIST, PY4J, HADOOP)" >&2; exit 1; }
+  done
+  total=$(( $(stat -c %s "$SDIST") + $(stat -c %s "$PY4J") + $(stat -c %s "$HADOOP") ))
+  printf 'whole launch: Spark %s, Hadoop %s (%d MiB in all), links %s Mbit/s, %s\n' "$(basename "$SDIST")" \
+    "$(basename "$HADOOP")" $((total >> 20)) "$RATE_MBIT" "$(date -u +%F)"
+  printf '%-6s %-6s %6s %6s %6s %8s %8s %9s %8s %7s %14s\n' slaves scheme cloud ssh base distrib install configure daemons total master_copies
+  for n in $SIZES; do
+    for scheme in $SCHEMES; do
+      c=f$n${scheme//-/}
+      t0=$(now)
+      "$BIN" launch "$c" -s "$n" -a debian-12 -k "$c" -i "$work/key" -t m1.small --cloud-only >/dev/null
+      t1=$(now)
+      ns=$(master_ns "$("$BIN" get-master "$c" | tr -d '[:space:]')") || exit 1
+      # tree-late: the tree without the early unpack (nodes unpack after the whole fan-out).
+      late=(); [ "$scheme" = tree-late ] && late=(-e fetch_unpack=)
+      if ! "$BIN" play --json "$repo/playbooks/configure.yml" -e "cluster=$c" -e "fetch_fanout=${scheme%-late}" "${late[@]}" \
+          -e "spark_source=$SDIST" -e "spark_py4j_source=$PY4J" -e "hadoop_source=$HADOOP" \
+          -e hdfs_heapsize_max=128m -e spark_connect_enabled=false \
+          --private-key "$work/key" --roles-path "$repo/roles" >"$work/events.jsonl" 2>"$work/play.err"; then
+        cp "$work/events.jsonl" "${EVENTS_DIR:-/tmp}/scale-$c.jsonl"
+        tail -n 5 "$work/play.err" >&2
+        python3 - "$work/events.jsonl" >&2 <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    e = json.loads(l) if l.startswith("{") else {}
+    if e.get("event") == "host_result" and e["status"] in ("failed", "unreachable"):
+        r = e["result"]
+        print(f'{e["host"]}: {e["task"]}: {r.get("msg", "")} {r.get("stderr", "")[-400:]}')
+PY
+        echo "the launch of $c failed; its events: ${EVENTS_DIR:-/tmp}/scale-$c.jsonl" >&2
+        exit 1
+      fi
+      tx=$(ip netns exec "$ns" cat /sys/class/net/eth0/statistics/tx_bytes)
+      cp "$work/events.jsonl" "${EVENTS_DIR:-/tmp}/scale-$c.jsonl"
+      python3 - "$work/events.jsonl" "$n" "$scheme" "$(secs "$t0" "$t1")" "$tx" "$total" <<'PY'
+import json, re, sys
+events = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+n, scheme, cloud, tx, total = sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+plays = [e for e in events if e["event"] == "play_start"]
+software = next(e["t"] for e in plays if e["name"] == "Install and configure the software")
+end = events[-1]["t"]
+# In the software play (linear strategy) a task lasts until the next one starts.
+starts = [e for e in events if e["event"] == "task_start" and e["t"] >= software]
+phase = {"base": 0.0, "distrib": 0.0, "install": 0.0, "configure": 0.0, "daemons": 0.0}
+first_fetch = None
+for cur, nxt in zip(starts, starts[1:] + [{"t": end}]):
+    # Role tasks are named "role : task", as Ansible shows them.
+    name, took = re.sub(r"^[\w.-]+ : ", "", cur["name"]), nxt["t"] - cur["t"]
+    if re.search(r"archive into the cluster|py4j into the cluster|from the controller to the master"
+                 r"|from the master to every slave|checksum|Name the file on the nodes|download cache"
+                 r"|Get the file on the master|Download the file|py4j version", name):
+        kind = "distrib"
+        first_fetch = first_fetch if first_fetch is not None else cur["t"]
+    elif first_fetch is None:
+        kind = "base"
+    elif re.match(r"Install (Spark|Hadoop)", name):
+        kind = "install"
+    elif re.match(r"(Start|Wait|Ask the master for its workers|restart)", name):
+        kind = "daemons"
+    else:
+        kind = "configure"
+    phase[kind] += took
+base = phase["base"] + (starts[0]["t"] - software if starts else 0.0)
+print(f"{n:<6} {scheme:<6} {cloud:6.1f} {software:6.1f} {base:6.1f} {phase['distrib']:8.1f} "
+      f"{phase['install']:8.1f} {phase['configure']:9.1f} {phase['daemons']:8.1f} "
+      f"{cloud + end:7.1f} {tx / total:14.2f}")
+PY
+      "$BIN" destroy "$c" --yes >/dev/null
+    done
+  done
+  exit 0
+fi
+
 printf 'archive %s (%d MiB), links %s Mbit/s, %s\n' "$(basename "$ARCHIVE")" $((size >> 20)) "$RATE_MBIT" "$(date -u +%F)"
 printf '%-6s %-6s %-8s %-6s %-17s %-15s %-14s\n' slaves scheme cloud_s ssh_s controller_to_m_s master_to_all_s master_copies
 for n in $SIZES; do
@@ -76,10 +178,7 @@ for n in $SIZES; do
   t1=$(now)
   play "$repo/playbooks/cluster-access.yml" -e "cluster=$c"
   t2=$(now)
-  master=$("$BIN" get-master "$c" | tr -d '[:space:]')
-  ns=$(for x in $(ip netns list | awk '/^bs-/ {print $1}'); do
-         if ip -n "$x" -4 -o addr show | grep -q " $master/"; then echo "$x"; fi; done)
-  [ -n "$ns" ] || { echo "no namespace holds the master's address $master" >&2; exit 1; }
+  ns=$(master_ns "$("$BIN" get-master "$c" | tr -d '[:space:]')") || exit 1
   u0=$(now)
   play "$work/upload.yml" -e "cluster=$c"
   u1=$(now)
