@@ -51,7 +51,15 @@ pub(super) struct HostOutcome {
 }
 
 impl HostOutcome {
-    fn new(status: Status, result: Value) -> Self {
+    /// A failed outcome always carries `failed: true`, whatever failed (the module, its
+    /// arguments, their templating): a registered failure is tested with `r.failed` or
+    /// `r is failed`, which read that key.
+    fn new(status: Status, mut result: Value) -> Self {
+        if matches!(status, Status::Failed)
+            && let Some(m) = result.as_object_mut()
+        {
+            m.entry("failed").or_insert(Value::Bool(true));
+        }
         HostOutcome {
             status,
             ignored: false,
