@@ -6,6 +6,15 @@ use std::sync::Arc;
 
 use super::Module;
 
+/// Modules of collections outside ansible-core that are implemented natively.
+const COLLECTION_MODULES: &[(&str, &str)] = &[
+    ("ansible.posix", "synchronize"),
+    ("ansible.posix", "authorized_key"),
+    ("ansible.posix", "sysctl"),
+    ("ansible.posix", "mount"),
+    ("community.general", "pam_limits"),
+];
+
 pub struct Registry {
     modules: BTreeMap<&'static str, Arc<dyn Module>>,
 }
@@ -29,9 +38,14 @@ impl Registry {
             Arc::new(files::fetch::Fetch),
             Arc::new(system::setup::Setup),
             Arc::new(system::apt::Apt),
+            Arc::new(system::package::Package),
             Arc::new(system::service::Service::SERVICE),
             Arc::new(system::service::Service::SYSTEMD),
             Arc::new(system::authorized_key::AuthorizedKey),
+            Arc::new(system::user::User),
+            Arc::new(system::group::Group),
+            Arc::new(system::sysctl::Sysctl),
+            Arc::new(system::pam_limits::PamLimits),
             Arc::new(net::get_url::GetUrl),
             Arc::new(net::unarchive::Unarchive),
             Arc::new(net::wait_for::WaitFor),
@@ -50,10 +64,24 @@ impl Registry {
         self.modules.insert(m.name(), m);
     }
 
-    /// Strips the collection prefixes Ansible accepts for builtin modules.
+    /// Strips the collection prefixes Ansible accepts for builtin modules, and those of
+    /// the collection modules implemented here natively (`ansible.posix.sysctl` is
+    /// `sysctl`). Any other collection's name stays whole, so it is reported unknown
+    /// instead of silently running a builtin of the same short name.
     pub fn canonical(name: &str) -> &str {
-        name.strip_prefix("ansible.builtin.")
+        if let Some(short) = name
+            .strip_prefix("ansible.builtin.")
             .or_else(|| name.strip_prefix("ansible.legacy."))
+        {
+            return short;
+        }
+        COLLECTION_MODULES
+            .iter()
+            .find_map(|(coll, short)| {
+                name.strip_prefix(coll)
+                    .and_then(|s| s.strip_prefix('.'))
+                    .filter(|s| s == short)
+            })
             .unwrap_or(name)
     }
 
@@ -105,6 +133,14 @@ mod tests {
             Some("copy")
         );
         assert_eq!(r.suggest("lineinfle"), Some("lineinfile"));
+        assert_eq!(
+            Registry::canonical("ansible.posix.synchronize"),
+            "synchronize"
+        );
+        assert_eq!(
+            Registry::canonical("ansible.posix.copy"),
+            "ansible.posix.copy"
+        );
         assert_eq!(r.suggest("zzzz"), None);
     }
 }

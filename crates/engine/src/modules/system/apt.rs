@@ -20,7 +20,7 @@ use crate::modules::{ArgSpec, Diff, Module, ModuleCtx, ModuleError, ModuleResult
 
 pub struct Apt;
 
-const KNOWN: &[&str] = &[
+pub(super) const KNOWN: &[&str] = &[
     "name",
     "pkg",
     "package",

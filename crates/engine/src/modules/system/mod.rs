@@ -1,9 +1,17 @@
-//! Modules that manage the system: `apt`, `service`/`systemd`, `authorized_key` and `setup`.
+//! Modules that manage the system: packages (`apt`, `package`), accounts (`user`, `group`,
+//! `authorized_key`), services (`service`/`systemd`), kernel and limits settings (`sysctl`,
+//! `pam_limits`) and `setup`.
 
+pub mod accounts;
 pub mod apt;
 pub mod authorized_key;
+pub mod group;
+pub mod package;
+pub mod pam_limits;
 pub mod service;
 pub mod setup;
+pub mod sysctl;
+pub mod user;
 
 #[cfg(test)]
 mod tests;

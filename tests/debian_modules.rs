@@ -1,9 +1,12 @@
-//! The `apt` module for real: two stock Debian 12 machines (devcloud's image machines, each
-//! its own root filesystem, packages from Debian's archive through the apt cache; never this
-//! host's packages). The same playbook (`tests/fixtures/apt/apt.yml`) runs on one with
-//! spark-openstack's engine and on the other with ansible-playbook; every task's outcome
-//! (changed, failed, message), the recap and the packages installed afterwards must be the
-//! same. Then check mode and `--diff` on our side, and a second run that changes nothing.
+//! The modules that change a whole machine, for real: two stock Debian 12 machines
+//! (devcloud's image machines, each its own root filesystem, packages from Debian's archive
+//! through the apt cache; never this host's packages or accounts). The same playbook runs
+//! on one with spark-openstack's engine and on the other with ansible-playbook; every
+//! task's outcome, the recap and the machine's state afterwards must be the same.
+//!
+//! First `apt` (`tests/fixtures/apt/apt.yml`: lists, installs, versions, removal; then
+//! check mode and `--diff` on our side, and a second run that changes nothing), then
+//! accounts, `package`, a live `sysctl` and `pam_limits` (`tests/fixtures/system/system.yml`).
 //!
 //! Needs root, sshd, mmdebstrap, apt-cacher-ng and ansible-playbook
 //! (`ANSIBLE_PLAYBOOK_BIN`); skipped with the reason otherwise, but failed when `CI` is set.
@@ -140,28 +143,28 @@ fn apt_installs_and_removes_as_ansible_does_on_a_stock_debian() {
         ),
     )
     .unwrap();
-    let ansible = Command::new(std::env::var("ANSIBLE_PLAYBOOK_BIN").unwrap())
-        .args([
-            "-i",
-            script.to_str().unwrap(),
-            "--private-key",
-            &key,
-            pb,
-            "-l",
-            "apt-slave-1",
-        ])
-        .env("HOME", cloud.path("home"))
-        .env("ANSIBLE_SSH_ARGS", format!("-F {}", ssh_config.display()))
-        .env("ANSIBLE_HOST_KEY_CHECKING", "False")
-        .env("ANSIBLE_NOCOLOR", "1")
-        .output()
-        .unwrap();
-    let ansible_out = text(&ansible.stdout);
-    assert!(
-        ansible.status.success(),
-        "{ansible_out}{}",
-        text(&ansible.stderr)
-    );
+    let ansible_play = |pb: &str| {
+        let out = Command::new(std::env::var("ANSIBLE_PLAYBOOK_BIN").unwrap())
+            .args([
+                "-i",
+                script.to_str().unwrap(),
+                "--private-key",
+                &key,
+                pb,
+                "-l",
+                "apt-slave-1",
+            ])
+            .env("HOME", cloud.path("home"))
+            .env("ANSIBLE_SSH_ARGS", format!("-F {}", ssh_config.display()))
+            .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+            .env("ANSIBLE_NOCOLOR", "1")
+            .output()
+            .unwrap();
+        let text_out = text(&out.stdout);
+        assert!(out.status.success(), "{text_out}{}", text(&out.stderr));
+        text_out
+    };
+    let ansible_out = ansible_play(pb);
 
     // Every outcome, the recap and the packages: the same. Read back from both machines
     // (the slave has no address of its own) with a `fetch`.
@@ -248,4 +251,78 @@ fn apt_installs_and_removes_as_ansible_does_on_a_stock_debian() {
     );
     let (_, _, pkgs, _) = read();
     assert!(!pkgs.contains("sl ii"), "check mode installed sl:\n{pkgs}");
+
+    // Accounts, `package`, a live sysctl and limits.conf (tests/fixtures/system): the same
+    // outcomes and the same machine state from both engines.
+    let system = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/system/system.yml");
+    let system = system.to_str().unwrap();
+    let ours = play(&[system, "-l", "apt-master"]);
+    let ours_out = text(&ours.stdout);
+    assert!(ours.status.success(), "{ours_out}{}", text(&ours.stderr));
+    let ansible_out = ansible_play(system);
+    let fetch_system = cloud.path("fetch-system.yml");
+    std::fs::write(
+        &fetch_system,
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    \
+             - fetch: {{src: /tmp/system-outcomes.json, dest: '{d}/{{{{ inventory_hostname }}}}.system.json', flat: true}}\n    \
+             - fetch: {{src: /tmp/system-state, dest: '{d}/{{{{ inventory_hostname }}}}.state', flat: true}}\n",
+            d = results.display()
+        ),
+    )
+    .unwrap();
+    let out = play(&[fetch_system.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let file = |n: &str| std::fs::read_to_string(results.join(n)).unwrap();
+    let (ours_outcomes, ansible_outcomes) = (
+        file("apt-master.system.json"),
+        file("apt-slave-1.system.json"),
+    );
+    assert_eq!(
+        ours_outcomes, ansible_outcomes,
+        "outcomes differ (ours, then ansible-playbook's)"
+    );
+    assert_eq!(
+        changed_of(&ours_outcomes),
+        [
+            true, false, true, true, // groups: create, again, new gid, system group
+            true, false, true, true,
+            false, // user: create, again, append, exact set, bad group
+            true, false, true, false, // password, same hash, key pair, key kept
+            true, true, true, false,
+            true, // system user, check mode, removal, again, groupdel
+            true, false, true, false, true // package, again, sysctl, again, limits
+        ],
+        "{ours_outcomes}"
+    );
+    let (ours_state, ansible_state) = (file("apt-master.state"), file("apt-slave-1.state"));
+    assert_eq!(
+        ours_state, ansible_state,
+        "machine state differs (ours, then ansible-playbook's)"
+    );
+    assert_eq!(
+        recap(&ours_out, "apt-master"),
+        recap(&ansible_out, "apt-slave-1")
+    );
+    // And the state is what the playbook asked for, not merely the same mistake twice.
+    for wanted in [
+        "spark:x:1001:1001:Spark user:/home/spark:/bin/bash",
+        "hadoop:2001:spark",
+        "groups=1001(spark),2001(hadoop)",
+        "/home/spark/.ssh 700 spark spark",
+        "\n1\nnet.ipv4.ip_forward=1\n",
+        "spark\t-\tnofile\t65536",
+        "sl ii",
+    ] {
+        assert!(
+            ours_state.contains(wanted),
+            "no {wanted:?} in:\n{ours_state}"
+        );
+    }
+    for unwanted in ["newbie", "hdfs:", "daemons"] {
+        assert!(
+            !ours_state.contains(unwanted),
+            "{unwanted:?} in:\n{ours_state}"
+        );
+    }
 }
