@@ -219,7 +219,10 @@ impl Batch<'_> {
             return;
         }
         self.banner(task, handler);
-        let run_once = matches!(&task.scope.kw.run_once, Some(Value::Bool(true)))
+        // `add_host` changes the inventory, not a host: it runs once for the batch, as
+        // Ansible's BYPASS_HOST_LOOP actions do.
+        let run_once = task.action == "add_host"
+            || matches!(&task.scope.kw.run_once, Some(Value::Bool(true)))
             || matches!(&task.scope.kw.run_once, Some(Value::String(s)) if crate::template::filters::ansible_bool(&JValue::from(s.as_str())));
         let runners: Vec<usize> = if run_once {
             vec![targets[0]]
@@ -238,7 +241,11 @@ impl Batch<'_> {
                 }
             }
         }
-        if run_once && let Some(out) = outcomes.first() {
+        // Unlike `run_once`, Ansible registers an `add_host` result on the host it ran for only.
+        if run_once
+            && task.action != "add_host"
+            && let Some(out) = outcomes.first()
+        {
             self.share_run_once(task, &targets[1..], out, &mut includes);
         }
         self.check_abort(task, newly_failed);

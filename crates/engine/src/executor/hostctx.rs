@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use minijinja::Value as JValue;
 use serde_json::{Value, json};
@@ -75,6 +76,11 @@ impl Batch<'_> {
             }
         }
         m.insert("ansible_search_path".into(), Value::Array(search));
+        // `add_host` changed the groups since the play started: tasks see them at once,
+        // as in Ansible.
+        if self.shared.inventory_changes.load(Ordering::Relaxed) > 0 {
+            m.insert("groups".into(), self.shared.inventory().groups_value());
+        }
         // As in Ansible, hosts that failed, were unreachable or ended leave the play's
         // host lists as the play goes on: a task that addresses "the hosts still in the
         // play" (the fetch role's fan-out) must not wait on one that is out.

@@ -144,6 +144,11 @@ pub(crate) struct Shared {
     pub dead_hosts: std::sync::Mutex<std::collections::HashSet<String>>,
     /// False until `--start-at-task` names the current task.
     pub started: AtomicBool,
+    /// How many times `add_host` changed the inventory: while zero, a play's `groups`
+    /// (computed when it starts) is current, and tasks need not recompute it.
+    pub inventory_changes: std::sync::atomic::AtomicU64,
+    /// Background (`async`, `poll: 0`) jobs that finished on the controller side.
+    pub jobs: crate::modules::commands::async_job::AsyncJobs,
 }
 
 impl Shared {
@@ -168,6 +173,70 @@ impl Shared {
             Err(poisoned) => *poisoned.into_inner() = Arc::new(inv),
         }
         Ok(())
+    }
+
+    /// `add_host`: adds the host, its groups and variables to the run's inventory, which
+    /// plays read when they start. Returns whether anything changed, by Ansible's rule: a
+    /// new host, a new group, a new membership, or variables that differ.
+    pub fn add_host(
+        &self,
+        req: &crate::modules::control::add_host::Request,
+    ) -> Result<bool, String> {
+        let mut guard = match self.inventory.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let view: &hosts::Inventory = &guard;
+        let mut src = match &view.source {
+            Some(s) => (**s).clone(),
+            None => {
+                // A `-i a,b,` host list: rebuild it as a real inventory to add to.
+                let mut inv = crate::inventory::Inventory::new();
+                for h in &view.hosts {
+                    let groups: Vec<&str> = if h.groups.is_empty() {
+                        vec!["ungrouped"]
+                    } else {
+                        h.groups.iter().map(String::as_str).collect()
+                    };
+                    for g in groups {
+                        inv.add_host(&h.name, g);
+                    }
+                    for (k, v) in h.vars.iter() {
+                        inv.set_host_var(&h.name, k, v.clone());
+                    }
+                }
+                inv
+            }
+        };
+        let mut changed = false;
+        if !src.hosts.contains_key(&req.name) {
+            src.add_host(&req.name, "all");
+            changed = true;
+        }
+        if let Some(h) = src.hosts.get_mut(&req.name) {
+            for (k, v) in &req.vars {
+                if h.vars.get(k) != Some(v) {
+                    h.vars.insert(k.clone(), v.clone());
+                    changed = true;
+                }
+            }
+        }
+        for g in &req.groups {
+            let member = src
+                .groups
+                .get(g)
+                .is_some_and(|grp| grp.hosts.iter().any(|h| h == &req.name));
+            if !member {
+                src.add_host(&req.name, g);
+                changed = true;
+            }
+        }
+        if changed {
+            src.reconcile();
+            *guard = Arc::new(hosts::Inventory::from_inventory(src)?);
+            self.inventory_changes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(changed)
     }
 
     pub fn stat(&self, host: &str, f: impl FnOnce(&mut events::HostStats)) {
@@ -228,6 +297,8 @@ pub async fn run_playbook(run: PlaybookRun) -> RunOutcome {
         forks: tokio::sync::Semaphore::new(run.options.forks.max(1)),
         dead_hosts: Default::default(),
         started: AtomicBool::new(run.options.start_at_task.is_none()),
+        inventory_changes: std::sync::atomic::AtomicU64::new(0),
+        jobs: Default::default(),
         opts: run.options,
         extra: Arc::new(run.extra_vars),
         store: Arc::new(HostStore::default()),

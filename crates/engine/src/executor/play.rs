@@ -305,6 +305,8 @@ pub(super) fn synthetic_task(action: &str, name: &str, play: &Play) -> Task {
         until: Vec::new(),
         retries: None,
         delay: None,
+        async_: None,
+        poll: None,
     }
 }
 

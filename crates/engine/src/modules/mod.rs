@@ -55,6 +55,11 @@ pub struct ModuleCtx<'a> {
     /// Where relative `src` paths are looked up, in order: the role's `files/` or
     /// `templates/` directory comes first, then the playbook's directory.
     pub search_paths: &'a [PathBuf],
+    /// `async: N` with `poll: 0`: the module is asked to start in the background (only
+    /// `command` and `shell` can; the executor finishes any other module before returning).
+    pub async_job: Option<commands::async_job::AsyncJob>,
+    /// Results of the run's background jobs that finished on the controller side.
+    pub jobs: &'a commands::async_job::AsyncJobs,
 }
 
 impl ModuleCtx<'_> {

@@ -28,6 +28,7 @@ impl Registry {
             Arc::new(commands::shell::Shell),
             Arc::new(commands::raw::Raw),
             Arc::new(commands::script::Script),
+            Arc::new(commands::async_job::AsyncStatus),
             Arc::new(files::copy::Copy),
             Arc::new(files::template::Template),
             Arc::new(files::file::File),

@@ -20,6 +20,7 @@ pub struct Harness {
     pub check_mode: bool,
     pub diff: bool,
     pub env: Vec<(String, String)>,
+    pub jobs: crate::modules::commands::async_job::AsyncJobs,
     pub dir: tempfile::TempDir,
 }
 
@@ -47,6 +48,7 @@ impl Harness {
             check_mode: false,
             diff: false,
             env: vec![],
+            jobs: Default::default(),
             dir,
         }
     }
@@ -70,6 +72,8 @@ impl Harness {
             context: &context,
             templar: &self.templar,
             search_paths: &self.search_paths,
+            async_job: None,
+            jobs: &self.jobs,
         };
         let args = args.as_object().cloned().unwrap_or_default();
         m.run(&ctx, &args).await

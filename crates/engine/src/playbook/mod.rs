@@ -213,6 +213,11 @@ pub struct Task {
     pub until: Vec<Cond>,
     pub retries: Option<Value>,
     pub delay: Option<Value>,
+    /// `async`: seconds the task may run; with `poll: 0` it runs in the background and
+    /// `async_status` reads its outcome later.
+    pub async_: Option<Value>,
+    /// `poll`: seconds between checks of an `async` task (Ansible's default is 15).
+    pub poll: Option<Value>,
 }
 
 impl Task {

@@ -99,7 +99,9 @@ pub(super) fn parse_task(
                 set_action(&mut action, name, v)?;
                 args.extend(a);
             }
-            "debugger" | "module_defaults" | "async" | "poll" | "collections" => {}
+            "async" => t.async_ = Some(v.to_json()),
+            "poll" => t.poll = Some(v.to_json()),
+            "debugger" | "module_defaults" | "collections" => {}
             _ if own.kw.set(key, v)? => {}
             _ if is_action(registry, key) => {
                 set_action(&mut action, Registry::canonical(key).to_string(), v)?;
@@ -162,6 +164,8 @@ pub(super) fn parse_task(
         until: t.until,
         retries: t.retries,
         delay: t.delay,
+        async_: t.async_,
+        poll: t.poll,
     })
 }
 
@@ -177,6 +181,8 @@ struct TaskFields {
     until: Vec<Cond>,
     retries: Option<Value>,
     delay: Option<Value>,
+    async_: Option<Value>,
+    poll: Option<Value>,
     vars: Map<String, Value>,
 }
 

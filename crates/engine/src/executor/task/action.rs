@@ -6,6 +6,8 @@ use crate::connection::Become;
 use crate::executor::events::Status;
 use crate::executor::play::GATHERING_FACTS;
 use crate::executor::vars::Vars;
+use crate::modules::commands::async_job::AsyncJob;
+use crate::modules::control::add_host::Request as AddHostRequest;
 use crate::modules::{ModuleCtx, ModuleError};
 use crate::playbook::{Task, TaskItem, expand_include_role, expand_include_tasks};
 use crate::template::pyjson::py_str;
@@ -151,6 +153,17 @@ impl Runner<'_, '_> {
             Err(out) => return out,
         };
         let search = self.b.search_paths(task);
+        let async_secs = self.number(&task.async_, ctx).filter(|s| *s > 0.0);
+        if async_secs.is_some() && check {
+            return HostOutcome::new(
+                Status::Failed,
+                json!({"msg": "check mode and async cannot be used on same task."}),
+            );
+        }
+        let poll = self.number(&task.poll, ctx).unwrap_or(15.0);
+        let background = async_secs
+            .filter(|_| poll <= 0.0)
+            .map(|s| AsyncJob::new(s.ceil() as u64));
         let mctx = ModuleCtx {
             host: self.host,
             conn,
@@ -163,12 +176,23 @@ impl Runner<'_, '_> {
             context: ctx,
             templar: &shared.templar,
             search_paths: &search,
+            async_job: background.clone(),
+            jobs: &shared.jobs,
         };
-        let timeout = self.number(&kw.timeout, ctx).filter(|t| *t > 0.0);
+        // `async` with `poll` > 0 waits for the end: the async limit is the task's timeout.
+        let keyword_timeout = self.number(&kw.timeout, ctx).filter(|t| *t > 0.0);
+        let async_timeout = async_secs.filter(|_| background.is_none());
+        let timeout = match (keyword_timeout, async_timeout) {
+            (Some(k), Some(a)) => Some(k.min(a)),
+            (k, a) => k.or(a),
+        };
         let run = module.run(&mctx, &args);
         let res = match timeout {
             Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t), run).await {
                 Ok(r) => r,
+                Err(_) if async_timeout == Some(t) => Err(ModuleError::Failed(format!(
+                    "async task did not complete within the requested time - {t}s"
+                ))),
                 Err(_) => Err(ModuleError::Failed(format!(
                     "The {} action failed to execute in the expected time frame ({t}) and was terminated",
                     task.action
@@ -178,6 +202,27 @@ impl Runner<'_, '_> {
         };
         match res {
             Ok(r) => {
+                let r = match (&background, async_secs) {
+                    (Some(job), _) if !r.data.contains_key("ansible_job_id") => {
+                        // The module cannot run in the background: it has finished; keep
+                        // its result for `async_status`, and say the job started.
+                        let mut done = r.to_json();
+                        if let Some(m) = done.as_object_mut() {
+                            m.insert("ansible_job_id".into(), json!(job.jid));
+                            m.insert("started".into(), json!(true));
+                            m.insert("finished".into(), json!(true));
+                        }
+                        shared.jobs.finish(&job.jid, done);
+                        job.started("")
+                    }
+                    (None, Some(_)) => {
+                        let job = AsyncJob::new(0);
+                        r.with("ansible_job_id", job.jid)
+                            .with("started", true)
+                            .with("finished", true)
+                    }
+                    _ => r,
+                };
                 self.store_facts(&task.action, r.facts.as_ref(), delegate.as_deref(), ctx);
                 let mut result = r.to_json();
                 if (module.runs_on_controller() || task.action == "debug")
@@ -192,6 +237,26 @@ impl Runner<'_, '_> {
                                "before_header": d.before_header, "after_header": d.after_header}),
                     };
                     m.insert("diff".into(), shown);
+                }
+                let mut r = r;
+                if task.action == "add_host"
+                    && !r.failed
+                    && let Some(req) = AddHostRequest::from_result(&result)
+                {
+                    match self.b.shared.add_host(&req) {
+                        Ok(changed) => r.changed = changed,
+                        Err(e) => {
+                            r.failed = true;
+                            r.msg = Some(format!("add_host: {e}"));
+                        }
+                    }
+                    if let Some(m) = result.as_object_mut() {
+                        m.insert("changed".into(), Value::Bool(r.changed));
+                        m.insert("failed".into(), Value::Bool(r.failed));
+                        if let Some(msg) = &r.msg {
+                            m.insert("msg".into(), Value::String(msg.clone()));
+                        }
+                    }
                 }
                 let status = if r.failed {
                     Status::Failed
@@ -305,6 +370,8 @@ fn clone_task(t: &Task) -> Task {
         until: t.until.clone(),
         retries: t.retries.clone(),
         delay: t.delay.clone(),
+        async_: t.async_.clone(),
+        poll: t.poll.clone(),
     }
 }
 

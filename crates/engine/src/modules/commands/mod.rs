@@ -5,6 +5,7 @@
 //! and the result carries Ansible's keys (`rc`, `stdout`, `stdout_lines`, `stderr`,
 //! `stderr_lines`, `cmd`, `start`, `end`, `delta`).
 
+pub mod async_job;
 pub mod command;
 pub mod raw;
 pub mod script;
@@ -110,6 +111,9 @@ fn skipped_result(run: &Run, check: bool) -> ModuleResult {
 /// Runs `run` with Ansible's `command` semantics: always changed unless the guard skips
 /// it, failed on a non-zero return code, skipped in check mode unless the guard decides.
 pub async fn execute(ctx: &ModuleCtx<'_>, run: Run) -> Result<ModuleResult, ModuleError> {
+    if let (Some(job), false) = (&ctx.async_job, ctx.check_mode) {
+        return async_job::start(ctx, job, &run).await;
+    }
     let guard = guard(&run);
     if ctx.check_mode {
         if guard.is_empty() {
@@ -166,10 +170,13 @@ pub fn output_result(
         .with("start", timestamp(&start))
         .with("end", timestamp(&end))
         .with("delta", delta(end - start));
-    if out.rc != 0 {
+    // Ansible's command module always returns a msg: empty unless the command failed.
+    r.msg = Some(if out.rc != 0 {
         r.failed = true;
-        r.msg = Some("non-zero return code".into());
-    }
+        "non-zero return code".into()
+    } else {
+        String::new()
+    });
     r
 }
 

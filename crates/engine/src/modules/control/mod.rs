@@ -1,7 +1,8 @@
 //! Modules that run on the controller and steer the play: `debug`, `set_fact`, `assert`,
-//! `fail`, `pause` and `include_vars`. (`meta` and the `include_*`/`import_*` actions are
+//! `fail`, `pause`, `include_vars` and `add_host`. (`meta` and the `include_*`/`import_*` actions are
 //! the executor's own.)
 
+pub mod add_host;
 mod vars;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Arc<dyn Module>> {
         Arc::new(Fail),
         Arc::new(Pause),
         Arc::new(IncludeVars),
+        Arc::new(add_host::AddHost),
     ]
 }
 
