@@ -31,6 +31,7 @@ echo "user_gid=$(id -g)"
 echo "nproc=$(nproc 2>/dev/null)"
 echo "date=$(date '+%s|%Y|%m|%d|%H|%M|%S|%Z|%z|%A|%B|%j|%U|%u')"
 echo "service_mgr=$(cat /proc/1/comm 2>/dev/null)"
+echo "debian_version=$(cat /etc/debian_version 2>/dev/null)"
 for m in apt-get dnf yum zypper apk pacman; do if command -v $m >/dev/null 2>&1; then echo "pkg_mgr=$m"; break; fi; done
 echo '[os]'; cat /etc/os-release 2>/dev/null
 echo '[meminfo]'; cat /proc/meminfo 2>/dev/null

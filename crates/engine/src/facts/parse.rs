@@ -85,7 +85,7 @@ pub fn parse(out: &str) -> Map<String, Value> {
         }),
     );
     let os = key_values(&get("os"));
-    for (k, v) in distribution(&os) {
+    for (k, v) in distribution(&os, &val("debian_version")) {
         put(k, v);
     }
     for (k, v) in memory(&get("meminfo")) {
@@ -123,7 +123,9 @@ pub fn parse(out: &str) -> Map<String, Value> {
 }
 
 /// `ansible_distribution*` and `ansible_os_family` from /etc/os-release.
-fn distribution(os: &BTreeMap<&str, String>) -> Vec<(&'static str, Value)> {
+/// `debian_version` is `/etc/debian_version`: Debian's point release (`12.11`), which
+/// Ansible reports as the version where os-release says only `12`.
+fn distribution(os: &BTreeMap<&str, String>, debian_version: &str) -> Vec<(&'static str, Value)> {
     let id = os.get("ID").cloned().unwrap_or_default();
     let like = os.get("ID_LIKE").cloned().unwrap_or_default();
     let name = match id.as_str() {
@@ -159,7 +161,13 @@ fn distribution(os: &BTreeMap<&str, String>) -> Vec<(&'static str, Value)> {
         _ => name.as_str(),
     }
     .to_string();
-    let version = os.get("VERSION_ID").cloned().unwrap_or_default();
+    let mut version = os.get("VERSION_ID").cloned().unwrap_or_default();
+    let point_release = !debian_version.is_empty()
+        && debian_version.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && debian_version.starts_with(&format!("{version}."));
+    if id == "debian" && point_release {
+        version = debian_version.to_string();
+    }
     let release = os
         .get("VERSION_CODENAME")
         .filter(|c| !c.is_empty())
@@ -170,7 +178,8 @@ fn distribution(os: &BTreeMap<&str, String>) -> Vec<(&'static str, Value)> {
                 .map(|(_, r)| r.trim_end_matches(')').to_string())
                 .unwrap_or_default()
         });
-    vec![
+    let minor = version.split('.').nth(1).map(str::to_string);
+    let mut facts = vec![
         ("distribution", json!(name)),
         ("distribution_version", json!(version)),
         (
@@ -179,7 +188,11 @@ fn distribution(os: &BTreeMap<&str, String>) -> Vec<(&'static str, Value)> {
         ),
         ("distribution_release", json!(release)),
         ("os_family", json!(family)),
-    ]
+    ];
+    if let Some(m) = minor {
+        facts.push(("distribution_minor_version", json!(m)));
+    }
+    facts
 }
 
 fn memory(lines: &[&str]) -> Vec<(&'static str, Value)> {
@@ -447,5 +460,20 @@ mod tests {
             "/"
         );
         assert_eq!(f["ansible_user_dir"], "/root");
+    }
+
+    #[test]
+    fn debian_reports_its_point_release_as_ansible_does() {
+        let out = "[facts]\nhostname=m\ndebian_version=12.11\n[os]\nNAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n";
+        let f = parse(out);
+        assert_eq!(f["ansible_distribution"], "Debian");
+        assert_eq!(f["ansible_distribution_version"], "12.11");
+        assert_eq!(f["ansible_distribution_major_version"], "12");
+        assert_eq!(f["ansible_distribution_minor_version"], "11");
+        assert_eq!(f["ansible_distribution_release"], "bookworm");
+        // testing/unstable say "trixie/sid": the os-release version stays.
+        let f = parse(&out.replace("12.11", "trixie/sid"));
+        assert_eq!(f["ansible_distribution_version"], "12");
+        assert!(f.get("ansible_distribution_minor_version").is_none());
     }
 }
