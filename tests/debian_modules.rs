@@ -291,7 +291,9 @@ fn apt_installs_and_removes_as_ansible_does_on_a_stock_debian() {
             true, false, true, false, // password, same hash, key pair, key kept
             true, true, true, false,
             true, // system user, check mode, removal, again, groupdel
-            true, false, true, false, true // package, again, sysctl, again, limits
+            true, false, true, false, true, // package, again, sysctl, again, limits
+            true, false, true, true, true, // mounted, again, unmounted, mounted, absent
+            true, false, true, true // repository, again, re-enabled, removed
         ],
         "{ours_outcomes}"
     );
@@ -313,13 +315,28 @@ fn apt_installs_and_removes_as_ansible_does_on_a_stock_debian() {
         "\n1\nnet.ipv4.ip_forward=1\n",
         "spark\t-\tnofile\t65536",
         "sl ii",
+        "deb http://deb.debian.org/debian bookworm-updates main\n# kept comment\n",
     ] {
         assert!(
             ours_state.contains(wanted),
             "no {wanted:?} in:\n{ours_state}"
         );
     }
-    for unwanted in ["newbie", "hdfs:", "daemons"] {
+    // The tmpfs was mounted with its entry, unmounted, mounted again, then removed.
+    assert!(
+        ours_outcomes.contains("\"1\",\n            \"tmpfs /mnt/scratch tmpfs size=16m 0 0\""),
+        "{ours_outcomes}"
+    );
+    for wanted in [
+        "/proc/mounts:0\n/etc/fstab:0\n",
+        "cannot access '/mnt/scratch'",
+    ] {
+        assert!(
+            ours_state.contains(wanted),
+            "no {wanted:?} in:\n{ours_state}"
+        );
+    }
+    for unwanted in ["newbie", "hdfs:", "daemons", "backports"] {
         assert!(
             !ours_state.contains(unwanted),
             "{unwanted:?} in:\n{ours_state}"

@@ -253,6 +253,39 @@ pub async fn read_with_stat(
     Ok(parse_stat_line(&line).map(|st| (st, out.stdout.get(nl + 1..).unwrap_or(&[]).to_vec())))
 }
 
+/// Reads every regular file among `words` (shell words, so globs and `$HOME` expand on the
+/// host) in one round trip: each file's expanded path and exact bytes, in the order the
+/// shell lists them. Missing files and anything but regular files are left out.
+pub async fn read_many(
+    ctx: &ModuleCtx<'_>,
+    words: &str,
+) -> Result<Vec<(String, Vec<u8>)>, ModuleError> {
+    // Each file as "<length> <path>\n<bytes>", so any content reads back exactly.
+    let cmd = format!(
+        "for f in {words}; do if [ -f \"$f\" ]; then \
+         printf '%s %s\\n' $(wc -c < \"$f\") \"$f\"; cat -- \"$f\"; fi; done"
+    );
+    let out = run(ctx, cmd).await?;
+    Ok(parse_many(&out.stdout))
+}
+
+/// The files of [`read_many`]'s output.
+pub fn parse_many(mut rest: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        let head = String::from_utf8_lossy(&rest[..nl]).into_owned();
+        let Some((len, path)) = head.split_once(' ') else {
+            break;
+        };
+        let len: usize = len.parse().unwrap_or(0);
+        let body = &rest[nl + 1..];
+        let take = len.min(body.len());
+        files.push((path.to_string(), body[..take].to_vec()));
+        rest = &body[take..];
+    }
+    files
+}
+
 /// How [`write_file`] finishes the file it uploads.
 #[derive(Clone, Debug, Default)]
 pub struct WriteOpts {

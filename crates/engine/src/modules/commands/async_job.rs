@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use super::{Run, SKIP_MARKER, guard, output_result, skipped_result};
 use crate::connection::{ExecOutput, sh_quote};
 use crate::modules::args::Args;
-use crate::modules::remote::{run, run_with};
+use crate::modules::remote::{read_many, run, run_with};
 use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
 /// A background run the executor asks a module for (`async: N` with `poll: 0`).
@@ -135,20 +135,11 @@ pub async fn start(
     Ok(job.started(out.stdout_str().trim()))
 }
 
-/// Reads a job's files: `None` when there is no such job on the host.
+/// Reads a job's files: `None` when there is no such job on the host (a job always has
+/// its `cmd` file, written when it starts).
 async fn read_job(ctx: &ModuleCtx<'_>, jid: &str) -> Result<Option<JobFiles>, ModuleError> {
-    let d = job_dir(jid);
-    // Each file as "<name> <length>\n<bytes>", so any output reads back exactly.
-    let script = format!(
-        "d={d}; [ -d \"$d\" ] || exit 3; echo \"$d\"; \
-         for f in rc timeout start end cmd stdout stderr; do \
-         if [ -f \"$d/$f\" ]; then printf '%s %s\\n' $f $(wc -c < \"$d/$f\"); cat \"$d/$f\"; fi; done"
-    );
-    let out = run(ctx, script).await?;
-    if out.rc == 3 {
-        return Ok(None);
-    }
-    Ok(Some(JobFiles::parse(&out)))
+    let files = read_many(ctx, &format!("{}/*", job_dir(jid))).await?;
+    Ok(JobFiles::from_files(files))
 }
 
 #[derive(Default)]
@@ -158,27 +149,15 @@ struct JobFiles {
 }
 
 impl JobFiles {
-    fn parse(out: &ExecOutput) -> JobFiles {
-        let data = &out.stdout;
-        let mut j = JobFiles::default();
-        let Some(nl) = data.iter().position(|&b| b == b'\n') else {
-            return j;
-        };
-        j.dir = String::from_utf8_lossy(&data[..nl]).into_owned();
-        let mut rest = &data[nl + 1..];
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-            let head = String::from_utf8_lossy(&rest[..nl]).into_owned();
-            let mut parts = head.split_whitespace();
-            let (Some(name), Some(len)) = (parts.next(), parts.next()) else {
-                break;
-            };
-            let len: usize = len.parse().unwrap_or(0);
-            let body = &rest[nl + 1..];
-            let take = len.min(body.len());
-            j.files.insert(name.to_string(), body[..take].to_vec());
-            rest = &body[take..];
-        }
-        j
+    fn from_files(list: Vec<(String, Vec<u8>)>) -> Option<JobFiles> {
+        let dir = list
+            .first()
+            .map(|(p, _)| p.rsplit_once('/').map_or("", |(d, _)| d).to_string())?;
+        let files = list
+            .into_iter()
+            .map(|(p, data)| (p.rsplit('/').next().unwrap_or("").to_string(), data))
+            .collect();
+        Some(JobFiles { dir, files })
     }
 
     fn text(&self, name: &str) -> Option<String> {
@@ -307,21 +286,18 @@ impl Module for AsyncStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::modules::remote::parse_many;
 
     #[test]
     fn job_files_read_back_exactly_whatever_they_hold() {
-        let mut stdout = b"/root/.ansible_async/j1\n".to_vec();
-        stdout.extend_from_slice(b"rc 2\n0\nstdout 8\na\nb 2 \n\nstderr 0\n");
-        let j = JobFiles::parse(&ExecOutput {
-            rc: 0,
-            stdout,
-            stderr: vec![],
-        });
+        let out = b"2 /root/.ansible_async/j1/rc\n0\n8 /root/.ansible_async/j1/stdout\na\nb 2 \n\n0 /root/.ansible_async/j1/stderr\n";
+        let j = JobFiles::from_files(parse_many(out)).unwrap();
         assert_eq!(j.dir, "/root/.ansible_async/j1");
         assert_eq!(j.text("rc").as_deref(), Some("0"));
         assert_eq!(j.files["stdout"], b"a\nb 2 \n\n");
         assert_eq!(j.files["stderr"], b"");
         assert!(j.text("end").is_none());
+        assert!(JobFiles::from_files(vec![]).is_none());
     }
 
     #[test]

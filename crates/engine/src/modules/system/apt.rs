@@ -441,6 +441,30 @@ fn with_output(r: ModuleResult, out: &crate::connection::ExecOutput) -> ModuleRe
         )
 }
 
+/// `apt-get update` with Ansible's retries (a doubling pause up to `max_delay` seconds);
+/// `Some` is the failed result, in Ansible's words. `apt` and `apt_repository` share it.
+pub(super) async fn update_lists(
+    ctx: &ModuleCtx<'_>,
+    retries: i64,
+    max_delay: i64,
+    options: &str,
+) -> Result<Option<ModuleResult>, ModuleError> {
+    let retries = retries.max(1);
+    let max_delay = max_delay.max(0);
+    let update = format!(
+        "i=0; while :; do {ENV} apt-get update -q {options} && exit 0; \
+         i=$((i+1)); [ $i -ge {retries} ] && exit 1; \
+         d=$((1 << (i - 1))); [ $d -gt {max_delay} ] && d={max_delay}; sleep $d; done"
+    );
+    let out = remote::run(ctx, update).await?;
+    Ok((out.rc != 0).then(|| {
+        ModuleResult::failed(format!(
+            "Failed to update apt cache after {retries} retries: {}",
+            out.stderr_str().trim()
+        ))
+    }))
+}
+
 fn prepared(ctx: &ModuleCtx<'_>, out: &str) -> Option<Diff> {
     ctx.diff.then(|| Diff {
         prepared: Some(prepared_diff(out)),
@@ -502,22 +526,11 @@ impl Module for Apt {
         let (mut cache_time, now) = cache_mtime(ctx).await?;
         if o.update_cache || o.cache_valid_time > 0 {
             if cache_time.saturating_add(o.cache_valid_time) < now {
-                if !ctx.check_mode {
-                    let retries = o.retries.max(1);
-                    let max_delay = o.retry_max_delay.max(0);
-                    let update = format!(
-                        "i=0; while :; do {ENV} apt-get update -q {lock} && exit 0; \
-                         i=$((i+1)); [ $i -ge {retries} ] && exit 1; \
-                         d=$((1 << (i - 1))); [ $d -gt {max_delay} ] && d={max_delay}; sleep $d; done",
-                        lock = o.common()
-                    );
-                    let out = remote::run(ctx, update).await?;
-                    if out.rc != 0 {
-                        return Ok(ModuleResult::failed(format!(
-                            "Failed to update apt cache after {retries} retries: {}",
-                            out.stderr_str().trim()
-                        )));
-                    }
+                if !ctx.check_mode
+                    && let Some(failed) =
+                        update_lists(ctx, o.retries, o.retry_max_delay, &o.common()).await?
+                {
+                    return Ok(failed);
                 }
                 let (after, _) = cache_mtime(ctx).await?;
                 cache_updated = ctx.check_mode || after != cache_time;

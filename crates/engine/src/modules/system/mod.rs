@@ -1,11 +1,13 @@
-//! Modules that manage the system: packages (`apt`, `package`), accounts (`user`, `group`,
+//! Modules that manage the system: packages (`apt`, `apt_repository`, `package`), accounts (`user`, `group`,
 //! `authorized_key`), services (`service`/`systemd`), kernel and limits settings (`sysctl`,
-//! `pam_limits`) and `setup`.
+//! `pam_limits`), file systems (`mount`) and `setup`.
 
 pub mod accounts;
 pub mod apt;
+pub mod apt_repository;
 pub mod authorized_key;
 pub mod group;
+pub mod mount;
 pub mod package;
 pub mod pam_limits;
 pub mod service;
