@@ -163,7 +163,9 @@ fn distribution(os: &BTreeMap<&str, String>, debian_version: &str) -> Vec<(&'sta
     .to_string();
     let mut version = os.get("VERSION_ID").cloned().unwrap_or_default();
     let point_release = !debian_version.is_empty()
-        && debian_version.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && debian_version
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.')
         && debian_version.starts_with(&format!("{version}."));
     if id == "debian" && point_release {
         version = debian_version.to_string();
