@@ -67,7 +67,7 @@ fn apt_installs_and_removes_as_ansible_does_on_a_stock_debian() {
         eprintln!("skipped: {why}");
         return;
     }
-    let cloud = TestCloud::netns_images("a", (120, 10));
+    let cloud = TestCloud::netns_images("a", (70, 10));
     cloud.cluster(&[
         "launch",
         "apt",

@@ -159,7 +159,7 @@ fn devcloud_netns_servers_are_machines_and_down_removes_everything() {
     let dir = tmp.path().join("state");
     // A prefix and range of our own (the netns_machines test uses 150-249), so this never
     // clashes with a developer's devcloud or a parallel run.
-    let octet = 100 + (pid % 50) as u8;
+    let octet = support::free_octet(100, 50);
     let prefix = format!("w{}", pid % 10000);
     let cfg_file = tmp.path().join("devcloud.yaml");
     std::fs::write(

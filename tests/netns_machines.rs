@@ -156,7 +156,7 @@ fn netns_machines_are_isolated_reachable_and_fully_removed() {
         .unwrap();
     let state_dir = tmp.path().join("state");
     // A range and prefix of our own, so parallel runs and a real devcloud never clash.
-    let octet = 200 + (pid % 50) as u8;
+    let octet = support::free_octet(200, 50);
     let cfg = NetnsConfig::with_range(&format!("n{}", pid % 10000), octet, &state_dir);
     let prefix = cfg.prefix.clone();
     let supernet = cfg.supernet.to_string();
@@ -418,7 +418,7 @@ fn netns_bad_input_is_refused_with_the_resource_at_fault() {
         .tempdir_in("/var/tmp")
         .unwrap();
     let state_dir = tmp.path().join("state");
-    let octet = 150 + (pid % 50) as u8;
+    let octet = support::free_octet(150, 50);
     let cfg = NetnsConfig::with_range(&format!("e{}", pid % 10000), octet, &state_dir);
     let _cleanup = Cleanup(state_dir.clone());
 

@@ -104,7 +104,7 @@ fn up() -> World {
     // With devcloud's object storage: a real Swift with s3api, behind its Keystone.
     // Its machines boot from devcloud's Debian 12 image, a stock cloud image without Java
     // or Python: the roles install what they need, as on a user's first launch.
-    let w = World::netns_images_with("e", (50, 50), "object_storage: {enabled: true}\n");
+    let w = World::netns_images_with("e", (50, 10), "object_storage: {enabled: true}\n");
     let clouds = w.path("clouds.yaml").display().to_string();
     // The key pair the user would make in Horizon.
     let env = std::collections::BTreeMap::from([

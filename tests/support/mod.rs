@@ -62,6 +62,34 @@ pub fn machine_test_blocker(tools: &[&str], install: &str) -> Option<String> {
         .map(|t| format!("{t} missing ({install})"))
 }
 
+/// A second octet `x` in `first..first + count` whose `10.x.0.0/16` the host does not use
+/// yet (no route or address in it), starting at one picked by the test's pid so parallel
+/// runs spread out. devcloud refuses a range that is someone's network, and a bridge left
+/// by a killed earlier run (or a developer's own devcloud) is exactly that: a test takes
+/// the next free range instead of failing. When all are taken it returns the first pick,
+/// and devcloud's error names the route in the way.
+pub fn free_octet(first: u8, count: u8) -> u8 {
+    let used = ["route", "addr"]
+        .iter()
+        .map(|what| {
+            Command::new("ip")
+                .args(["-4", "-o", what, "show"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        })
+        .collect::<String>();
+    let start = (std::process::id() % count as u32) as u8;
+    let pick = |i: u8| first + (start + i) % count;
+    (0..count)
+        .map(pick)
+        .find(|&o| {
+            let net = format!("10.{o}.");
+            !used.split_whitespace().any(|t| t.starts_with(&net))
+        })
+        .unwrap_or_else(|| pick(0))
+}
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_spark-openstack");
 
 /// A devcloud in a directory of its own, the one fixture of the tests that run the binary
@@ -94,9 +122,10 @@ impl TestCloud {
     /// enforced and the images log in as their non-root `os_admin_user`. `tag` starts its name prefix and `octets` is the range of second
     /// octets (first, count) its `10.x.0.0/16` supernet is picked from, both of the
     /// calling test's own, so tests running at once never share a bridge or an address
-    /// (spark_cluster: 50-99, devcloud_netns: 100-149, netns_machines: 150-249,
-    /// tunnel: 250-254, the launch output test in cluster_devcloud: 20-39, devcloud_images:
-    /// 40-49).
+    /// (the launch output test in cluster_devcloud: 20-39, devcloud_images: 40-49,
+    /// spark_cluster: 50-59, fetch_fanout: 60-69, debian_modules: 70-79, devcloud_netns:
+    /// 100-149, netns_machines: 150-249, tunnel: 250-254). Within it, [`free_octet`] skips
+    /// a range the host already uses.
     pub fn netns(tag: &str, octets: (u8, u8)) -> TestCloud {
         Self::netns_with(tag, octets, "")
     }
@@ -133,7 +162,7 @@ impl TestCloud {
 
     fn netns_full(tag: &str, octets: (u8, u8), netns_extra: &str, extra: &str) -> TestCloud {
         let pid = std::process::id();
-        let octet = octets.0 as u32 + pid % octets.1 as u32;
+        let octet = free_octet(octets.0, octets.1) as u32;
         let prefix = format!("{tag}{}", pid % 10000);
         let config = format!(
             "boot_time: {{min_ms: 300, max_ms: 300}}\naction_time_ms: 200\n\
