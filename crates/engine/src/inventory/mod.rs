@@ -387,6 +387,11 @@ impl InventorySource for StaticSource {
         if !path.exists() && self.spec.contains(',') {
             return host_list(&self.spec);
         }
+        // `-i localhost` (no comma, no such file): Ansible parses nothing and plays run on
+        // the implicit localhost; scripts that configure the machine they run on rely on it.
+        if !path.exists() && self.spec == "localhost" {
+            return Ok(Inventory::new());
+        }
         if path.is_dir() {
             return load_dir(path);
         }

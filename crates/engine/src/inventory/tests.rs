@@ -364,3 +364,13 @@ fn an_ini_inventory_named_yaml_is_read_as_ini_and_broken_yaml_stays_an_error() {
     let e = load_file(&broken).unwrap_err().to_string();
     assert!(e.contains("broken.yml"), "{e}");
 }
+
+#[test]
+fn a_bare_localhost_source_is_the_implicit_localhost_as_in_ansible() {
+    let inv = load_sources(&["localhost".to_string()]).unwrap();
+    assert!(inv.hosts.is_empty());
+    assert!(inv.is_implicit_localhost("localhost"));
+    // Any other missing file is still an error that names it.
+    let err = load_sources(&["no-such-inventory-file".to_string()]).unwrap_err();
+    assert!(err.to_string().contains("no-such-inventory-file"), "{err}");
+}

@@ -252,7 +252,87 @@ pub fn is_internal_action(name: &str) -> bool {
 
 /// Whether `name` names something a task can run.
 pub fn is_action(registry: &Registry, name: &str) -> bool {
-    is_internal_action(Registry::canonical(name)) || registry.contains(name)
+    is_internal_action(Registry::canonical(name))
+        || registry.contains(name)
+        || not_implemented(name)
+}
+
+/// Modules of ansible-core (and of the collections roles use most) that this engine does
+/// not implement. A task using one still parses, as in Ansible, so a role whose `yum`
+/// task is for RedHat only runs on Debian, where that task is skipped by its `when:`;
+/// the task fails with a clear message only if it actually runs.
+const NOT_IMPLEMENTED: &[&str] = &[
+    "pip",
+    "git",
+    "yum",
+    "dnf",
+    "dnf5",
+    "apt_key",
+    "deb822_repository",
+    "debconf",
+    "dpkg_selections",
+    "rpm_key",
+    "yum_repository",
+    "known_hosts",
+    "cron",
+    "hostname",
+    "iptables",
+    "reboot",
+    "replace",
+    "find",
+    "uri",
+    "assemble",
+    "expect",
+    "getent",
+    "group_by",
+    "package_facts",
+    "service_facts",
+    "systemd_service",
+    "sysvinit",
+    "subversion",
+    "tempfile",
+    "validate_argument_spec",
+    "supervisorctl",
+    "alternatives",
+    "timezone",
+    "parted",
+    "filesystem",
+    "npm",
+    "pkgng",
+    "zypper",
+    "apk",
+    "pacman",
+    "snap",
+    "ufw",
+    "firewalld",
+    "selinux",
+    "seboolean",
+    "htpasswd",
+    "openssl_privatekey",
+    "openssl_csr",
+    "openssl_certificate",
+    "x509_certificate",
+    "luks_device",
+    "crypttab",
+    "docker_container",
+];
+
+/// Collections whose modules may be named in full (`community.general.pip`).
+const NOT_IMPLEMENTED_PREFIXES: &[&str] = &[
+    "ansible.builtin.",
+    "ansible.legacy.",
+    "ansible.posix.",
+    "community.general.",
+    "community.crypto.",
+];
+
+/// Whether `name` is a known Ansible module this engine does not implement.
+pub fn not_implemented(name: &str) -> bool {
+    let short = NOT_IMPLEMENTED_PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name);
+    NOT_IMPLEMENTED.contains(&short)
 }
 
 #[cfg(test)]

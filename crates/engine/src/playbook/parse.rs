@@ -113,6 +113,23 @@ pub fn relative_to(loc: &Loc, file: &str) -> PathBuf {
     loc.file().parent().unwrap_or(Path::new(".")).join(p)
 }
 
+/// A task file named by `import_tasks`/`include_tasks`, found where Ansible's
+/// `path_dwim_relative` looks: next to the including file, then (in a role) the role's
+/// `tasks/` and the role itself (`include_tasks: tasks/x.yml` in `tasks/main.yml` means
+/// the role's `tasks/x.yml`). When none exists, the first candidate, for the error.
+pub fn task_file(task: &super::Task, file: &str) -> PathBuf {
+    let first = relative_to(&task.loc, file);
+    if first.exists() {
+        return first;
+    }
+    let mut candidates = Vec::new();
+    if let Some(role) = &task.scope.role {
+        candidates.push(role.path.join("tasks").join(file));
+        candidates.push(role.path.join(file));
+    }
+    candidates.into_iter().find(|c| c.exists()).unwrap_or(first)
+}
+
 pub(super) fn expect_map<'a>(node: &'a Node, what: &str) -> Result<&'a [(String, Node)]> {
     node.as_map().ok_or_else(|| {
         ParseError::at(
@@ -429,7 +446,7 @@ impl PlayCtx<'_> {
         match task.action.as_str() {
             "import_tasks" => {
                 let file = arg_file(&task)?;
-                let path = relative_to(&task.loc, &file);
+                let path = task_file(&task, &file);
                 let child = child_scope(&task);
                 out.extend(self.task_file(&path, &child, &task.loc)?);
             }

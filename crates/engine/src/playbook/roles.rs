@@ -387,7 +387,7 @@ fn find_role(name: &str, at: &Loc, loader: &Loader) -> Result<PathBuf> {
 /// Expands an `include_tasks` at run time (file already templated) into tasks that
 /// inherit the include's parents and get its `vars` as include params.
 pub fn expand_include_tasks(task: &Task, file: &str, loader: &Loader) -> Result<Vec<TaskItem>> {
-    let path = relative_to(&task.loc, file);
+    let path = super::parse::task_file(task, file);
     let mut scope = (*task.parent_scope).clone();
     let mut params = (*task.vars).clone();
     for (k, v) in &task.args {

@@ -124,6 +124,14 @@ pub(super) fn parse_task(
                 format!("'{k}' is not a valid attribute for a Task"),
             ));
         }
+        (None, Some(("include" | "ansible.builtin.include", _))) => {
+            return Err(ParseError::at(
+                &node.loc,
+                "'include' was removed from Ansible (ansible-core 2.16): use 'include_tasks' \
+                 (decided when the task runs) or 'import_tasks' (read with the playbook) for \
+                 task files, 'import_playbook' for playbooks",
+            ));
+        }
         (None, Some((k, v))) => {
             let mut msg = format!(
                 "couldn't resolve module/action '{k}'. This often indicates a misspelling, missing collection, or incorrect module path."

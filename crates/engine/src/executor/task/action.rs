@@ -90,6 +90,15 @@ impl Runner<'_, '_> {
             return HostOutcome::new(Status::Ok, json!({"changed": false}));
         }
         let Some(module) = shared.registry.get(&task.action) else {
+            if crate::playbook::not_implemented(&task.action) {
+                let msg = format!(
+                    "module '{}' is part of Ansible but not implemented by this engine; \
+                     the README lists the modules it has (a task for another platform can \
+                     stay in the role: it fails only when it runs)",
+                    task.action
+                );
+                return HostOutcome::new(Status::Failed, json!({"msg": msg}));
+            }
             let mut msg = format!("couldn't resolve module/action '{}'", task.action);
             if let Some(s) = shared.registry.suggest(&task.action) {
                 msg.push_str(&format!(". Did you mean '{s}'?"));

@@ -1,5 +1,5 @@
 //! Filters on dicts and lists: `combine`, `dict2items`, `items2dict`, `flatten`, the set
-//! operations, `product`, `random`, `extract` and `subelements`. They work on the engine's JSON values, which keeps
+//! operations, `product`, `random`, `extract`, `subelements` and `json_query`. They work on the engine's JSON values, which keeps
 //! equality and key order exactly as the variables have them.
 
 use minijinja::value::{Kwargs, Rest};
@@ -29,6 +29,80 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("random", random);
     env.add_filter("extract", extract);
     env.add_filter("subelements", subelements);
+    env.add_filter("json_query", json_query);
+}
+
+/// `data | json_query('servers[?status==`ACTIVE`].name')`: community.general's filter, a
+/// JMESPath search (the `jmespath` crate implements the same specification Ansible's
+/// Python library does).
+fn json_query(data: Value, expr: String) -> Result<Value, Error> {
+    let compiled = jmespath::compile(&expr).map_err(|e| {
+        invalid(format!(
+            "json_query: '{expr}' is not a JMESPath expression: {e}"
+        ))
+    })?;
+    let data_in = data;
+    let data = jmespath::Variable::from_serializable(to_json(&data_in))
+        .map_err(|e| invalid(format!("json_query: {e}")))?;
+    let found = compiled
+        .search(data)
+        .map_err(|e| invalid(format!("json_query: {e}")))?;
+    let found: J =
+        serde_json::to_value(&*found).map_err(|e| invalid(format!("json_query: {e}")))?;
+    let mut orders = Vec::new();
+    key_orders(&to_json(&data_in), &mut orders);
+    Ok(from_json(&in_data_order(whole_numbers(found), &orders)))
+}
+
+/// The key order of every object in `v`.
+fn key_orders(v: &J, out: &mut Vec<Vec<String>>) {
+    match v {
+        J::Object(m) => {
+            out.push(m.keys().cloned().collect());
+            m.values().for_each(|x| key_orders(x, out));
+        }
+        J::Array(a) => a.iter().for_each(|x| key_orders(x, out)),
+        _ => {}
+    }
+}
+
+/// The jmespath crate keeps objects in sorted maps; Python's library keeps the data's
+/// order. An object of the result that has the keys of an object of the data gets that
+/// object's order back (projections and selections of the data's own objects).
+fn in_data_order(v: J, orders: &[Vec<String>]) -> J {
+    match v {
+        J::Object(m) => {
+            let order = orders
+                .iter()
+                .find(|o| o.len() == m.len() && o.iter().all(|k| m.contains_key(k)));
+            let mut m = m;
+            let keys: Vec<String> = match order {
+                Some(o) => o.clone(),
+                None => m.keys().cloned().collect(),
+            };
+            J::Object(
+                keys.into_iter()
+                    .filter_map(|k| m.remove(&k).map(|x| (k, in_data_order(x, orders))))
+                    .collect(),
+            )
+        }
+        J::Array(a) => J::Array(a.into_iter().map(|x| in_data_order(x, orders)).collect()),
+        other => other,
+    }
+}
+
+/// JMESPath numbers are floats; Python's library keeps integers integers (`length()` is 3,
+/// not 3.0), so whole values become integers again.
+fn whole_numbers(v: J) -> J {
+    match v {
+        J::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => J::from(f as i64),
+            _ => J::Number(n),
+        },
+        J::Array(a) => J::Array(a.into_iter().map(whole_numbers).collect()),
+        J::Object(m) => J::Object(m.into_iter().map(|(k, x)| (k, whole_numbers(x))).collect()),
+        other => other,
+    }
 }
 
 /// `users | subelements('keys', skip_missing=True)`: `[user, key]` pairs (Ansible's core

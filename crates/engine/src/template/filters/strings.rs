@@ -24,6 +24,75 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("checksum", |s: String| hash(s, None));
     env.add_filter("md5", |s: String| hash(s, Some("md5".into())));
     env.add_filter("sha1", |s: String| hash(s, Some("sha1".into())));
+    env.add_filter("comment", comment);
+}
+
+/// `text | comment(style='plain', **params)`: Ansible's `comment` filter, the banner a
+/// template puts at the top of a generated config file ("managed by ...").
+fn comment(text: Value, style: Option<String>, kwargs: Kwargs) -> Result<String, Error> {
+    let text = text_of(&text);
+    let style = style.unwrap_or_else(|| "plain".into());
+    // (beginning, decoration, end) of each predefined style.
+    let (beginning, decoration, end) = match style.as_str() {
+        "plain" => ("", "# ", ""),
+        "erlang" => ("", "% ", ""),
+        "c" => ("", "// ", ""),
+        "cblock" => ("/*", " * ", " */"),
+        "xml" => ("<!--", " - ", "-->"),
+        other => {
+            return Err(invalid(format!(
+                "comment: unknown style '{other}' (plain, erlang, c, cblock, xml)"
+            )));
+        }
+    };
+    let get = |k: &str, default: &str| -> Result<String, Error> {
+        Ok(kwargs
+            .get::<Option<Value>>(k)?
+            .map(|v| text_of(&v))
+            .unwrap_or_else(|| default.to_string()))
+    };
+    let count =
+        |k: &str| -> Result<usize, Error> { Ok(kwargs.get::<Option<usize>>(k)?.unwrap_or(1)) };
+    // The prefix and postfix lines default to the decoration without its trailing space.
+    let decoration = get("decoration", decoration)?;
+    let newline = get("newline", "\n")?;
+    let beginning = get("beginning", beginning)?;
+    let prefix = get("prefix", decoration.trim_end())?;
+    let postfix = get("postfix", decoration.trim_end())?;
+    let end = get("end", end)?;
+    let (prefix_count, postfix_count) = (count("prefix_count")?, count("postfix_count")?);
+    kwargs.assert_all_used()?;
+    let mut out = String::new();
+    if !beginning.is_empty() {
+        out.push_str(&beginning);
+        out.push_str(&newline);
+    }
+    if !prefix.is_empty() {
+        let one = if prefix != newline {
+            format!("{prefix}{newline}")
+        } else {
+            newline.clone()
+        };
+        out.push_str(&one.repeat(prefix_count));
+    }
+    let body = format!(
+        "{decoration}{}",
+        text.replace(&newline, &format!("{newline}{decoration}"))
+    )
+    .replace(
+        &format!("{decoration}{newline}"),
+        &format!("{}{newline}", decoration.trim_end()),
+    );
+    out.push_str(&body);
+    for _ in 0..postfix_count {
+        out.push_str(&newline);
+        out.push_str(&postfix);
+    }
+    if !end.is_empty() {
+        out.push_str(&newline);
+        out.push_str(&end);
+    }
+    Ok(out)
 }
 
 /// The text of a value as Python's `str()` would give it (None → "None").

@@ -375,3 +375,79 @@ fn password_hash_is_sha512_crypt() {
     );
     assert!(err("{{ 'x' | password_hash('md5') }}", json!({})).contains("not supported"));
 }
+
+#[test]
+fn comment_banners_are_ansibles() {
+    // Expected strings are ansible-core 2.19's own output for the same calls.
+    let cases = [
+        (
+            "{{ 'Plain style (default)' | comment }}",
+            "#\n# Plain style (default)\n#",
+        ),
+        ("{{ 'C style' | comment('c') }}", "//\n// C style\n//"),
+        (
+            "{{ 'C block style' | comment('cblock') }}",
+            "/*\n *\n * C block style\n *\n */",
+        ),
+        (
+            "{{ 'XML style' | comment('xml') }}",
+            "<!--\n -\n - XML style\n -\n-->",
+        ),
+        ("{{ 'a\n\nb' | comment }}", "#\n# a\n#\n# b\n#"),
+        (
+            "{{ 'x' | comment(decoration='; ', prefix_count=2, postfix='') }}",
+            ";\n;\n; x\n",
+        ),
+        (
+            "{{ 'x' | comment('plain', beginning='BEGIN', end='END') }}",
+            "BEGIN\n#\n# x\n#\nEND",
+        ),
+    ];
+    for (src, want) in cases {
+        assert_eq!(render(src, json!({})), want, "{src}");
+    }
+    assert!(err("{{ 'x' | comment('lisp') }}", json!({})).contains("unknown style"));
+}
+
+#[test]
+fn json_query_searches_as_jmespath_does() {
+    let data = json!({"servers": [
+        {"name": "master", "status": "ACTIVE", "ips": ["10.0.0.4"]},
+        {"name": "slave-1", "status": "BUILD", "ips": []},
+        {"name": "slave-2", "status": "ACTIVE", "ips": ["10.0.0.6"]}
+    ]});
+    assert_eq!(
+        eval(
+            "data | json_query(\"servers[?status=='ACTIVE'].name\")",
+            json!({"data": data})
+        ),
+        json!(["master", "slave-2"])
+    );
+    assert_eq!(
+        eval(
+            "data | json_query('servers[].ips[]')",
+            json!({"data": data})
+        ),
+        json!(["10.0.0.4", "10.0.0.6"])
+    );
+    assert_eq!(
+        eval(
+            "data | json_query('length(servers)')",
+            json!({"data": data})
+        ),
+        json!(3)
+    );
+    assert!(err("{{ data | json_query('servers[') }}", json!({"data": data})).contains("JMESPath"));
+}
+
+#[test]
+fn json_query_keeps_the_datas_key_order() {
+    let data = json!({"servers": [{"name": "m", "status": "ACTIVE", "port": 7077}]});
+    assert_eq!(
+        render(
+            "{{ data | json_query('servers[0]') | to_json }}",
+            json!({"data": data})
+        ),
+        r#"{"name": "m", "status": "ACTIVE", "port": 7077}"#
+    );
+}
