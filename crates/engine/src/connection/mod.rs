@@ -199,8 +199,10 @@ pub fn sh_quote(s: &str) -> String {
 /// connection type builds the exact same shell line.
 pub fn wrap_command(req: &ExecRequest) -> String {
     let mut script = String::new();
+    // `|| exit 1;`, not `&&`: with `cd X && export A; cmd` a failed cd skipped only the
+    // export, and the command ran in the wrong directory.
     if let Some(dir) = &req.chdir {
-        script.push_str(&format!("cd {} && ", sh_quote(dir)));
+        script.push_str(&format!("cd {} || exit 1; ", sh_quote(dir)));
     }
     for (k, v) in &req.env {
         script.push_str(&format!("export {}={}; ", k, sh_quote(v)));
@@ -240,7 +242,10 @@ mod tests {
         let mut req = ExecRequest::new("echo $X");
         req.chdir = Some("/tmp".into());
         req.env = vec![("X".into(), "a b".into())];
-        assert_eq!(wrap_command(&req), "cd /tmp && export X='a b'; echo $X");
+        assert_eq!(
+            wrap_command(&req),
+            "cd /tmp || exit 1; export X='a b'; echo $X"
+        );
         req.become_ = Some(Become {
             user: "root".into(),
             method: "sudo".into(),
