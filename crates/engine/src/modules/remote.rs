@@ -19,6 +19,21 @@ pub async fn run(ctx: &ModuleCtx<'_>, cmd: impl Into<String>) -> Result<ExecOutp
     run_with(ctx, cmd, None, None).await
 }
 
+/// A command given as its argument list, as one shell line (each word quoted).
+pub fn argv_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| sh_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The start of a shell line that enters `dir` when it is a directory and stays where it
+/// is otherwise, as Ansible's `run_command(cwd=...)` does (it ignores an invalid `cwd`):
+/// modules that mirror an Ansible module's commands (`pip`, `git`) run them this way.
+pub fn cd_if_dir(dir: &str) -> String {
+    format!("cd {} 2>/dev/null; ", sh_quote(dir))
+}
+
 /// [`run`] with stdin data and a working directory.
 pub async fn run_with(
     ctx: &ModuleCtx<'_>,

@@ -262,8 +262,6 @@ pub fn is_action(registry: &Registry, name: &str) -> bool {
 /// task is for RedHat only runs on Debian, where that task is skipped by its `when:`;
 /// the task fails with a clear message only if it actually runs.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "pip",
-    "git",
     "yum",
     "dnf",
     "dnf5",

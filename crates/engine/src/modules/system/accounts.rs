@@ -96,8 +96,7 @@ pub async fn read(
 
 /// Runs one of the shadow tools (`useradd`, `groupmod`, ...) given as its argument list.
 pub async fn run_tool(ctx: &ModuleCtx<'_>, cmd: &[String]) -> Result<ExecOutput, ModuleError> {
-    let line: Vec<String> = cmd.iter().map(|a| sh_quote(a)).collect();
-    remote::run(ctx, line.join(" ")).await
+    remote::run(ctx, remote::argv_line(cmd)).await
 }
 
 /// Puts a tool's output into the result as Ansible's account modules do: each stream only

@@ -1,4 +1,4 @@
-//! Modules that manage the system: packages (`apt`, `apt_repository`, `package`), accounts (`user`, `group`,
+//! Modules that manage the system: packages (`apt`, `apt_repository`, `package`, `pip`), accounts (`user`, `group`,
 //! `authorized_key`), services (`service`/`systemd`), kernel and limits settings (`sysctl`,
 //! `pam_limits`), file systems (`mount`) and `setup`.
 
@@ -10,6 +10,7 @@ pub mod group;
 pub mod mount;
 pub mod package;
 pub mod pam_limits;
+pub mod pip;
 pub mod service;
 pub mod setup;
 pub mod sysctl;
