@@ -17,6 +17,10 @@ pub struct CaseFile {
     /// An Ansible collection ansible-playbook needs for this case (`ansible.posix`).
     #[serde(default)]
     pub needs_collection: Option<String>,
+    /// An environment variable that must name an existing file the case uses (a download
+    /// `.ci/run` makes, such as `SPARK_OPENSTACK_SUPERVISOR_WHEEL`).
+    #[serde(default)]
+    pub needs_env: Option<String>,
     /// Extra command-line arguments given to both tools on every run (`--tags x`, `--check`).
     #[serde(default)]
     pub args: Vec<String>,

@@ -211,11 +211,21 @@ pub struct Outcome {
 /// Runs `case` with every tool (cleaning the hosts first) and compares each run of the
 /// others with the first tool's.
 pub fn compare(env: &Env, case: &Case, tools: &[Tool]) -> Outcome {
-    if let Some(c) = &case.file.needs_collection
-        && !env.has_collection(c)
-    {
-        let why =
-            format!("ansible-playbook lacks the {c} collection (pip install 'ansible==12.*')");
+    let missing_collection = case
+        .file
+        .needs_collection
+        .as_ref()
+        .filter(|c| !env.has_collection(c))
+        .map(|c| {
+            format!("ansible-playbook lacks the {c} collection (pip install 'ansible==12.*')")
+        });
+    let missing_file = case
+        .file
+        .needs_env
+        .as_ref()
+        .filter(|v| !std::env::var_os(v).is_some_and(|f| Path::new(&f).is_file()))
+        .map(|v| format!("{v} does not name a file (.ci/run downloads it)"));
+    if let Some(why) = missing_collection.or(missing_file) {
         let in_ci = std::env::var_os("CI").is_some();
         return Outcome {
             problems: if in_ci { vec![why.clone()] } else { Vec::new() },

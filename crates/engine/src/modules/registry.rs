@@ -13,6 +13,7 @@ const COLLECTION_MODULES: &[(&str, &str)] = &[
     ("ansible.posix", "sysctl"),
     ("ansible.posix", "mount"),
     ("community.general", "pam_limits"),
+    ("community.general", "supervisorctl"),
 ];
 
 pub struct Registry {
@@ -48,6 +49,7 @@ impl Registry {
             Arc::new(system::user::User),
             Arc::new(system::group::Group),
             Arc::new(system::sysctl::Sysctl),
+            Arc::new(system::supervisorctl::Supervisorctl),
             Arc::new(system::pam_limits::PamLimits),
             Arc::new(system::mount::Mount),
             Arc::new(net::get_url::GetUrl),

@@ -34,6 +34,32 @@ pub fn cd_if_dir(dir: &str) -> String {
     format!("cd {} 2>/dev/null; ", sh_quote(dir))
 }
 
+/// The full path of `program` on the host's `PATH` plus the sbin directories, where
+/// Ansible's `get_bin_path` looks; a path is taken as given. `None` when it is nowhere.
+pub async fn bin_path(ctx: &ModuleCtx<'_>, program: &str) -> Result<Option<String>, ModuleError> {
+    if program.contains('/') {
+        return Ok(Some(program.to_string()));
+    }
+    let out = run(
+        ctx,
+        format!(
+            "PATH=\"$PATH:/sbin:/usr/sbin:/usr/local/sbin\" command -v {}",
+            sh_quote(program)
+        ),
+    )
+    .await?;
+    let p = out.stdout_str().trim().to_string();
+    Ok((out.rc == 0 && p.starts_with('/')).then_some(p))
+}
+
+/// The failure for a program [`bin_path`] did not find, in Ansible's words.
+pub fn bin_missing(program: &str) -> String {
+    format!(
+        "Failed to find required executable \"{program}\" in paths: the host's PATH and \
+         /sbin:/usr/sbin:/usr/local/sbin"
+    )
+}
+
 /// [`run`] with stdin data and a working directory.
 pub async fn run_with(
     ctx: &ModuleCtx<'_>,

@@ -290,7 +290,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "subversion",
     "tempfile",
     "validate_argument_spec",
-    "supervisorctl",
     "alternatives",
     "timezone",
     "parted",

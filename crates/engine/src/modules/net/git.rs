@@ -327,21 +327,10 @@ impl Module for Git {
 
         let git = match a.opt_str("executable")? {
             Some(g) => g,
-            None => {
-                let out = remote::run(
-                    ctx,
-                    "PATH=\"$PATH:/sbin:/usr/sbin:/usr/local/sbin\" command -v git",
-                )
-                .await?;
-                let p = out.stdout_str().trim().to_string();
-                if out.rc != 0 || !p.starts_with('/') {
-                    return Ok(ModuleResult::failed(
-                        "Failed to find required executable \"git\" in paths: the host's PATH \
-                         and /sbin:/usr/sbin:/usr/local/sbin",
-                    ));
-                }
-                p
-            }
+            None => match remote::bin_path(ctx, "git").await? {
+                Some(p) => p,
+                None => return Ok(ModuleResult::failed(remote::bin_missing("git"))),
+            },
         };
         let r = Runner { ctx, git, prefix };
 

@@ -1,5 +1,5 @@
 //! Modules that manage the system: packages (`apt`, `apt_repository`, `package`, `pip`), accounts (`user`, `group`,
-//! `authorized_key`), services (`service`/`systemd`), kernel and limits settings (`sysctl`,
+//! `authorized_key`), services (`service`/`systemd`, `supervisorctl`), kernel and limits settings (`sysctl`,
 //! `pam_limits`), file systems (`mount`) and `setup`.
 
 pub mod accounts;
@@ -13,6 +13,7 @@ pub mod pam_limits;
 pub mod pip;
 pub mod service;
 pub mod setup;
+pub mod supervisorctl;
 pub mod sysctl;
 pub mod user;
 

@@ -626,24 +626,6 @@ async fn interpreter(ctx: &ModuleCtx<'_>) -> Result<String, ModuleError> {
     Ok(found.stdout_str().trim().to_string())
 }
 
-/// The full path of `program` on the host's `PATH` (plus the sbin directories, as
-/// Ansible's `get_bin_path` looks), `None` when it is nowhere.
-async fn bin_path(ctx: &ModuleCtx<'_>, program: &str) -> Result<Option<String>, ModuleError> {
-    if program.contains('/') {
-        return Ok(Some(program.to_string()));
-    }
-    let out = remote::run(
-        ctx,
-        format!(
-            "PATH=\"$PATH:/sbin:/usr/sbin:/usr/local/sbin\" command -v {}",
-            sh_quote(program)
-        ),
-    )
-    .await?;
-    let p = out.stdout_str().trim().to_string();
-    Ok((out.rc == 0 && p.starts_with('/')).then_some(p))
-}
-
 /// Ansible's `setup_virtualenv`: `virtualenv_command` with its program found on `PATH`,
 /// the site-packages choice, and `-p` for virtualenv proper (never for `venv`).
 #[allow(clippy::too_many_arguments)]
@@ -662,15 +644,9 @@ async fn create_venv(
     if cmd.is_empty() {
         return Err(a.err("virtualenv_command", "is empty"));
     }
-    match bin_path(ctx, &cmd[0]).await? {
+    match remote::bin_path(ctx, &cmd[0]).await? {
         Some(p) => cmd[0] = p,
-        None => {
-            return Ok(Err(ModuleResult::failed(format!(
-                "Failed to find required executable \"{}\" in paths: the host's PATH and \
-                 /sbin:/usr/sbin:/usr/local/sbin",
-                cmd[0]
-            ))));
-        }
+        None => return Ok(Err(ModuleResult::failed(remote::bin_missing(&cmd[0])))),
     }
     if a.bool_or("virtualenv_site_packages", false)? {
         cmd.push("--system-site-packages".into());
@@ -759,7 +735,7 @@ async fn find_pip(
             "pip3".into()
         }
     };
-    Ok(match bin_path(ctx, &basename).await? {
+    Ok(match remote::bin_path(ctx, &basename).await? {
         Some(p) => Ok(vec![p]),
         None => Err(ModuleResult::failed(format!(
             "Unable to find any of {basename} to use.  pip needs to be installed."
