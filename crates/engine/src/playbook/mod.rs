@@ -166,9 +166,7 @@ pub enum LoopKind {
     List,
     /// `with_dict:` — `{key, value}` items.
     Dict,
-    /// `with_fileglob:` — controller-side files.
-    Fileglob,
-    /// `with_sequence:` and other lookups, by name.
+    /// `with_fileglob:`, `with_sequence:` and other lookups, by name.
     Lookup(String),
 }
 

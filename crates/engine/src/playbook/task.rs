@@ -57,7 +57,6 @@ pub(super) fn parse_task(
                 "items" => LoopKind::Items,
                 "list" => LoopKind::List,
                 "dict" => LoopKind::Dict,
-                "fileglob" => LoopKind::Fileglob,
                 other => LoopKind::Lookup(other.to_string()),
             };
             set_loop(&mut loop_, kind, v)?;

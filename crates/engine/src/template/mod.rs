@@ -210,12 +210,7 @@ impl Templar {
         roots: HashSet<String>,
         ctx: &JValue,
     ) -> Result<(), TemplateError> {
-        let is_global =
-            |name: &str| ENGINE_NAMES.contains(&name) || self.env.globals().any(|(g, _)| g == name);
-        match undefined::find_unguarded_missing(src, roots, ctx, is_global) {
-            Some(name) => Err(TemplateError::undefined(name)),
-            None => Ok(()),
-        }
+        check_missing(&self.env, src, roots, ctx)
     }
 
     /// Renders every string inside `v`, recursively. A string that is exactly one
@@ -298,41 +293,137 @@ impl Templar {
 
     /// Renders a template file (the `template` module). Errors start with `path:line`.
     pub fn render_file(&self, path: &Path, ctx: &JValue) -> Result<String, TemplateError> {
-        let src = std::fs::read_to_string(path).map_err(|e| TemplateError {
-            msg: format!("cannot read template {}: {e}", path.display()),
-            undefined: None,
-        })?;
-        let name = path.display().to_string();
-        let located = |e: minijinja::Error| {
-            let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
-            let inner = TemplateError::from_jinja(&e);
-            TemplateError {
-                msg: format!("{name}{line}: {}", inner.msg),
-                undefined: inner.undefined,
-            }
-        };
-        let rewritten = source::rewrite_template(without_last_newline(&src), false);
-        let tmpl = self
-            .env
-            .template_from_named_str(&name, &rewritten)
-            .map_err(located)?;
-        let (tracked, seen) = Seen::wrap(ctx);
-        let out = pad_newlines(&src, tmpl.render(&tracked).map_err(located)?);
-        self.check_missing(&src, seen.read(tmpl.undeclared_variables(false)), ctx)
-            .map_err(|e| {
-                let line = e
-                    .undefined
-                    .as_deref()
-                    .and_then(|n| line_of(&src, n))
-                    .map(|l| format!(":{l}"))
-                    .unwrap_or_default();
-                TemplateError {
-                    msg: format!("{name}{line}: {}", e.msg),
-                    undefined: e.undefined,
-                }
-            })?;
-        Ok(out)
+        render_file(&self.env, path, ctx)
     }
+}
+
+/// [`Templar::check_missing`] for any environment (a lookup has only its render's).
+fn check_missing(
+    env: &Environment<'_>,
+    src: &str,
+    roots: HashSet<String>,
+    ctx: &JValue,
+) -> Result<(), TemplateError> {
+    let is_global =
+        |name: &str| ENGINE_NAMES.contains(&name) || env.globals().any(|(g, _)| g == name);
+    match undefined::find_unguarded_missing(src, roots, ctx, is_global) {
+        Some(name) => Err(TemplateError::undefined(name)),
+        None => Ok(()),
+    }
+}
+
+/// [`Templar::render_file`] in `env`: the `template` lookup renders a file from inside a
+/// render, where only the environment of that render is at hand.
+fn render_file(env: &Environment<'_>, path: &Path, ctx: &JValue) -> Result<String, TemplateError> {
+    let src = std::fs::read_to_string(path).map_err(|e| TemplateError {
+        msg: format!("cannot read template {}: {e}", path.display()),
+        undefined: None,
+    })?;
+    let name = path.display().to_string();
+    let located = |e: minijinja::Error| {
+        let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+        let inner = TemplateError::from_jinja(&e);
+        TemplateError {
+            msg: format!("{name}{line}: {}", inner.msg),
+            undefined: inner.undefined,
+        }
+    };
+    let rewritten = source::rewrite_template(without_last_newline(&src), false);
+    let tmpl = env
+        .template_from_named_str(&name, &rewritten)
+        .map_err(located)?;
+    let (tracked, seen) = Seen::wrap(ctx);
+    let out = pad_newlines(&src, tmpl.render(&tracked).map_err(located)?);
+    check_missing(env, &src, seen.read(tmpl.undeclared_variables(false)), ctx).map_err(|e| {
+        let line = e
+            .undefined
+            .as_deref()
+            .and_then(|n| line_of(&src, n))
+            .map(|l| format!(":{l}"))
+            .unwrap_or_default();
+        TemplateError {
+            msg: format!("{name}{line}: {}", e.msg),
+            undefined: e.undefined,
+        }
+    })?;
+    Ok(out)
+}
+
+/// `base` with `added` on top, for a template file: a key of `added` wins, every other
+/// lookup goes to `base` unchanged (so its lazy `hostvars` and variables keep working),
+/// and `vars` is the combination, as Ansible's `vars` is all the template's variables (a
+/// `template` lookup inside the file starts from them).
+pub fn context_with(base: &JValue, added: &Vars) -> JValue {
+    let combined =
+        minijinja::value::merge_maps([base.clone(), JValue::from(minijinja::value::Serde(added))]);
+    // The last map holding a key wins.
+    minijinja::value::merge_maps([combined.clone(), minijinja::context! { vars => combined }])
+}
+
+/// The variables Ansible adds to a template file's context (its
+/// `generate_ansible_template_vars`), for the `template` module and the `template`
+/// lookup alike: `template_path` is the name as the task gave it, `template_fullpath`
+/// where it was found, `template_host` the controller's host name (not the target's),
+/// times in the controller's local time as Python prints a `datetime`. `ansible_managed`
+/// ("Ansible managed") only when `managed`: a variable of that name set by the user wins.
+pub fn file_vars(given: &str, full: &Path, dest: Option<&str>, managed: bool) -> Vars {
+    use std::os::unix::fs::MetadataExt;
+    let py_datetime = |t: chrono::DateTime<chrono::Local>| {
+        let micros = t.timestamp_subsec_micros();
+        let secs = t.format("%Y-%m-%d %H:%M:%S").to_string();
+        if micros == 0 {
+            secs
+        } else {
+            format!("{secs}.{micros:06}")
+        }
+    };
+    let meta = std::fs::metadata(full).ok();
+    let mut v = Vars::new();
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    v.insert("template_host".into(), host.into());
+    v.insert("template_path".into(), given.into());
+    if let Some(m) = &meta {
+        // Python's `datetime.fromtimestamp(st_mtime)`: the float `st_mtime`, its fraction
+        // rounded half-even to microseconds (truncating would be a microsecond off).
+        let st_mtime = m.mtime() as f64 + m.mtime_nsec() as f64 * 1e-9;
+        let (secs, mut micros) = (st_mtime.trunc(), (st_mtime.fract() * 1e6).round_ties_even());
+        let mut secs = secs as i64;
+        if micros >= 1e6 {
+            secs += 1;
+            micros -= 1e6;
+        }
+        if let Some(t) = chrono::DateTime::from_timestamp(secs, micros as u32 * 1000) {
+            v.insert(
+                "template_mtime".into(),
+                py_datetime(t.with_timezone(&chrono::Local)).into(),
+            );
+        }
+        let uid = m.uid();
+        let owner = nix::unistd::User::from_uid(uid.into())
+            .ok()
+            .flatten()
+            .map(|u| Value::from(u.name))
+            .unwrap_or_else(|| Value::from(uid));
+        v.insert("template_uid".into(), owner);
+    }
+    v.insert(
+        "template_run_date".into(),
+        py_datetime(chrono::Local::now()).into(),
+    );
+    v.insert(
+        "template_destpath".into(),
+        dest.map_or(Value::Null, Value::from),
+    );
+    v.insert(
+        "template_fullpath".into(),
+        full.display().to_string().into(),
+    );
+    if managed {
+        v.insert("ansible_managed".into(), "Ansible managed".into());
+    }
+    v
 }
 
 /// The 1-based line where `name` first appears as a word, to locate a static finding.
@@ -692,5 +783,18 @@ mod tests {
     fn templar_is_shareable() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Templar>();
+    }
+
+    #[test]
+    fn a_template_files_vars_hold_what_was_added() {
+        let base = minijinja::context! { greeting => "hello", other => 1 };
+        let mut added = Vars::new();
+        added.insert("greeting".into(), "over".into());
+        let c = context_with(&base, &added);
+        let env = minijinja::Environment::new();
+        let out = env
+            .render_str("{{ greeting }} {{ vars.greeting }} {{ vars.other }}", &c)
+            .unwrap();
+        assert_eq!(out, "over over 1");
     }
 }

@@ -151,32 +151,6 @@ impl Runner<'_, '_> {
         out
     }
 
-    /// Where a relative `with_fileglob` pattern is looked for, as Ansible's
-    /// `path_dwim_relative_stack` does for the `files` lookups: in a role, its `files/`
-    /// then its `tasks/` directory; then `files/` and the directory itself of the task's
-    /// file and of the playbook. The first candidate whose directory part exists wins
-    /// (`../templates/*.j2` in a role thus means the role's templates); the path is
-    /// returned unnormalized, as Ansible prints it.
-    fn fileglob_base(&self, pat: &str) -> String {
-        let mut candidates = Vec::new();
-        if let Some(r) = &self.task.scope.role {
-            let role = crate::executor::play::abs(&r.path);
-            candidates.push(role.join("files").join(pat));
-            candidates.push(role.join("tasks").join(pat));
-        }
-        for base in self.b.search_paths(self.task) {
-            candidates.push(base.join("files").join(pat));
-            candidates.push(base.join(pat));
-        }
-        let exists = |c: &std::path::PathBuf| c.parent().is_some_and(|d| d.is_dir());
-        candidates
-            .iter()
-            .find(|c| exists(c))
-            .or(candidates.first())
-            .map(|c| c.display().to_string())
-            .unwrap_or_else(|| pat.to_string())
-    }
-
     /// The list a loop iterates over, as each `with_*` lookup builds it.
     pub(super) fn loop_items(&self) -> Result<Vec<Value>, LoopError> {
         let spec = self.task.loop_.as_ref().expect("called for loops");
@@ -231,36 +205,6 @@ impl Runner<'_, '_> {
                         .loop_failure(format!("with_dict expects a dict, got {}", py_str(&other)))),
                 }
             }
-            LoopKind::Fileglob => {
-                let pats = match rendered {
-                    Value::Array(a) => a,
-                    other => vec![other],
-                };
-                let mut out = Vec::new();
-                for p in pats {
-                    let pat = py_str(&p);
-                    let full = if pat.starts_with('/') {
-                        pat
-                    } else {
-                        self.fileglob_base(&pat)
-                    };
-                    let matcher = globset::Glob::new(&full).map(|g| g.compile_matcher());
-                    let dir = std::path::Path::new(&full)
-                        .parent()
-                        .map(|d| d.to_path_buf())
-                        .unwrap_or_default();
-                    if let (Ok(m), Ok(rd)) = (matcher, std::fs::read_dir(&dir)) {
-                        let mut found: Vec<String> = rd
-                            .filter_map(|e| e.ok().map(|e| e.path()))
-                            .filter(|p| p.is_file() && m.is_match(p))
-                            .map(|p| p.display().to_string())
-                            .collect();
-                        found.sort();
-                        out.extend(found.into_iter().map(Value::String));
-                    }
-                }
-                Ok(out)
-            }
             LoopKind::Lookup(name) => {
                 // Ansible's `with_<name>`: the lookup run on the loop's terms (a single
                 // value is one term), with `wantlist=True`.
@@ -286,7 +230,7 @@ impl Runner<'_, '_> {
                     Some(Err(e)) => Err(self
                         .loop_failure(format!("The lookup plugin '{name}' failed: {e}"))),
                     None => Err(self.loop_failure(format!(
-                        "'with_{name}': the lookup plugin '{name}' is not available (have: items, list, dict, fileglob, {})",
+                        "'with_{name}': the lookup plugin '{name}' is not available (have: items, list, dict, {})",
                         plugins::PLUGINS.join(", ")
                     ))),
                 }

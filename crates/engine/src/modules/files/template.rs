@@ -63,16 +63,13 @@ impl Module for Template {
         })?;
         // Ansible adds these to every template's context, over the task's own context
         // (the one its arguments see: `hostvars`, lazily rendered variables).
-        let mut added = Map::new();
-        if !ctx.vars.contains_key("ansible_managed") {
-            added.insert("ansible_managed".into(), Value::from("Ansible managed"));
-        }
-        let path = Value::from(local.display().to_string());
-        added.insert("template_path".into(), path.clone());
-        added.insert("template_fullpath".into(), path);
-        added.insert("template_destpath".into(), Value::from(dest.clone()));
-        added.insert("template_host".into(), Value::from(ctx.host));
-        let context = template_context(ctx.context, &added);
+        let added = crate::template::file_vars(
+            &src,
+            &local,
+            Some(&dest),
+            !ctx.vars.contains_key("ansible_managed"),
+        );
+        let context = crate::template::context_with(ctx.context, &added);
         let mut text = ctx
             .templar
             .render_file(&local, &context)
@@ -100,13 +97,4 @@ impl Module for Template {
         }
         Ok(r.with("src", local.display().to_string()))
     }
-}
-
-/// `base` with `added` on top: a key of `added` wins, every other lookup goes to `base`
-/// unchanged (so its lazy `hostvars` and variables keep working).
-fn template_context(base: &minijinja::Value, added: &Map<String, Value>) -> minijinja::Value {
-    minijinja::value::merge_maps([
-        base.clone(),
-        minijinja::Value::from(minijinja::value::Serde(added)),
-    ])
 }

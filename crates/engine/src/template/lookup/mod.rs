@@ -133,12 +133,19 @@ fn invoke(
         var: &var,
         with_action: None,
     };
-    let terms = terms.iter().map(to_json).collect();
-    let Some(result) = plugins::run(name, terms, opts, &env) else {
-        return Err(invalid(format!(
-            "lookup plugin '{name}' is not available (have: {})",
-            plugins::PLUGINS.join(", ")
-        )));
+    let terms: Vec<J> = terms.iter().map(to_json).collect();
+    let result = if name == "template" {
+        template(state, &env, &terms, opts)
+    } else {
+        match plugins::run(name, terms, opts, &env) {
+            Some(r) => r,
+            None => {
+                return Err(invalid(format!(
+                    "lookup plugin '{name}' is not available (have: {}, template)",
+                    plugins::PLUGINS.join(", ")
+                )));
+            }
+        }
     };
     match (result, errors) {
         (Ok(v), _) => Ok(Some(v)),
@@ -149,4 +156,90 @@ fn invoke(
         (Err(_), "ignore") => Ok(None),
         (Err(e), _) => Err(invalid(format!("The lookup plugin '{name}' failed: {e}"))),
     }
+}
+
+/// `template`: each file, found in `templates/` along the search path, rendered as the
+/// `template` module renders (same undefined-variable checks, `path:line` in errors) with
+/// the task's variables, the template variables (`template_path`, ...) and the
+/// `template_vars` option on top. It renders inside the calling render, so it lives here
+/// with the environment rather than among the context-free [`plugins`].
+fn template(
+    state: &State,
+    env: &plugins::LookupEnv,
+    terms: &[J],
+    opts: &serde_json::Map<String, J>,
+) -> Result<Vec<J>, String> {
+    let mut extra = serde_json::Map::new();
+    for (k, v) in opts {
+        let default = match k.as_str() {
+            "template_vars" => {
+                match v {
+                    J::Object(m) => extra.extend(m.clone()),
+                    J::Null => {}
+                    other => {
+                        return Err(format!(
+                            "template_vars must be a mapping, got {}",
+                            super::pyjson::py_str(other)
+                        ));
+                    }
+                }
+                continue;
+            }
+            // Data conversion and native types concern Ansible's own templating; here
+            // the result is the rendered text either way.
+            "convert_data" | "jinja2_native" => continue,
+            "variable_start_string" => "{{",
+            "variable_end_string" => "}}",
+            "comment_start_string" => "{#",
+            "comment_end_string" => "#}",
+            "trim_blocks" => {
+                if json_bool(v) {
+                    continue;
+                }
+                return Err("trim_blocks=false is not supported (templates render with Ansible's default, true)".into());
+            }
+            other => {
+                return Err(format!(
+                    "unknown option '{other}' (have: template_vars, convert_data, jinja2_native, variable_start_string, variable_end_string, comment_start_string, comment_end_string, trim_blocks)"
+                ));
+            }
+        };
+        if v.as_str() != Some(default) {
+            return Err(format!(
+                "{k}={} is not supported: templates use Jinja's default delimiters ('{default}')",
+                super::pyjson::py_repr(v)
+            ));
+        }
+    }
+    // The task's variables as the caller's render sees them: its lazy `vars` (which holds
+    // `hostvars` and renders variables on demand), else each variable the render knows.
+    let base = state
+        .lookup("vars")
+        .filter(|v| !v.is_undefined())
+        .unwrap_or_else(|| {
+            let known: std::collections::BTreeMap<String, Value> = state
+                .known_variables()
+                .into_iter()
+                .filter_map(|n| state.lookup(&n).map(|v| (n.into_owned(), v)))
+                .collect();
+            Value::from(known)
+        });
+    let managed = state
+        .lookup("ansible_managed")
+        .is_none_or(|v| v.is_undefined());
+    terms
+        .iter()
+        .map(|t| {
+            let term = super::pyjson::py_str(t);
+            let path = env.find_file(Some("templates"), &term).ok_or_else(|| {
+                format!("the template file {term} could not be found for the lookup")
+            })?;
+            let mut added = super::file_vars(&term, &path, None, managed);
+            added.extend(extra.clone());
+            let ctx = super::context_with(&base, &added);
+            super::render_file(state.env(), &path, &ctx)
+                .map(J::String)
+                .map_err(|e| e.msg)
+        })
+        .collect()
 }

@@ -66,6 +66,7 @@ impl LookupEnv<'_> {
 pub const PLUGINS: &[&str] = &[
     "env",
     "file",
+    "fileglob",
     "first_found",
     "indexed_items",
     "nested",
@@ -95,6 +96,7 @@ pub fn run(
             })
             .collect()),
         "file" => file(&terms, opts, env),
+        "fileglob" => Ok(fileglob(&terms, env)),
         "first_found" => first_found(terms, opts, env),
         "indexed_items" => Ok(flatten_one(&terms)
             .into_iter()
@@ -206,6 +208,61 @@ fn file(terms: &[Value], opts: &Map<String, Value>, env: &LookupEnv) -> Result<V
             Ok(Value::String(text.to_string()))
         })
         .collect()
+}
+
+/// `fileglob`: the files (not directories) matching each pattern. As Ansible's plugin, a
+/// pattern with a directory has that directory found along the search path (under
+/// `files/` first, so `../templates/*.j2` in a role is the role's templates); a bare
+/// pattern is tried in each search path's `files/`, then the path itself, and the first
+/// place with a match wins. Matches are sorted (Python's `glob` gives directory order)
+/// and, like Python's `glob`, `*` does not match a leading dot.
+fn fileglob(terms: &[Value], env: &LookupEnv) -> Vec<Value> {
+    let mut out = Vec::new();
+    for t in terms {
+        let term = py_str(t);
+        let (dir, pattern) = match term.rsplit_once('/') {
+            Some((d, f)) => (Some(if d.is_empty() { "/" } else { d }), f),
+            None => (None, term.as_str()),
+        };
+        let places: Vec<PathBuf> = match dir {
+            Some(d) => env.find_file(Some("files"), d).into_iter().collect(),
+            None => env
+                .search_paths()
+                .into_iter()
+                .flat_map(|p| [p.join("files"), p])
+                .collect(),
+        };
+        let Ok(glob) = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map(|g| g.compile_matcher())
+        else {
+            continue;
+        };
+        for place in places {
+            let Ok(entries) = std::fs::read_dir(&place) else {
+                continue;
+            };
+            let mut found: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    glob.is_match(name.as_ref())
+                        && (!name.starts_with('.') || pattern.starts_with('.'))
+                })
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .map(|p| p.display().to_string())
+                .collect();
+            if !found.is_empty() {
+                found.sort();
+                out.extend(found.into_iter().map(Value::String));
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// An option of type `list`: a string is split on commas (Ansible's `ensure_type`).

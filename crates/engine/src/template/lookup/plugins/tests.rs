@@ -345,3 +345,54 @@ fn nested_together_and_indexed_items_as_ansible() {
         Ok(vec![json!([0, "a"]), json!([1, "b"]), json!([2, "c"])])
     );
 }
+
+#[test]
+fn fileglob_searches_like_ansible() {
+    let d = tree();
+    for (p, text) in [
+        ("roles/r/files/.hidden.txt", "h"),
+        ("roles/r/files/c.txt", "c"),
+        ("roles/r/files/sub/d.txt", "d"),
+        ("roles/r/templates/u.j2", "u"),
+    ] {
+        let f = d.path().join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, text).unwrap();
+    }
+    let root = d.path().display().to_string();
+    let vars = role_vars(d.path());
+    let env = LookupEnv {
+        var: &vars,
+        with_action: None,
+    };
+    let glob = |t: &str| run("fileglob", vec![json!(t)], &Map::new(), &env).unwrap();
+    // A bare pattern: the role's files/ holds a match, so the play's is not searched; no
+    // directory, no dot file. Sorted.
+    assert_eq!(
+        glob("*.txt"),
+        Ok(vec![
+            json!(format!("{root}/roles/r/files/b.txt")),
+            json!(format!("{root}/roles/r/files/c.txt")),
+        ])
+    );
+    assert_eq!(
+        glob(".h*"),
+        Ok(vec![json!(format!("{root}/roles/r/files/.hidden.txt"))])
+    );
+    // A directory is found along the search path, files/ first: `../templates` is the
+    // role's, written as Ansible writes it (not normalised).
+    assert_eq!(
+        glob("../templates/*.j2"),
+        Ok(vec![
+            json!(format!("{root}/roles/r/files/../templates/t.j2")),
+            json!(format!("{root}/roles/r/files/../templates/u.j2")),
+        ])
+    );
+    assert_eq!(
+        glob("sub/*"),
+        Ok(vec![json!(format!("{root}/roles/r/files/sub/d.txt"))])
+    );
+    // Nothing matches, or the directory is nowhere: no files, no error.
+    assert_eq!(glob("*.none"), Ok(vec![]));
+    assert_eq!(glob("nowhere/*"), Ok(vec![]));
+}
