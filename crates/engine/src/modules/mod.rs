@@ -178,6 +178,48 @@ pub enum ModuleError {
     Failed(String),
 }
 
+/// Why a step of a module ended the task early: the result is decided (`Done`, a failure
+/// reported the way Ansible's module reports it, or check mode's answer), or the module
+/// cannot go on (`Error`). A module whose steps can end it returns `Result<T, Stop>` from
+/// each, so `?` carries either kind of ending up, and its `run` ends with
+/// [`Stop::finish`]; without it every step's caller would unpack a
+/// `Result<Result<T, ModuleResult>, ModuleError>` by hand.
+#[derive(Debug)]
+pub enum Stop {
+    /// Boxed: a result is large, and the `Ok` path should not carry its size.
+    Done(Box<ModuleResult>),
+    Error(ModuleError),
+}
+
+impl From<ModuleError> for Stop {
+    fn from(e: ModuleError) -> Self {
+        Stop::Error(e)
+    }
+}
+
+impl From<ModuleResult> for Stop {
+    fn from(r: ModuleResult) -> Self {
+        Stop::Done(Box::new(r))
+    }
+}
+
+impl From<ConnError> for Stop {
+    fn from(e: ConnError) -> Self {
+        Stop::Error(e.into())
+    }
+}
+
+impl Stop {
+    /// What [`Module::run`] returns for a module whose steps return [`Stop`].
+    pub fn finish(r: Result<ModuleResult, Stop>) -> Result<ModuleResult, ModuleError> {
+        match r {
+            Ok(r) => Ok(r),
+            Err(Stop::Done(r)) => Ok(*r),
+            Err(Stop::Error(e)) => Err(e),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Module: Send + Sync {
     /// The name used in playbooks (`copy`); `ansible.builtin.copy` resolves to it too.

@@ -34,6 +34,19 @@ pub fn cd_if_dir(dir: &str) -> String {
     format!("cd {} 2>/dev/null; ", sh_quote(dir))
 }
 
+/// The `umask` argument of a module that mirrors Ansible's `run_command(umask=...)`
+/// (`git`, `pip`), as the start of a shell line setting it ("" without one). Like
+/// Ansible, an octal string up to 0777; anything else fails the task with its message.
+pub fn umask_prefix(a: &super::args::Args) -> Result<String, super::Stop> {
+    match a.opt_str("umask")? {
+        None => Ok(String::new()),
+        Some(u) => match u32::from_str_radix(u.trim(), 8) {
+            Ok(n) if n <= 0o777 => Ok(format!("umask {n:04o}; ")),
+            _ => Err(super::ModuleResult::failed("umask must be an octal integer").into()),
+        },
+    }
+}
+
 /// The full path of `program` on the host's `PATH` plus the sbin directories, where
 /// Ansible's `get_bin_path` looks; a path is taken as given. `None` when it is nowhere.
 pub async fn bin_path(ctx: &ModuleCtx<'_>, program: &str) -> Result<Option<String>, ModuleError> {

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::connection::{ExecOutput, sh_quote};
 use crate::modules::args::Args;
 use crate::modules::remote::{self, argv_line};
-use crate::modules::{ArgSpec, Diff, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Diff, Module, ModuleCtx, ModuleError, ModuleResult, Stop};
 
 pub struct Git;
 
@@ -48,9 +48,6 @@ const KNOWN: &[&str] = &[
     "separate_git_dir",
 ];
 
-/// A module result that ends the task early: a failure, or check mode's answer.
-type Exit = ModuleResult;
-
 /// Runs git on the host the way the module's `run_command` does: C locale, the ssh
 /// settings in `GIT_SSH_COMMAND`, the umask, and a working directory used only when it
 /// exists (Ansible ignores a `cwd` that is not a directory).
@@ -73,21 +70,21 @@ impl Runner<'_, '_> {
     }
 
     /// [`Runner::run`], a non-zero exit being the task's failure as `check_rc` makes it.
-    async fn checked(
-        &self,
-        args: &[&str],
-        cwd: Option<&str>,
-    ) -> Result<Result<ExecOutput, Exit>, ModuleError> {
+    async fn checked(&self, args: &[&str], cwd: Option<&str>) -> Result<ExecOutput, Stop> {
         let out = self.run(args, cwd).await?;
         if out.rc == 0 {
-            return Ok(Ok(out));
+            return Ok(out);
         }
         let mut argv = vec![self.git.clone()];
         argv.extend(args.iter().map(|a| a.to_string()));
-        Ok(Err(self.failure(out.stderr_str().trim_end(), &argv, &out)))
+        Err(Stop::from(self.failure(
+            out.stderr_str().trim_end(),
+            &argv,
+            &out,
+        )))
     }
 
-    fn failure(&self, msg: &str, argv: &[String], out: &ExecOutput) -> Exit {
+    fn failure(&self, msg: &str, argv: &[String], out: &ExecOutput) -> ModuleResult {
         ModuleResult::failed(msg)
             .with("cmd", argv_line(argv))
             .with("rc", out.rc)
@@ -109,7 +106,7 @@ impl Runner<'_, '_> {
         remote: &str,
         kind: &str,
         version: &str,
-    ) -> Result<Result<bool, Exit>, ModuleError> {
+    ) -> Result<bool, Stop> {
         let refs = if kind == "-h" {
             "refs/heads"
         } else {
@@ -119,48 +116,43 @@ impl Runner<'_, '_> {
         Ok(self
             .checked(&["ls-remote", remote, kind, &pattern], dest)
             .await?
-            .map(|o| o.stdout_str().contains(version)))
+            .stdout_str()
+            .contains(version))
     }
 
     /// `git branch --no-color -a`, each line trimmed.
-    async fn branches(&self, dest: &str) -> Result<Result<Vec<String>, Exit>, ModuleError> {
+    async fn branches(&self, dest: &str) -> Result<Vec<String>, Stop> {
         let out = self
             .run(&["branch", "--no-color", "-a"], Some(dest))
             .await?;
         if out.rc != 0 {
-            return Ok(Err(ModuleResult::failed(format!(
-                "Could not determine branch data - received {}",
-                out.stdout_str()
-            ))
-            .with("stdout", out.stdout_str())
-            .with("stderr", out.stderr_str())));
+            return Err(Stop::from(
+                ModuleResult::failed(format!(
+                    "Could not determine branch data - received {}",
+                    out.stdout_str()
+                ))
+                .with("stdout", out.stdout_str())
+                .with("stderr", out.stderr_str()),
+            ));
         }
-        Ok(Ok(out
+        Ok(out
             .stdout_str()
             .split('\n')
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .map(String::from)
-            .collect()))
+            .collect())
     }
 
     /// The branch HEAD follows (from the remote's HEAD when detached), read from the
     /// repository's files as Ansible's `head_splitter` reads them.
-    async fn head_branch(
-        &self,
-        dest: &str,
-        repo_path: &str,
-        remote: &str,
-    ) -> Result<Result<String, Exit>, ModuleError> {
-        let detached = match self.branches(dest).await? {
-            Ok(b) => b.iter().any(|l| {
-                l.starts_with("* ")
-                    && (l.contains("no branch")
-                        || l.contains("detached from")
-                        || l.contains("detached at"))
-            }),
-            Err(e) => return Ok(Err(e)),
-        };
+    async fn head_branch(&self, dest: &str, repo_path: &str, remote: &str) -> Result<String, Stop> {
+        let detached = self.branches(dest).await?.iter().any(|l| {
+            l.starts_with("* ")
+                && (l.contains("no branch")
+                    || l.contains("detached from")
+                    || l.contains("detached at"))
+        });
         let headfile = if detached {
             format!("{repo_path}/refs/remotes/{remote}/HEAD")
         } else {
@@ -171,9 +163,7 @@ impl Runner<'_, '_> {
             format!("head -n 1 {} 2>/dev/null", sh_quote(&headfile)),
         )
         .await?;
-        Ok(Ok(
-            head_splitter(&out.stdout_str(), remote).unwrap_or_default()
-        ))
+        Ok(head_splitter(&out.stdout_str(), remote).unwrap_or_default())
     }
 }
 
@@ -252,379 +242,347 @@ impl Module for Git {
         ctx: &ModuleCtx<'_>,
         args: &Map<String, Value>,
     ) -> Result<ModuleResult, ModuleError> {
-        let a = Args::new("git", args, KNOWN)?;
-        let repo_arg = match a.opt_str("repo")? {
-            Some(r) => r,
-            None => a.str("name")?,
-        };
-        let version = a.str_or("version", "HEAD")?;
-        let remote = a.str_or("remote", "origin")?;
-        let refspec = a.opt_str("refspec")?.filter(|s| !s.is_empty());
-        let reference = a.opt_str("reference")?;
-        let force = a.bool_or("force", false)?;
-        let depth = a.opt_int("depth")?.filter(|d| *d != 0);
-        let allow_clone = a.bool_or("clone", true)?;
-        let update = a.bool_or("update", true)?;
-        let bare = a.bool_or("bare", false)?;
-        let recursive = a.bool_or("recursive", true)?;
-        let single_branch = a.bool_or("single_branch", false)?;
-        let track_submodules = a.bool_or("track_submodules", false)?;
-        if a.bool_or("verify_commit", false)? {
-            return Err(a.fail("verify_commit (GnuPG signatures) is not supported by this engine"));
-        }
-        for unsupported in ["archive", "archive_prefix", "separate_git_dir"] {
-            if a.has(unsupported) {
-                return Err(a.err(unsupported, "is not supported by this engine"));
-            }
-        }
-        if a.bool_or("accept_hostkey", false)? && a.bool_or("accept_newhostkey", false)? {
-            return Err(
-                a.fail("parameters are mutually exclusive: accept_hostkey|accept_newhostkey")
-            );
-        }
+        Stop::finish(checkout(ctx, args).await)
+    }
+}
 
-        // ssh options as set_git_ssh_env builds them (git >= 2.3: GIT_SSH_COMMAND).
-        let mut ssh_opts = a
-            .opt_str("ssh_opts")?
-            .map(|o| format!(" {o}"))
-            .unwrap_or_default();
-        let has_accept = |o: &str| {
-            o.contains("-o StrictHostKeyChecking=no")
-                || o.contains("-o StrictHostKeyChecking=accept-new")
-        };
-        if a.bool_or("accept_hostkey", false)? && !has_accept(&ssh_opts) {
-            ssh_opts.push_str(" -o StrictHostKeyChecking=no");
+/// The module's work, each step able to end it (see [`Stop`]).
+async fn checkout(ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<ModuleResult, Stop> {
+    let a = Args::new("git", args, KNOWN)?;
+    let repo_arg = match a.opt_str("repo")? {
+        Some(r) => r,
+        None => a.str("name")?,
+    };
+    let version = a.str_or("version", "HEAD")?;
+    let remote = a.str_or("remote", "origin")?;
+    let refspec = a.opt_str("refspec")?.filter(|s| !s.is_empty());
+    let reference = a.opt_str("reference")?;
+    let force = a.bool_or("force", false)?;
+    let depth = a.opt_int("depth")?.filter(|d| *d != 0);
+    let allow_clone = a.bool_or("clone", true)?;
+    let update = a.bool_or("update", true)?;
+    let bare = a.bool_or("bare", false)?;
+    let recursive = a.bool_or("recursive", true)?;
+    let single_branch = a.bool_or("single_branch", false)?;
+    let track_submodules = a.bool_or("track_submodules", false)?;
+    if a.bool_or("verify_commit", false)? {
+        return Err(a
+            .fail(
+                "verify_commit (GnuPG signatures) is not supported by this engine: drop it, \
+                 or run this task with ansible-playbook",
+            )
+            .into());
+    }
+    for unsupported in ["archive", "archive_prefix", "separate_git_dir"] {
+        if a.has(unsupported) {
+            return Err(a
+                .err(
+                    unsupported,
+                    "is not supported by this engine: drop it (a plain checkout), or run \
+                     this task with ansible-playbook",
+                )
+                .into());
         }
-        if a.bool_or("accept_newhostkey", false)? && !has_accept(&ssh_opts) {
-            ssh_opts.push_str(" -o StrictHostKeyChecking=accept-new");
-        }
-        if !ssh_opts.contains("BatchMode=yes") {
-            ssh_opts.push_str(" -o BatchMode=yes");
-        }
-        if let Some(key) = a.opt_str("key_file")? {
-            let key_opt = format!("-i {key}");
-            if !ssh_opts.contains(&key_opt) {
-                ssh_opts.push_str(&format!("  {key_opt}"));
-            }
-            if !ssh_opts.contains("IdentitiesOnly=yes") {
-                ssh_opts.push_str(" -o IdentitiesOnly=yes");
-            }
-        }
-        let mut prefix = String::from(
-            "LANG=C.UTF-8 LC_ALL=C.UTF-8 LC_MESSAGES=C.UTF-8 LC_CTYPE=C.UTF-8 LANGUAGE=C.UTF-8; \
-             export LANG LC_ALL LC_MESSAGES LC_CTYPE LANGUAGE; ",
-        );
-        prefix.push_str(&format!(
-            "GIT_SSH_COMMAND=\"${{GIT_SSH:-${{GIT_SSH_COMMAND:-ssh}}}}\"{}; export GIT_SSH_COMMAND; ",
-            sh_quote(&ssh_opts)
-        ));
-        if let Some(u) = a.opt_str("umask")? {
-            match u32::from_str_radix(u.trim(), 8) {
-                Ok(n) if n <= 0o777 => prefix.push_str(&format!("umask {n:04o}; ")),
-                _ => return Ok(ModuleResult::failed("umask must be an octal integer")),
-            }
-        }
+    }
+    if a.bool_or("accept_hostkey", false)? && a.bool_or("accept_newhostkey", false)? {
+        return Err(a
+            .fail("parameters are mutually exclusive: accept_hostkey|accept_newhostkey")
+            .into());
+    }
 
-        let git = match a.opt_str("executable")? {
-            Some(g) => g,
-            None => match remote::bin_path(ctx, "git").await? {
-                Some(p) => p,
-                None => return Ok(ModuleResult::failed(remote::bin_missing("git"))),
-            },
-        };
-        let r = Runner { ctx, git, prefix };
+    // ssh options as set_git_ssh_env builds them (git >= 2.3: GIT_SSH_COMMAND).
+    let mut ssh_opts = a
+        .opt_str("ssh_opts")?
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    let has_accept = |o: &str| {
+        o.contains("-o StrictHostKeyChecking=no")
+            || o.contains("-o StrictHostKeyChecking=accept-new")
+    };
+    if a.bool_or("accept_hostkey", false)? && !has_accept(&ssh_opts) {
+        ssh_opts.push_str(" -o StrictHostKeyChecking=no");
+    }
+    if a.bool_or("accept_newhostkey", false)? && !has_accept(&ssh_opts) {
+        ssh_opts.push_str(" -o StrictHostKeyChecking=accept-new");
+    }
+    if !ssh_opts.contains("BatchMode=yes") {
+        ssh_opts.push_str(" -o BatchMode=yes");
+    }
+    if let Some(key) = a.opt_str("key_file")? {
+        let key_opt = format!("-i {key}");
+        if !ssh_opts.contains(&key_opt) {
+            ssh_opts.push_str(&format!("  {key_opt}"));
+        }
+        if !ssh_opts.contains("IdentitiesOnly=yes") {
+            ssh_opts.push_str(" -o IdentitiesOnly=yes");
+        }
+    }
+    let mut prefix = String::from(
+        "LANG=C.UTF-8 LC_ALL=C.UTF-8 LC_MESSAGES=C.UTF-8 LC_CTYPE=C.UTF-8 LANGUAGE=C.UTF-8; \
+         export LANG LC_ALL LC_MESSAGES LC_CTYPE LANGUAGE; ",
+    );
+    prefix.push_str(&format!(
+        "GIT_SSH_COMMAND=\"${{GIT_SSH:-${{GIT_SSH_COMMAND:-ssh}}}}\"{}; export GIT_SSH_COMMAND; ",
+        sh_quote(&ssh_opts)
+    ));
+    prefix.push_str(&remote::umask_prefix(&a)?);
 
-        // Home for `~` and relative paths: the module runs in the login directory.
-        let home = remote::run(ctx, "printf %s \"$HOME\"").await?.stdout_str();
-        let expand = |p: &str| match p.strip_prefix("~/") {
-            Some(rest) => format!("{home}/{rest}"),
-            None if p == "~" => home.clone(),
-            None => p.to_string(),
-        };
-        // Depth and friends need a URL for a local path.
-        let repo = if expand(&repo_arg).starts_with('/') {
-            format!("file://{}", expand(&repo_arg))
+    let git = match a.opt_str("executable")? {
+        Some(g) => g,
+        None => match remote::bin_path(ctx, "git").await? {
+            Some(p) => p,
+            None => return Ok(ModuleResult::failed(remote::bin_missing("git"))),
+        },
+    };
+    let r = Runner { ctx, git, prefix };
+
+    // Home for `~` and relative paths: the module runs in the login directory. Asked of
+    // the host only when a path needs it (a round trip per host otherwise).
+    let dest_arg = a.opt_str("dest")?;
+    let needs_home = repo_arg.starts_with('~')
+        || dest_arg
+            .as_deref()
+            .is_some_and(|d| d.starts_with('~') || !d.starts_with('/'));
+    let home = if needs_home {
+        remote::run(ctx, "printf %s \"$HOME\"").await?.stdout_str()
+    } else {
+        String::new()
+    };
+    let expand = |p: &str| match p.strip_prefix("~/") {
+        Some(rest) => format!("{home}/{rest}"),
+        None if p == "~" => home.clone(),
+        None => p.to_string(),
+    };
+    // Depth and friends need a URL for a local path.
+    let repo = if expand(&repo_arg).starts_with('/') {
+        format!("file://{}", expand(&repo_arg))
+    } else {
+        repo_arg.clone()
+    };
+    let dest = match dest_arg {
+        Some(d) => {
+            let d = expand(&d);
+            Some(if d.starts_with('/') {
+                normpath(&d)
+            } else {
+                normpath(&format!("{home}/{d}"))
+            })
+        }
+        None if allow_clone => {
+            return Ok(ModuleResult::failed(
+                "the destination directory must be specified unless clone=no",
+            ));
+        }
+        None => None,
+    };
+    let repo_path = match &dest {
+        None => None,
+        Some(d) => Some(repo_path(ctx, d, bare).await?),
+    };
+    let git_version = parse_git_version(&r.run(&["--version"], None).await?.stdout_str());
+    let at_least = |v: &[u32]| git_version.as_ref().is_some_and(|g| g.as_slice() >= v);
+
+    let mut result = ModuleResult::ok().with("before", Value::Null);
+    let gitconfig_exists = match &repo_path {
+        Some(p) => {
+            remote::run(ctx, format!("test -e {}/config", sh_quote(p)))
+                .await?
+                .rc
+                == 0
+        }
+        None => false,
+    };
+    let dest_str = dest.clone().unwrap_or_default();
+    let repo_path = repo_path.unwrap_or_default();
+    let mut local_mods = false;
+    let mut remote_url_changed = false;
+    let mut remote_head: Option<String> = None;
+
+    if (dest.is_some() && !gitconfig_exists) || (dest.is_none() && !allow_clone) {
+        if ctx.check_mode || !allow_clone {
+            let head =
+                remote_head_of(&r, dest.as_deref(), &repo_path, &version, &repo, &repo_arg).await?;
+            result.changed = true;
+            result.data.insert("after".into(), json!(head));
+            if ctx.diff {
+                result.diff = Some(prepared(format!(">> Newly checked out {head}")));
+            }
+            return Ok(result);
+        }
+        // Clone.
+        let dirname = remote::parent(&dest_str).to_string();
+        remote::run(ctx, format!("mkdir -p {} 2>/dev/null", sh_quote(&dirname))).await?;
+        let mut cmd: Vec<String> = vec!["clone".into()];
+        if bare {
+            cmd.push("--bare".into());
         } else {
-            repo_arg.clone()
-        };
-        let dest = match a.opt_str("dest")? {
-            Some(d) => {
-                let d = expand(&d);
-                Some(if d.starts_with('/') {
-                    normpath(&d)
-                } else {
-                    normpath(&format!("{home}/{d}"))
-                })
+            cmd.extend(["--origin".into(), remote.clone()]);
+        }
+        let is_branch = r.remote_has(Some(&dest_str), &repo, "-h", &version).await?;
+        let is_branch_or_tag =
+            is_branch || r.remote_has(Some(&dest_str), &repo, "-t", &version).await?;
+        let mut warnings: Vec<String> = Vec::new();
+        if let Some(d) = depth {
+            if version == "HEAD" || refspec.is_some() {
+                cmd.extend(["--depth".into(), d.to_string()]);
+            } else if is_branch_or_tag {
+                cmd.extend([
+                    "--depth".into(),
+                    d.to_string(),
+                    "--branch".into(),
+                    version.clone(),
+                ]);
+            } else {
+                warnings.push(
+                    "Ignoring depth argument. Shallow clones are only available for HEAD, \
+                     branches, tags or in combination with refspec."
+                        .into(),
+                );
             }
-            None if allow_clone => {
-                return Ok(ModuleResult::failed(
-                    "the destination directory must be specified unless clone=no",
+        }
+        if let Some(reference) = &reference {
+            cmd.extend(["--reference".into(), reference.clone()]);
+        }
+        if single_branch && at_least(&[1, 7, 10]) {
+            cmd.push("--single-branch".into());
+            if is_branch_or_tag {
+                cmd.extend(["--branch".into(), version.clone()]);
+            }
+        }
+        cmd.extend([repo.clone(), dest_str.clone()]);
+        let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        r.checked(&refs, Some(&dirname)).await?;
+        if bare && remote != "origin" {
+            r.checked(&["remote", "add", &remote, &repo], Some(&dest_str))
+                .await?;
+        }
+        if let Some(spec) = &refspec {
+            let mut f: Vec<String> = vec!["fetch".into()];
+            if let Some(d) = depth {
+                f.extend(["--depth".into(), d.to_string()]);
+            }
+            f.extend([remote.clone(), spec.clone()]);
+            let refs: Vec<&str> = f.iter().map(String::as_str).collect();
+            r.checked(&refs, Some(&dest_str)).await?;
+        }
+        if !warnings.is_empty() {
+            result.data.insert("warnings".into(), json!(warnings));
+        }
+    } else if !update {
+        let before = r.version(&dest_str, "HEAD").await?;
+        result.data.insert("before".into(), json!(before));
+        result.data.insert("after".into(), json!(before));
+        return Ok(result);
+    } else {
+        if !bare {
+            let st = r.run(&["status", "--porcelain"], Some(&dest_str)).await?;
+            local_mods = has_local_mods(&st.stdout_str());
+        }
+        let before = r.version(&dest_str, "HEAD").await?;
+        result.data.insert("before".into(), json!(before));
+        if local_mods {
+            if !force {
+                result.failed = true;
+                result.msg = Some(format!(
+                    "Local modifications exist in the destination: {dest_str} (force=no)."
+                ));
+                return Ok(result);
+            }
+            if !ctx.check_mode {
+                r.checked(&["reset", "--hard", "HEAD"], Some(&dest_str))
+                    .await?;
+                result.changed = true;
+                result.msg = Some(format!(
+                    "Local modifications exist in the destination: {dest_str}"
                 ));
             }
-            None => None,
-        };
-        let repo_path = match &dest {
-            None => None,
-            Some(d) => match repo_path(ctx, d, bare).await? {
-                Ok(p) => Some(p),
-                Err(e) => return Ok(e),
-            },
-        };
-        let git_version = parse_git_version(&r.run(&["--version"], None).await?.stdout_str());
-        let at_least = |v: &[u32]| git_version.as_ref().is_some_and(|g| g.as_slice() >= v);
-
-        let mut result = ModuleResult::ok().with("before", Value::Null);
-        let gitconfig_exists = match &repo_path {
-            Some(p) => {
-                remote::run(ctx, format!("test -e {}/config", sh_quote(p)))
-                    .await?
-                    .rc
-                    == 0
-            }
-            None => false,
-        };
-        let dest_str = dest.clone().unwrap_or_default();
-        let repo_path = repo_path.unwrap_or_default();
-        let mut local_mods = false;
-        let mut remote_url_changed = false;
-        let mut remote_head: Option<String> = None;
-
-        if (dest.is_some() && !gitconfig_exists) || (dest.is_none() && !allow_clone) {
-            if ctx.check_mode || !allow_clone {
-                let head = match remote_head_of(
-                    &r,
-                    dest.as_deref(),
-                    &repo_path,
-                    &version,
-                    &repo,
-                    &repo_arg,
-                )
-                .await?
-                {
-                    Ok(h) => h,
-                    Err(e) => return Ok(e),
-                };
-                result.changed = true;
-                result.data.insert("after".into(), json!(head));
-                if ctx.diff {
-                    result.diff = Some(prepared(format!(">> Newly checked out {head}")));
-                }
-                return Ok(result);
-            }
-            // Clone.
-            let dirname = remote::parent(&dest_str).to_string();
-            remote::run(ctx, format!("mkdir -p {} 2>/dev/null", sh_quote(&dirname))).await?;
-            let mut cmd: Vec<String> = vec!["clone".into()];
-            if bare {
-                cmd.push("--bare".into());
-            } else {
-                cmd.extend(["--origin".into(), remote.clone()]);
-            }
-            let is_branch = match r.remote_has(Some(&dest_str), &repo, "-h", &version).await? {
-                Ok(b) => b,
-                Err(e) => return Ok(e),
-            };
-            let is_branch_or_tag = is_branch
-                || match r.remote_has(Some(&dest_str), &repo, "-t", &version).await? {
-                    Ok(b) => b,
-                    Err(e) => return Ok(e),
-                };
-            let mut warnings: Vec<String> = Vec::new();
-            if let Some(d) = depth {
-                if version == "HEAD" || refspec.is_some() {
-                    cmd.extend(["--depth".into(), d.to_string()]);
-                } else if is_branch_or_tag {
-                    cmd.extend([
-                        "--depth".into(),
-                        d.to_string(),
-                        "--branch".into(),
-                        version.clone(),
-                    ]);
-                } else {
-                    warnings.push(
-                        "Ignoring depth argument. Shallow clones are only available for HEAD, \
-                         branches, tags or in combination with refspec."
-                            .into(),
-                    );
-                }
-            }
-            if let Some(reference) = &reference {
-                cmd.extend(["--reference".into(), reference.clone()]);
-            }
-            if single_branch && at_least(&[1, 7, 10]) {
-                cmd.push("--single-branch".into());
-                if is_branch_or_tag {
-                    cmd.extend(["--branch".into(), version.clone()]);
-                }
-            }
-            cmd.extend([repo.clone(), dest_str.clone()]);
-            let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            if let Err(e) = r.checked(&refs, Some(&dirname)).await? {
-                return Ok(e);
-            }
-            if bare
-                && remote != "origin"
-                && let Err(e) = r
-                    .checked(&["remote", "add", &remote, &repo], Some(&dest_str))
-                    .await?
-            {
-                return Ok(e);
-            }
-            if let Some(spec) = &refspec {
-                let mut f: Vec<String> = vec!["fetch".into()];
-                if let Some(d) = depth {
-                    f.extend(["--depth".into(), d.to_string()]);
-                }
-                f.extend([remote.clone(), spec.clone()]);
-                let refs: Vec<&str> = f.iter().map(String::as_str).collect();
-                if let Err(e) = r.checked(&refs, Some(&dest_str)).await? {
-                    return Ok(e);
-                }
-            }
-            if !warnings.is_empty() {
-                result.data.insert("warnings".into(), json!(warnings));
-            }
-        } else if !update {
-            let before = r.version(&dest_str, "HEAD").await?;
-            result.data.insert("before".into(), json!(before));
-            result.data.insert("after".into(), json!(before));
-            return Ok(result);
-        } else {
-            if !bare {
-                let st = r.run(&["status", "--porcelain"], Some(&dest_str)).await?;
-                local_mods = has_local_mods(&st.stdout_str());
-            }
-            let before = r.version(&dest_str, "HEAD").await?;
-            result.data.insert("before".into(), json!(before));
-            if local_mods {
-                if !force {
-                    result.failed = true;
-                    result.msg = Some(format!(
-                        "Local modifications exist in the destination: {dest_str} (force=no)."
-                    ));
-                    return Ok(result);
-                }
-                if !ctx.check_mode {
-                    if let Err(e) = r
-                        .checked(&["reset", "--hard", "HEAD"], Some(&dest_str))
-                        .await?
-                    {
-                        return Ok(e);
-                    }
-                    result.changed = true;
-                    result.msg = Some(format!(
-                        "Local modifications exist in the destination: {dest_str}"
-                    ));
-                }
-            }
-            let url = r
-                .run(&["ls-remote", "--get-url", &remote], Some(&dest_str))
-                .await?;
-            let current =
-                (url.rc == 0).then(|| url.stdout_str().trim_end_matches('\n').to_string());
-            let same = |u: &str| u == repo || normpath_url(u) == normpath_url(&repo);
-            if ctx.check_mode {
-                remote_url_changed = current
-                    .as_deref()
-                    .is_some_and(|u| !u.is_empty() && !same(u));
-                result
-                    .data
-                    .insert("remote_url_changed".into(), json!(remote_url_changed));
-                let head = match remote_head_of(
-                    &r,
-                    Some(&dest_str),
-                    &repo_path,
-                    &version,
-                    &remote,
-                    &repo_arg,
-                )
-                .await?
-                {
-                    Ok(h) => h,
-                    Err(e) => return Ok(e),
-                };
-                result.changed = before != head || remote_url_changed;
-                result.data.insert("after".into(), json!(head));
-                if ctx.diff {
-                    result.diff = diff_of(&r, &dest_str, Some(&before), &head).await?;
-                }
-                return Ok(result);
-            }
-            if let Err(e) =
-                set_remote_url(&r, &dest_str, &remote, &repo, current.as_deref(), &same).await?
-            {
-                return Ok(e);
-            }
-            remote_url_changed = current.is_some() && !current.as_deref().is_some_and(same);
+        }
+        let url = r
+            .run(&["ls-remote", "--get-url", &remote], Some(&dest_str))
+            .await?;
+        let current = (url.rc == 0).then(|| url.stdout_str().trim_end_matches('\n').to_string());
+        let same = |u: &str| u == repo || normpath_url(u) == normpath_url(&repo);
+        if ctx.check_mode {
+            remote_url_changed = current
+                .as_deref()
+                .is_some_and(|u| !u.is_empty() && !same(u));
             result
                 .data
                 .insert("remote_url_changed".into(), json!(remote_url_changed));
-            if let Err(e) = fetch(
+            let head = remote_head_of(
                 &r,
-                &dest_str,
+                Some(&dest_str),
                 &repo_path,
-                &repo,
                 &version,
                 &remote,
-                depth,
-                bare,
-                refspec.as_deref(),
-                force,
-                &at_least,
+                &repo_arg,
             )
-            .await?
-            {
-                return Ok(e);
-            }
-            let after = r.version(&dest_str, "HEAD").await?;
-            result.data.insert("after".into(), json!(after));
-            remote_head = Some(after);
-        }
-
-        if !bare
-            && let Err(e) =
-                switch_version(&r, &dest_str, &repo_path, &remote, &version, depth).await?
-        {
-            return Ok(e);
-        }
-        let mut submodules_updated = false;
-        if recursive && !bare {
-            submodules_updated =
-                match submodules_fetch(&r, &dest_str, &remote, track_submodules).await? {
-                    Ok(c) => c,
-                    Err(e) => return Ok(e),
-                };
-            if submodules_updated {
-                result.data.insert("submodules_changed".into(), json!(true));
-                if ctx.check_mode {
-                    result.changed = true;
-                    result.data.insert("after".into(), json!(remote_head));
-                    return Ok(result);
-                }
-                if let Err(e) = submodule_update(&r, &dest_str, track_submodules, force).await? {
-                    return Ok(e);
-                }
-            }
-        }
-        let after = r.version(&dest_str, "HEAD").await?;
-        let before = result
-            .data
-            .get("before")
-            .and_then(Value::as_str)
-            .map(String::from);
-        result.data.insert("after".into(), json!(after));
-        if before.as_deref() != Some(after.as_str())
-            || local_mods
-            || submodules_updated
-            || remote_url_changed
-        {
-            result.changed = true;
+            .await?;
+            result.changed = before != head || remote_url_changed;
+            result.data.insert("after".into(), json!(head));
             if ctx.diff {
-                result.diff = diff_of(&r, &dest_str, before.as_deref(), &after).await?;
+                result.diff = diff_of(&r, &dest_str, Some(&before), &head).await?;
             }
+            return Ok(result);
         }
-        Ok(result)
+        set_remote_url(&r, &dest_str, &remote, &repo, current.as_deref(), &same).await?;
+        remote_url_changed = current.is_some() && !current.as_deref().is_some_and(same);
+        result
+            .data
+            .insert("remote_url_changed".into(), json!(remote_url_changed));
+        fetch(
+            &r,
+            &dest_str,
+            &repo_path,
+            &repo,
+            &version,
+            &remote,
+            depth,
+            bare,
+            refspec.as_deref(),
+            force,
+            &at_least,
+        )
+        .await?;
+        let after = r.version(&dest_str, "HEAD").await?;
+        result.data.insert("after".into(), json!(after));
+        remote_head = Some(after);
     }
+
+    if !bare {
+        switch_version(&r, &dest_str, &repo_path, &remote, &version, depth).await?;
+    }
+    let mut submodules_updated = false;
+    if recursive && !bare {
+        submodules_updated = submodules_fetch(&r, &dest_str, &remote, track_submodules).await?;
+        if submodules_updated {
+            result.data.insert("submodules_changed".into(), json!(true));
+            if ctx.check_mode {
+                result.changed = true;
+                result.data.insert("after".into(), json!(remote_head));
+                return Ok(result);
+            }
+            submodule_update(&r, &dest_str, track_submodules, force).await?;
+        }
+    }
+    let after = r.version(&dest_str, "HEAD").await?;
+    let before = result
+        .data
+        .get("before")
+        .and_then(Value::as_str)
+        .map(String::from);
+    result.data.insert("after".into(), json!(after));
+    if before.as_deref() != Some(after.as_str())
+        || local_mods
+        || submodules_updated
+        || remote_url_changed
+    {
+        result.changed = true;
+        if ctx.diff {
+            result.diff = diff_of(&r, &dest_str, before.as_deref(), &after).await?;
+        }
+    }
+    Ok(result)
 }
 
 fn prepared(text: String) -> Diff {
@@ -646,11 +604,7 @@ fn normpath_url(p: &str) -> String {
 
 /// The repository directory: `dest/.git` (or `dest` when bare), or where a `.git` file
 /// points (`gitdir: ...`, a submodule's or a worktree's).
-async fn repo_path(
-    ctx: &ModuleCtx<'_>,
-    dest: &str,
-    bare: bool,
-) -> Result<Result<String, Exit>, ModuleError> {
+async fn repo_path(ctx: &ModuleCtx<'_>, dest: &str, bare: bool) -> Result<String, Stop> {
     let path = if bare {
         dest.to_string()
     } else {
@@ -658,7 +612,7 @@ async fn repo_path(
     };
     let out = remote::run(ctx, format!("[ -f {p} ] && cat {p}", p = sh_quote(&path))).await?;
     if out.rc != 0 {
-        return Ok(Ok(path));
+        return Ok(path);
     }
     let text = out.stdout_str();
     let bad = || {
@@ -668,7 +622,7 @@ async fn repo_path(
         )
     };
     let Some(gitdir) = text.trim_end().strip_prefix("gitdir: ") else {
-        return Ok(Err(bad()));
+        return Err(Stop::from(bad()));
     };
     let p = if gitdir.starts_with('/') {
         gitdir.to_string()
@@ -679,7 +633,7 @@ async fn repo_path(
         .await?
         .rc
         == 0;
-    Ok(if is_dir { Ok(p) } else { Err(bad()) })
+    if is_dir { Ok(p) } else { Err(bad().into()) }
 }
 
 /// Ansible's `get_remote_head`: the commit `version` names on `remote` (a commit given
@@ -691,7 +645,7 @@ async fn remote_head_of(
     version: &str,
     remote: &str,
     repo_arg: &str,
-) -> Result<Result<String, Exit>, ModuleError> {
+) -> Result<String, Stop> {
     let cloning = remote == repo_arg || remote == format!("file://{repo_arg}");
     let cwd = if cloning { None } else { dest };
     let mut tag = false;
@@ -704,13 +658,9 @@ async fn remote_head_of(
                 "HEAD".into(),
             ]
         } else {
-            let branch = match r
+            let branch = r
                 .head_branch(dest.unwrap_or_default(), repo_path, remote)
-                .await?
-            {
-                Ok(b) => b,
-                Err(e) => return Ok(Err(e)),
-            };
+                .await?;
             vec![
                 "ls-remote".into(),
                 remote.into(),
@@ -718,20 +668,14 @@ async fn remote_head_of(
                 format!("refs/heads/{branch}"),
             ]
         }
-    } else if match r.remote_has(dest, remote, "-h", version).await? {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(e)),
-    } {
+    } else if r.remote_has(dest, remote, "-h", version).await? {
         vec![
             "ls-remote".into(),
             remote.into(),
             "-h".into(),
             format!("refs/heads/{version}"),
         ]
-    } else if match r.remote_has(dest, remote, "-t", version).await? {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(e)),
-    } {
+    } else if r.remote_has(dest, remote, "-t", version).await? {
         tag = true;
         vec![
             "ls-remote".into(),
@@ -740,22 +684,19 @@ async fn remote_head_of(
             format!("refs/tags/{version}*"),
         ]
     } else {
-        return Ok(Ok(version.to_string()));
+        return Ok(version.to_string());
     };
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = match r.checked(&refs, cwd).await? {
-        Ok(o) => o,
-        Err(e) => return Ok(Err(e)),
-    };
+    let out = r.checked(&refs, cwd).await?;
     let text = out.stdout_str();
     match remote_rev(&text, version, tag).filter(|_| !text.is_empty()) {
-        Some(rev) => Ok(Ok(rev)),
-        None => Ok(Err(ModuleResult::failed(format!(
-            "Could not determine remote revision for {version}"
-        ))
-        .with("stdout", text)
-        .with("stderr", out.stderr_str())
-        .with("rc", out.rc))),
+        Some(rev) => Ok(rev),
+        None => Err(Stop::from(
+            ModuleResult::failed(format!("Could not determine remote revision for {version}"))
+                .with("stdout", text)
+                .with("stderr", out.stderr_str())
+                .with("rc", out.rc),
+        )),
     }
 }
 
@@ -767,21 +708,21 @@ async fn set_remote_url(
     repo: &str,
     current: Option<&str>,
     same: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<Result<(), Exit>, ModuleError> {
+) -> Result<(), Stop> {
     if current.is_some_and(same) {
-        return Ok(Ok(()));
+        return Ok(());
     }
     let out = r
         .run(&["remote", "set-url", remote, repo], Some(dest))
         .await?;
     if out.rc != 0 {
-        return Ok(Err(ModuleResult::failed(format!(
+        return Err(Stop::from(ModuleResult::failed(format!(
             "Failed to set a new url {repo} for {remote}: {} {}",
             out.stdout_str(),
             out.stderr_str()
         ))));
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Ansible's `fetch`: the fewest refs a shallow checkout needs, else every branch and tag.
@@ -798,32 +739,23 @@ async fn fetch(
     refspec: Option<&str>,
     force: bool,
     at_least: &(dyn Fn(&[u32]) -> bool + Sync),
-) -> Result<Result<(), Exit>, ModuleError> {
+) -> Result<(), Stop> {
     let mut cmd: Vec<String> = vec!["fetch".into()];
     let mut refspecs: Vec<String> = Vec::new();
     if let Some(d) = depth {
-        let current = match r.head_branch(dest, repo_path, remote).await? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
+        let current = r.head_branch(dest, repo_path, remote).await?;
         if let Some(s) = refspec {
             refspecs.push(s.into());
         } else if version == "HEAD" {
             refspecs.push(current.clone());
-        } else if match r.remote_has(Some(dest), repo, "-h", version).await? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        } {
+        } else if r.remote_has(Some(dest), repo, "-h", version).await? {
             if current != version {
                 refspecs.push(format!("+refs/heads/{version}:refs/heads/{version}"));
             }
             refspecs.push(format!(
                 "+refs/heads/{version}:refs/remotes/{remote}/{version}"
             ));
-        } else if match r.remote_has(Some(dest), repo, "-t", version).await? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        } {
+        } else if r.remote_has(Some(dest), repo, "-t", version).await? {
             refspecs.push(format!("+refs/tags/{version}:refs/tags/{version}"));
         }
         if !refspecs.is_empty() {
@@ -861,15 +793,17 @@ async fn fetch(
         if out.rc != 0 {
             let mut argv = vec![r.git.clone()];
             argv.extend(c.iter().cloned());
-            return Ok(Err(ModuleResult::failed(format!(
-                "Failed to download remote objects and refs: {} {}",
-                out.stdout_str(),
-                out.stderr_str()
-            ))
-            .with("cmd", json!(argv))));
+            return Err(Stop::from(
+                ModuleResult::failed(format!(
+                    "Failed to download remote objects and refs: {} {}",
+                    out.stdout_str(),
+                    out.stderr_str()
+                ))
+                .with("cmd", json!(argv)),
+            ));
         }
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Ansible's `switch_version`: the branch checked out and reset to the remote's, or the
@@ -881,7 +815,7 @@ async fn switch_version(
     remote: &str,
     version: &str,
     depth: Option<i64>,
-) -> Result<Result<(), Exit>, ModuleError> {
+) -> Result<(), Stop> {
     let checkout_failed = |what: &str, out: &ExecOutput| {
         ModuleResult::failed(format!("Failed to checkout branch {what}"))
             .with("stdout", out.stdout_str())
@@ -891,13 +825,10 @@ async fn switch_version(
     let last: Vec<String>;
     let mut branch = String::new();
     if version == "HEAD" {
-        branch = match r.head_branch(dest, repo_path, remote).await? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
+        branch = r.head_branch(dest, repo_path, remote).await?;
         let out = r.run(&["checkout", "--force", &branch], Some(dest)).await?;
         if out.rc != 0 {
-            return Ok(Err(checkout_failed(&branch, &out)));
+            return Err(Stop::from(checkout_failed(&branch, &out)));
         }
         last = vec![
             "reset".into(),
@@ -905,18 +836,12 @@ async fn switch_version(
             format!("{remote}/{branch}"),
             "--".into(),
         ];
-    } else if match r.remote_has(Some(dest), remote, "-h", version).await? {
-        Ok(b) => b,
-        Err(e) => return Ok(Err(e)),
-    } {
+    } else if r.remote_has(Some(dest), remote, "-h", version).await? {
         let is_local = |b: &[String]| {
             b.iter()
                 .any(|l| l == version || *l == format!("* {version}"))
         };
-        let mut branches = match r.branches(dest).await? {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
+        let mut branches = r.branches(dest).await?;
         if let Some(d) = depth
             && !is_local(&branches)
         {
@@ -930,17 +855,14 @@ async fn switch_version(
             args.extend(spec.split(' '));
             let out = r.run(&args, Some(dest)).await?;
             if out.rc != 0 {
-                return Ok(Err(ModuleResult::failed(format!(
-                    "Failed to fetch branch from remote: {version}"
-                ))
-                .with("stdout", out.stdout_str())
-                .with("stderr", out.stderr_str())
-                .with("rc", out.rc)));
+                return Err(Stop::from(
+                    ModuleResult::failed(format!("Failed to fetch branch from remote: {version}"))
+                        .with("stdout", out.stdout_str())
+                        .with("stderr", out.stderr_str())
+                        .with("rc", out.rc),
+                ));
             }
-            branches = match r.branches(dest).await? {
-                Ok(b) => b,
-                Err(e) => return Ok(Err(e)),
-            };
+            branches = r.branches(dest).await?;
         }
         if !is_local(&branches) {
             last = vec![
@@ -953,7 +875,7 @@ async fn switch_version(
         } else {
             let out = r.run(&["checkout", "--force", version], Some(dest)).await?;
             if out.rc != 0 {
-                return Ok(Err(checkout_failed(version, &out)));
+                return Err(Stop::from(checkout_failed(version, &out)));
             }
             last = vec![
                 "reset".into(),
@@ -974,13 +896,15 @@ async fn switch_version(
         };
         let mut argv = vec![r.git.clone()];
         argv.extend(last.iter().cloned());
-        return Ok(Err(ModuleResult::failed(what)
-            .with("stdout", out.stdout_str())
-            .with("stderr", out.stderr_str())
-            .with("rc", out.rc)
-            .with("cmd", argv_line(&argv))));
+        return Err(Stop::from(
+            ModuleResult::failed(what)
+                .with("stdout", out.stdout_str())
+                .with("stderr", out.stderr_str())
+                .with("rc", out.rc)
+                .with("cmd", argv_line(&argv)),
+        ));
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// `submodule foreach git rev-parse <version>`: each submodule's commit.
@@ -988,7 +912,7 @@ async fn submodule_versions(
     r: &Runner<'_, '_>,
     dest: &str,
     version: &str,
-) -> Result<Result<Vec<(String, String)>, Exit>, ModuleError> {
+) -> Result<Vec<(String, String)>, Stop> {
     let git = r.git.clone();
     let out = r
         .run(
@@ -997,12 +921,12 @@ async fn submodule_versions(
         )
         .await?;
     if out.rc != 0 {
-        return Ok(Err(ModuleResult::failed(
-            "Unable to determine hashes of submodules",
-        )
-        .with("stdout", out.stdout_str())
-        .with("stderr", out.stderr_str())
-        .with("rc", out.rc)));
+        return Err(Stop::from(
+            ModuleResult::failed("Unable to determine hashes of submodules")
+                .with("stdout", out.stdout_str())
+                .with("stderr", out.stderr_str())
+                .with("rc", out.rc),
+        ));
     }
     let mut found = Vec::new();
     let mut name: Option<String> = None;
@@ -1014,13 +938,13 @@ async fn submodule_versions(
                 found.push((n, line.trim().to_string()));
             }
         } else {
-            return Ok(Err(ModuleResult::failed(format!(
+            return Err(Stop::from(ModuleResult::failed(format!(
                 "Unable to parse submodule hash line: {}",
                 line.trim()
             ))));
         }
     }
-    Ok(Ok(found))
+    Ok(found)
 }
 
 /// Ansible's `submodules_fetch`: whether a submodule is new or behind.
@@ -1029,10 +953,10 @@ async fn submodules_fetch(
     dest: &str,
     remote: &str,
     track: bool,
-) -> Result<Result<bool, Exit>, ModuleError> {
+) -> Result<bool, Stop> {
     let gm = remote::run(r.ctx, format!("cat {}/.gitmodules", sh_quote(dest))).await?;
     if gm.rc != 0 {
-        return Ok(Ok(false));
+        return Ok(false);
     }
     for line in gm.stdout_str().lines() {
         if line.trim().starts_with("path")
@@ -1044,33 +968,20 @@ async fn submodules_fetch(
                 .rc
                 != 0
             {
-                return Ok(Ok(true));
+                return Ok(true);
             }
         }
     }
-    let begin = match submodule_versions(r, dest, "HEAD").await? {
-        Ok(v) => v,
-        Err(e) => return Ok(Err(e)),
-    };
+    let begin = submodule_versions(r, dest, "HEAD").await?;
     let git = r.git.clone();
-    if let Err(e) = r
-        .checked(&["submodule", "foreach", &git, "fetch"], Some(dest))
-        .await?
-    {
-        return Ok(Err(e));
-    }
+    r.checked(&["submodule", "foreach", &git, "fetch"], Some(dest))
+        .await?;
     if track {
-        let after = match submodule_versions(r, dest, &format!("{remote}/master")).await? {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        return Ok(Ok(begin != after));
+        let after = submodule_versions(r, dest, &format!("{remote}/master")).await?;
+        return Ok(begin != after);
     }
-    let status = match r.checked(&["submodule", "status"], Some(dest)).await? {
-        Ok(o) => o,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Ok(status.stdout_str().lines().any(|l| !l.starts_with(' '))))
+    let status = r.checked(&["submodule", "status"], Some(dest)).await?;
+    Ok(status.stdout_str().lines().any(|l| !l.starts_with(' ')))
 }
 
 /// Ansible's `submodule_update`, with `--remote` only where `git submodule update --help`
@@ -1080,7 +991,7 @@ async fn submodule_update(
     dest: &str,
     track: bool,
     force: bool,
-) -> Result<Result<(), Exit>, ModuleError> {
+) -> Result<(), Stop> {
     let help = r
         .run(&["submodule", "update", "--help"], Some(dest))
         .await?;
@@ -1094,11 +1005,9 @@ async fn submodule_update(
         .rc
         != 0
     {
-        return Ok(Ok(()));
+        return Ok(());
     }
-    if let Err(e) = r.checked(&["submodule", "sync"], Some(dest)).await? {
-        return Ok(Err(e));
-    }
+    r.checked(&["submodule", "sync"], Some(dest)).await?;
     let mut args = vec!["submodule", "update", "--init", "--recursive"];
     if knows_remote && track {
         args.push("--remote");
@@ -1108,13 +1017,13 @@ async fn submodule_update(
     }
     let out = r.run(&args, Some(dest)).await?;
     if out.rc != 0 {
-        return Ok(Err(ModuleResult::failed(format!(
+        return Err(Stop::from(ModuleResult::failed(format!(
             "Failed to init/update submodules: {}{}",
             out.stdout_str(),
             out.stderr_str()
         ))));
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// The `--diff` of a checkout that moved: `git diff before after`, as Ansible prepares it.

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::connection::{ExecOutput, sh_quote};
 use crate::modules::args::Args;
 use crate::modules::remote::{self, argv_line};
-use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult, Stop};
 
 pub struct Pip;
 
@@ -322,16 +322,15 @@ fn fail(cmd: Value, out: &str, err: &str) -> ModuleResult {
 
 /// The shell line prefix every command of the task runs with: `umask` and `PATH`.
 struct Shell {
-    umask: Option<String>,
+    /// `umask 0022; ` or nothing ([`remote::umask_prefix`]).
+    umask: String,
     path_prefix: Option<String>,
 }
 
 impl Shell {
     fn line(&self, cmd: &str, chdir: &str) -> String {
         let mut s = remote::cd_if_dir(chdir);
-        if let Some(u) = &self.umask {
-            s.push_str(&format!("umask {u}; "));
-        }
+        s.push_str(&self.umask);
         if let Some(p) = &self.path_prefix {
             s.push_str(&format!("PATH={}:\"$PATH\"; export PATH; ", sh_quote(p)));
         }
@@ -356,7 +355,7 @@ async fn installed(
     sh: &Shell,
     pip: &[String],
     chdir: &str,
-) -> Result<Result<(String, String, String), ModuleResult>, ModuleError> {
+) -> Result<(String, String, String), Stop> {
     let locale = "LANG=C.UTF-8 LC_ALL=C.UTF-8 LC_MESSAGES=C.UTF-8";
     let mut cmd: Vec<String> = pip.to_vec();
     cmd.extend(["list".into(), "--format=freeze".into()]);
@@ -368,10 +367,14 @@ async fn installed(
         cmd.push("freeze".into());
         out = sh.run(ctx, &argv_line(&cmd), chdir).await?;
         if out.rc != 0 {
-            return Ok(Err(fail(json!(cmd), &out.stdout_str(), &out.stderr_str())));
+            return Err(Stop::from(fail(
+                json!(cmd),
+                &out.stdout_str(),
+                &out.stderr_str(),
+            )));
         }
     }
-    Ok(Ok((cmd.join(" "), out.stdout_str(), out.stderr_str())))
+    Ok((cmd.join(" "), out.stdout_str(), out.stderr_str()))
 }
 
 #[async_trait]
@@ -394,215 +397,203 @@ impl Module for Pip {
         ctx: &ModuleCtx<'_>,
         args: &Map<String, Value>,
     ) -> Result<ModuleResult, ModuleError> {
-        let a = Args::new("pip", args, KNOWN)?;
-        let state = a.choice("state", STATES, "present")?;
-        let names = a.str_list("name")?;
-        let version = a.opt_str("version")?;
-        let requirements = a.opt_str("requirements")?;
-        let extra_args = a.opt_str("extra_args")?;
-        let executable = a.opt_str("executable")?;
-        let chdir_arg = a.opt_str("chdir")?;
-        let mut env = a.opt_str("virtualenv")?;
-        if !a.has("name") && requirements.is_none() {
-            return Err(a.fail("one of the following is required: name, requirements"));
-        }
-        if a.has("name") && requirements.is_some() {
-            return Err(a.fail("parameters are mutually exclusive: name|requirements"));
-        }
-        if executable.is_some() && env.is_some() {
-            return Err(a.fail("parameters are mutually exclusive: executable|virtualenv"));
-        }
-        if let (Some(e), Some(c)) = (&env, &chdir_arg) {
-            env = Some(path_join(c, e));
-        }
-        let umask = match a.opt_str("umask")? {
-            None => None,
-            Some(u) => match u32::from_str_radix(u.trim(), 8) {
-                Ok(n) if n <= 0o777 => Some(format!("{n:04o}")),
-                _ => return Ok(ModuleResult::failed("umask must be an octal integer")),
-            },
-        };
-        if state == "latest" && version.is_some() {
-            return Ok(ModuleResult::failed(
-                "version is incompatible with state=latest",
-            ));
-        }
-        // Ansible runs pip from the temporary directory when no chdir is given (so a
-        // relative requirements file is looked for there, as in Ansible).
-        let chdir = chdir_arg.clone().unwrap_or_else(|| "/tmp".into());
-        let mut sh = Shell {
-            umask,
-            path_prefix: None,
-        };
-        let (mut out, mut err) = (String::new(), String::new());
+        Stop::finish(install(ctx, args).await)
+    }
+}
 
-        let python = interpreter(ctx).await?;
-        let mut venv_created = false;
-        if let Some(env) = &env {
-            let exists = remote::run(
-                ctx,
-                format!("test -e {}", sh_quote(&path_join(env, "bin/activate"))),
-            )
-            .await?;
-            if exists.rc != 0 {
-                if ctx.check_mode {
-                    return Ok(ModuleResult::changed());
-                }
-                venv_created = true;
-                if let Err(r) =
-                    create_venv(ctx, &a, &sh, env, &chdir, &python, &mut out, &mut err).await?
-                {
-                    return Ok(r);
-                }
-            }
-            sh.path_prefix = Some(path_join(env, "bin"));
-        }
-        let pip = match find_pip(ctx, env.as_deref(), executable.as_deref(), &python).await? {
-            Ok(p) => p,
-            Err(r) => return Ok(r),
-        };
+/// The module's work, each step able to end it (see [`Stop`]).
+async fn install(ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<ModuleResult, Stop> {
+    let a = Args::new("pip", args, KNOWN)?;
+    let state = a.choice("state", STATES, "present")?;
+    let names = a.str_list("name")?;
+    let version = a.opt_str("version")?;
+    let requirements = a.opt_str("requirements")?;
+    let extra_args = a.opt_str("extra_args")?;
+    let executable = a.opt_str("executable")?;
+    let chdir_arg = a.opt_str("chdir")?;
+    let mut env = a.opt_str("virtualenv")?;
+    if !a.has("name") && requirements.is_none() {
+        return Err(a
+            .fail("one of the following is required: name, requirements")
+            .into());
+    }
+    if a.has("name") && requirements.is_some() {
+        return Err(a
+            .fail("parameters are mutually exclusive: name|requirements")
+            .into());
+    }
+    if executable.is_some() && env.is_some() {
+        return Err(a
+            .fail("parameters are mutually exclusive: executable|virtualenv")
+            .into());
+    }
+    if let (Some(e), Some(c)) = (&env, &chdir_arg) {
+        env = Some(path_join(c, e));
+    }
+    let umask = remote::umask_prefix(&a)?;
+    if state == "latest" && version.is_some() {
+        return Ok(ModuleResult::failed(
+            "version is incompatible with state=latest",
+        ));
+    }
+    // Ansible runs pip from the temporary directory when no chdir is given (so a
+    // relative requirements file is looked for there, as in Ansible).
+    let chdir = chdir_arg.clone().unwrap_or_else(|| "/tmp".into());
+    let mut sh = Shell {
+        umask,
+        path_prefix: None,
+    };
+    let (mut out, mut err) = (String::new(), String::new());
 
-        let mut cmd: Vec<String> = pip.clone();
-        cmd.extend(state_args(state).iter().map(|s| s.to_string()));
-        let has_vcs = names.iter().any(|n| is_vcs_url(n));
-        let mut packages: Vec<Requirement> = Vec::new();
-        if !names.is_empty() {
-            packages = recover_names(&names)
-                .iter()
-                .map(|n| Requirement::new(n))
-                .collect();
-            if let Some(v) = &version {
-                if packages.len() > 1 {
-                    return Ok(ModuleResult::failed(
-                        "'version' argument is ambiguous when installing multiple package \
-                         distributions. Please specify version restrictions next to each \
-                         package in 'name' argument.",
-                    ));
-                }
-                if packages[0].has_version_specifier() {
-                    return Ok(ModuleResult::failed(
-                        "The 'version' argument conflicts with any version specifier provided \
-                         along with a package name. Please keep the version specifier, but \
-                         remove the 'version' argument.",
-                    ));
-                }
-                packages[0] = Requirement::with_version(&packages[0].to_string(), v);
-            }
-        }
-        let mut extra = extra_args.clone();
-        if a.bool_or("editable", false)? {
-            let mut words: Vec<String> = extra
-                .as_deref()
-                .map(|e| e.split(' ').map(String::from).collect())
-                .unwrap_or_default();
-            if !words.iter().any(|w| w == "-e") {
-                words.push("-e".into());
-                extra = Some(words.join(" "));
-            }
-        }
-        if let Some(e) = &extra {
-            let words = shell_words::split(e).map_err(|why| a.err("extra_args", why))?;
-            cmd.extend(words);
-        }
-        let break_system = a.bool_or("break_system_packages", false)?;
-        if !packages.is_empty() {
-            cmd.extend(packages.iter().map(|p| p.to_string()));
-        } else if let Some(r) = &requirements {
-            cmd.extend(["-r".to_string(), r.clone()]);
-        } else {
-            return Ok(ModuleResult::ok().with(
-                "warnings",
-                json!(["No valid name or requirements file found."]),
-            ));
-        }
-
-        if ctx.check_mode {
-            if extra.is_some() || requirements.is_some() || state == "latest" || names.is_empty() {
+    let mut venv_created = false;
+    if let Some(env) = &env {
+        let exists = remote::run(
+            ctx,
+            format!("test -e {}", sh_quote(&path_join(env, "bin/activate"))),
+        )
+        .await?;
+        if exists.rc != 0 {
+            if ctx.check_mode {
                 return Ok(ModuleResult::changed());
             }
-            let (pkg_cmd, list, list_err) = match installed(ctx, &sh, &pip, &chdir).await? {
-                Ok(x) => x,
-                Err(r) => return Ok(r),
-            };
-            out.push_str(&list);
-            err.push_str(&list_err);
-            let lines: Vec<&str> = out
-                .split('\n')
-                .filter(|l| {
-                    !l.is_empty()
-                        && !l.starts_with("You are using")
-                        && !l.starts_with("You should consider")
-                })
-                .collect();
-            let changed = packages.iter().any(|p| {
-                let present = p.is_present(&lines);
-                (state == "present" && !present) || (state == "absent" && present)
-            });
-            let mut r = if changed {
-                ModuleResult::changed()
-            } else {
-                ModuleResult::ok()
-            };
-            r.data.insert("cmd".into(), json!(pkg_cmd));
-            r.data.insert("stdout".into(), json!(out));
-            r.data.insert("stderr".into(), json!(err));
-            return Ok(r);
+            venv_created = true;
+            create_venv(ctx, &a, &sh, env, &chdir, &mut out, &mut err).await?;
         }
+        sh.path_prefix = Some(path_join(env, "bin"));
+    }
+    let pip = find_pip(ctx, env.as_deref(), executable.as_deref()).await?;
 
-        let before = if requirements.is_some() || has_vcs {
-            match installed(ctx, &sh, &pip, &chdir).await? {
-                Ok((_, list, _)) => Some(list),
-                Err(r) => return Ok(r),
+    let mut cmd: Vec<String> = pip.clone();
+    cmd.extend(state_args(state).iter().map(|s| s.to_string()));
+    let has_vcs = names.iter().any(|n| is_vcs_url(n));
+    let mut packages: Vec<Requirement> = Vec::new();
+    if !names.is_empty() {
+        packages = recover_names(&names)
+            .iter()
+            .map(|n| Requirement::new(n))
+            .collect();
+        if let Some(v) = &version {
+            if packages.len() > 1 {
+                return Ok(ModuleResult::failed(
+                    "'version' argument is ambiguous when installing multiple package \
+                     distributions. Please specify version restrictions next to each \
+                     package in 'name' argument.",
+                ));
             }
-        } else {
-            None
-        };
-        let line = if break_system {
-            format!("PIP_BREAK_SYSTEM_PACKAGES=1 {}", argv_line(&cmd))
-        } else {
-            argv_line(&cmd)
-        };
-        let ran = sh.run(ctx, &line, &chdir).await?;
-        let (pip_out, pip_err) = (ran.stdout_str(), ran.stderr_str());
-        out.push_str(&pip_out);
-        err.push_str(&pip_err);
-        let not_installed = pip_out.contains("not installed") || pip_err.contains("not installed");
-        if ran.rc != 0 && !(ran.rc == 1 && state == "absent" && not_installed) {
-            return Ok(fail(json!(cmd), &out, &err));
+            if packages[0].has_version_specifier() {
+                return Ok(ModuleResult::failed(
+                    "The 'version' argument conflicts with any version specifier provided \
+                     along with a package name. Please keep the version specifier, but \
+                     remove the 'version' argument.",
+                ));
+            }
+            packages[0] = Requirement::with_version(&packages[0].to_string(), v);
         }
-        let changed = if state == "absent" {
-            pip_out.contains("Successfully uninstalled")
-        } else if let Some(before) = before {
-            match installed(ctx, &sh, &pip, &chdir).await? {
-                Ok((_, after, _)) => before != after,
-                Err(r) => return Ok(r),
-            }
-        } else {
-            pip_out.contains("Successfully installed")
-        };
-        let mut r = if changed || venv_created {
+    }
+    let mut extra = extra_args.clone();
+    if a.bool_or("editable", false)? {
+        let mut words: Vec<String> = extra
+            .as_deref()
+            .map(|e| e.split(' ').map(String::from).collect())
+            .unwrap_or_default();
+        if !words.iter().any(|w| w == "-e") {
+            words.push("-e".into());
+            extra = Some(words.join(" "));
+        }
+    }
+    if let Some(e) = &extra {
+        let words = shell_words::split(e).map_err(|why| a.err("extra_args", why))?;
+        cmd.extend(words);
+    }
+    let break_system = a.bool_or("break_system_packages", false)?;
+    if !packages.is_empty() {
+        cmd.extend(packages.iter().map(|p| p.to_string()));
+    } else if let Some(r) = &requirements {
+        cmd.extend(["-r".to_string(), r.clone()]);
+    } else {
+        return Ok(ModuleResult::ok().with(
+            "warnings",
+            json!(["No valid name or requirements file found."]),
+        ));
+    }
+
+    if ctx.check_mode {
+        if extra.is_some() || requirements.is_some() || state == "latest" || names.is_empty() {
+            return Ok(ModuleResult::changed());
+        }
+        let (pkg_cmd, list, list_err) = installed(ctx, &sh, &pip, &chdir).await?;
+        out.push_str(&list);
+        err.push_str(&list_err);
+        let lines: Vec<&str> = out
+            .split('\n')
+            .filter(|l| {
+                !l.is_empty()
+                    && !l.starts_with("You are using")
+                    && !l.starts_with("You should consider")
+            })
+            .collect();
+        let changed = packages.iter().any(|p| {
+            let present = p.is_present(&lines);
+            (state == "present" && !present) || (state == "absent" && present)
+        });
+        let mut r = if changed {
             ModuleResult::changed()
         } else {
             ModuleResult::ok()
         };
-        let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, |s| json!(s));
-        r.data.insert("cmd".into(), json!(cmd));
-        r.data.insert(
-            "name".into(),
-            if a.has("name") {
-                json!(names)
-            } else {
-                Value::Null
-            },
-        );
-        r.data.insert("version".into(), opt(&version));
-        r.data.insert("state".into(), json!(state));
-        r.data.insert("requirements".into(), opt(&requirements));
-        r.data.insert("virtualenv".into(), opt(&env));
+        r.data.insert("cmd".into(), json!(pkg_cmd));
         r.data.insert("stdout".into(), json!(out));
         r.data.insert("stderr".into(), json!(err));
-        Ok(r)
+        return Ok(r);
     }
+
+    let before = if requirements.is_some() || has_vcs {
+        Some(installed(ctx, &sh, &pip, &chdir).await?.1)
+    } else {
+        None
+    };
+    let line = if break_system {
+        format!("PIP_BREAK_SYSTEM_PACKAGES=1 {}", argv_line(&cmd))
+    } else {
+        argv_line(&cmd)
+    };
+    let ran = sh.run(ctx, &line, &chdir).await?;
+    let (pip_out, pip_err) = (ran.stdout_str(), ran.stderr_str());
+    out.push_str(&pip_out);
+    err.push_str(&pip_err);
+    let not_installed = pip_out.contains("not installed") || pip_err.contains("not installed");
+    if ran.rc != 0 && !(ran.rc == 1 && state == "absent" && not_installed) {
+        return Ok(fail(json!(cmd), &out, &err));
+    }
+    let changed = if state == "absent" {
+        pip_out.contains("Successfully uninstalled")
+    } else if let Some(before) = before {
+        before != installed(ctx, &sh, &pip, &chdir).await?.1
+    } else {
+        pip_out.contains("Successfully installed")
+    };
+    let mut r = if changed || venv_created {
+        ModuleResult::changed()
+    } else {
+        ModuleResult::ok()
+    };
+    let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, |s| json!(s));
+    r.data.insert("cmd".into(), json!(cmd));
+    r.data.insert(
+        "name".into(),
+        if a.has("name") {
+            json!(names)
+        } else {
+            Value::Null
+        },
+    );
+    r.data.insert("version".into(), opt(&version));
+    r.data.insert("state".into(), json!(state));
+    r.data.insert("requirements".into(), opt(&requirements));
+    r.data.insert("virtualenv".into(), opt(&env));
+    r.data.insert("stdout".into(), json!(out));
+    r.data.insert("stderr".into(), json!(err));
+    Ok(r)
 }
 
 /// The Python Ansible would run the module with: `ansible_python_interpreter` when set
@@ -635,25 +626,28 @@ async fn create_venv(
     sh: &Shell,
     env: &str,
     chdir: &str,
-    python: &str,
     out: &mut String,
     err: &mut String,
-) -> Result<Result<(), ModuleResult>, ModuleError> {
+) -> Result<(), Stop> {
     let command = a.str_or("virtualenv_command", "virtualenv")?;
     let mut cmd = shell_words::split(&command).map_err(|why| a.err("virtualenv_command", why))?;
     if cmd.is_empty() {
-        return Err(a.err("virtualenv_command", "is empty"));
+        return Err(a.err("virtualenv_command", "is empty").into());
     }
     match remote::bin_path(ctx, &cmd[0]).await? {
         Some(p) => cmd[0] = p,
-        None => return Ok(Err(ModuleResult::failed(remote::bin_missing(&cmd[0])))),
+        None => {
+            return Err(Stop::from(ModuleResult::failed(remote::bin_missing(
+                &cmd[0],
+            ))));
+        }
     }
     if a.bool_or("virtualenv_site_packages", false)? {
         cmd.push("--system-site-packages".into());
     } else {
         let help = remote::run(ctx, format!("{} --help", cmd[0])).await?;
         if help.rc != 0 {
-            return Ok(Err(ModuleResult::failed(format!(
+            return Err(Stop::from(ModuleResult::failed(format!(
                 "Could not get output from {} --help: {}{}",
                 cmd[0],
                 help.stdout_str(),
@@ -670,9 +664,13 @@ async fn create_venv(
     }
     let venv_python = a.opt_str("virtualenv_python")?;
     if !is_venv_command(&shell_words::split(&command).unwrap_or_default()) {
-        cmd.push(format!("-p{}", venv_python.as_deref().unwrap_or(python)));
+        let python = match venv_python {
+            Some(p) => p,
+            None => interpreter(ctx).await?,
+        };
+        cmd.push(format!("-p{python}"));
     } else if venv_python.is_some() {
-        return Ok(Err(ModuleResult::failed(
+        return Err(Stop::from(ModuleResult::failed(
             "virtualenv_python should not be used when using the venv module or pyvenv as \
              virtualenv_command",
         )));
@@ -682,9 +680,9 @@ async fn create_venv(
     out.push_str(&ran.stdout_str());
     err.push_str(&ran.stderr_str());
     if ran.rc != 0 {
-        return Ok(Err(fail(json!(cmd), out, err)));
+        return Err(Stop::from(fail(json!(cmd), out, err)));
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Ansible's `_get_pip`: the virtualenv's `pip3` or `pip`; else `executable` (a path, or
@@ -693,8 +691,7 @@ async fn find_pip(
     ctx: &ModuleCtx<'_>,
     env: Option<&str>,
     executable: Option<&str>,
-    python: &str,
-) -> Result<Result<Vec<String>, ModuleResult>, ModuleError> {
+) -> Result<Vec<String>, Stop> {
     if let Some(env) = env {
         let dir = path_join(env, "bin");
         let probe = format!(
@@ -703,44 +700,43 @@ async fn find_pip(
             d = sh_quote(&dir)
         );
         let out = remote::run(ctx, probe).await?;
-        return Ok(if out.rc == 0 {
+        return if out.rc == 0 {
             Ok(vec![out.stdout_str().trim().to_string()])
         } else {
             Err(ModuleResult::failed(format!(
                 "Unable to find pip in the virtualenv, {env}, under any of these names: \
                  pip3, pip. Make sure pip is present in the virtualenv."
-            )))
-        });
+            ))
+            .into())
+        };
     }
     let basename = match executable {
-        Some(e) if e.starts_with('/') => return Ok(Ok(vec![e.to_string()])),
+        Some(e) if e.starts_with('/') => return Ok(vec![e.to_string()]),
         Some(e) => e.to_string(),
         None => {
+            let python = interpreter(ctx).await?;
             let has_module = remote::run(
                 ctx,
                 format!(
                     "{} -c 'import importlib.util, sys; \
                      sys.exit(0 if importlib.util.find_spec(\"pip\") else 1)' 2>/dev/null",
-                    sh_quote(python)
+                    sh_quote(&python)
                 ),
             )
             .await?;
             if has_module.rc == 0 {
-                return Ok(Ok(vec![
-                    python.to_string(),
-                    "-m".into(),
-                    "pip.__main__".into(),
-                ]));
+                return Ok(vec![python, "-m".into(), "pip.__main__".into()]);
             }
             "pip3".into()
         }
     };
-    Ok(match remote::bin_path(ctx, &basename).await? {
+    match remote::bin_path(ctx, &basename).await? {
         Some(p) => Ok(vec![p]),
         None => Err(ModuleResult::failed(format!(
             "Unable to find any of {basename} to use.  pip needs to be installed."
-        ))),
-    })
+        ))
+        .into()),
+    }
 }
 
 #[cfg(test)]

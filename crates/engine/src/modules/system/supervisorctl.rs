@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::connection::ExecOutput;
 use crate::modules::args::Args;
 use crate::modules::remote::{self, argv_line};
-use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
+use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult, Stop};
 
 pub struct Supervisorctl;
 
@@ -82,14 +82,10 @@ impl Ctl<'_, '_> {
     }
 
     /// [`Ctl::run`] where a non-zero exit fails the task, as `check_rc=True` does.
-    async fn checked(
-        &self,
-        cmd: &str,
-        name: Option<&str>,
-    ) -> Result<Result<ExecOutput, ModuleResult>, ModuleError> {
+    async fn checked(&self, cmd: &str, name: Option<&str>) -> Result<ExecOutput, Stop> {
         let out = self.run(cmd, name).await?;
         if out.rc == 0 {
-            return Ok(Ok(out));
+            return Ok(out);
         }
         let mut argv = self.base.clone();
         argv.push(cmd.to_string());
@@ -107,11 +103,13 @@ impl Ctl<'_, '_> {
                 }
             })
             .collect();
-        Ok(Err(ModuleResult::failed(out.stderr_str().trim_end())
-            .with("cmd", argv_line(&shown))
-            .with("rc", out.rc)
-            .with("stdout", out.stdout_str())
-            .with("stderr", out.stderr_str())))
+        Err(Stop::from(
+            ModuleResult::failed(out.stderr_str().trim_end())
+                .with("cmd", argv_line(&shown))
+                .with("rc", out.rc)
+                .with("stdout", out.stdout_str())
+                .with("stderr", out.stderr_str()),
+        ))
     }
 
     async fn processes(
@@ -146,7 +144,7 @@ async fn act(
     name: &str,
     state: &str,
     exit: bool,
-) -> Result<Option<ModuleResult>, ModuleError> {
+) -> Result<Option<ModuleResult>, Stop> {
     let targets: Vec<&String> = processes
         .iter()
         .filter(|(_, s)| filter(s))
@@ -159,13 +157,9 @@ async fn act(
         return Ok(exit.then(ModuleResult::changed));
     }
     for p in &targets {
-        let out = match ctl.checked(action, Some(p)).await? {
-            Ok(o) => o,
-            Err(e) => return Ok(Some(e)),
-        };
-        let text = out.stdout_str();
+        let text = ctl.checked(action, Some(p)).await?.stdout_str();
         if !text.contains(&format!("{p}: {expected}")) {
-            return Ok(Some(ModuleResult::failed(text)));
+            return Err(ModuleResult::failed(text).into());
         }
     }
     Ok(exit.then(|| done(true, name, state).with("affected", json!(targets))))
@@ -191,173 +185,170 @@ impl Module for Supervisorctl {
         ctx: &ModuleCtx<'_>,
         args: &Map<String, Value>,
     ) -> Result<ModuleResult, ModuleError> {
-        let a = Args::new("supervisorctl", args, KNOWN)?;
-        let raw_name = a.str("name")?;
-        if !a.has("state") {
-            return Err(a.err("state", "is required"));
-        }
-        let state = a.choice("state", STATES, "present")?;
-        let signal = a.opt_str("signal")?;
-        if state == "signalled" && signal.is_none() {
-            return Err(a.fail("state is signalled but all of the following are missing: signal"));
-        }
-        let is_group = raw_name.ends_with(':');
-        let name = raw_name.trim_end_matches(':').to_string();
-        let stop_first = a.bool_or("stop_before_removing", false)?;
+        Stop::finish(control(ctx, args).await)
+    }
+}
 
-        let program = match a.opt_str("supervisorctl_path")? {
-            Some(p) => {
-                let ok = remote::run(ctx, format!("test -x {}", crate::connection::sh_quote(&p)))
-                    .await?
-                    .rc
-                    == 0;
-                if !ok {
-                    return Ok(ModuleResult::failed(format!(
-                        "Provided path to supervisorctl does not exist or isn't executable: {p}"
-                    )));
-                }
-                p
+/// The module's work, each step able to end it (see [`Stop`]).
+async fn control(ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<ModuleResult, Stop> {
+    let a = Args::new("supervisorctl", args, KNOWN)?;
+    let raw_name = a.str("name")?;
+    if !a.has("state") {
+        return Err(a.err("state", "is required").into());
+    }
+    let state = a.choice("state", STATES, "present")?;
+    let signal = a.opt_str("signal")?;
+    if state == "signalled" && signal.is_none() {
+        return Err(a
+            .fail("state is signalled but all of the following are missing: signal")
+            .into());
+    }
+    let is_group = raw_name.ends_with(':');
+    let name = raw_name.trim_end_matches(':').to_string();
+    let stop_first = a.bool_or("stop_before_removing", false)?;
+
+    let program = match a.opt_str("supervisorctl_path")? {
+        Some(p) => {
+            let ok = remote::run(ctx, format!("test -x {}", crate::connection::sh_quote(&p)))
+                .await?
+                .rc
+                == 0;
+            if !ok {
+                return Ok(ModuleResult::failed(format!(
+                    "Provided path to supervisorctl does not exist or isn't executable: {p}"
+                )));
             }
-            None => match remote::bin_path(ctx, "supervisorctl").await? {
-                Some(p) => p,
-                None => return Ok(ModuleResult::failed(remote::bin_missing("supervisorctl"))),
-            },
+            p
+        }
+        None => match remote::bin_path(ctx, "supervisorctl").await? {
+            Some(p) => p,
+            None => return Ok(ModuleResult::failed(remote::bin_missing("supervisorctl"))),
+        },
+    };
+    let mut base = vec![program];
+    for (key, flag) in [
+        ("config", "-c"),
+        ("server_url", "-s"),
+        ("username", "-u"),
+        ("password", "-p"),
+    ] {
+        if let Some(v) = a.opt_str(key)?.filter(|v| !v.is_empty()) {
+            base.extend([flag.to_string(), v]);
+        }
+    }
+    let ctl = Ctl { ctx, base };
+
+    if name == "all" && matches!(state, "started" | "stopped" | "restarted") {
+        if state == "restarted" {
+            ctl.checked("update", None).await?;
+        }
+        let processes = ctl.processes(&name, is_group).await?;
+        let to_act: Vec<&String> = processes
+            .iter()
+            .filter(|(_, s)| match state {
+                "started" => !is_active(s),
+                "stopped" => is_active(s),
+                _ => true,
+            })
+            .map(|(p, _)| p)
+            .collect();
+        if to_act.is_empty() {
+            return Ok(done(false, &name, state));
+        }
+        if ctx.check_mode {
+            return Ok(ModuleResult::changed());
+        }
+        let action = match state {
+            "started" => "start",
+            "stopped" => "stop",
+            _ => "restart",
         };
-        let mut base = vec![program];
-        for (key, flag) in [
-            ("config", "-c"),
-            ("server_url", "-s"),
-            ("username", "-u"),
-            ("password", "-p"),
-        ] {
-            if let Some(v) = a.opt_str(key)?.filter(|v| !v.is_empty()) {
-                base.extend([flag.to_string(), v]);
-            }
-        }
-        let ctl = Ctl { ctx, base };
+        ctl.checked(action, Some("all")).await?;
+        return Ok(done(true, &name, state).with("affected", json!(to_act)));
+    }
 
-        if name == "all" && matches!(state, "started" | "stopped" | "restarted") {
-            if state == "restarted"
-                && let Err(e) = ctl.checked("update", None).await?
-            {
-                return Ok(e);
+    if state == "restarted" {
+        ctl.checked("update", None).await?;
+        let processes = ctl.processes(&name, is_group).await?;
+        if processes.is_empty() {
+            return Ok(ModuleResult::failed("ERROR (no such process)").with("name", name));
+        }
+        if let Some(r) = act(
+            &ctl,
+            &processes,
+            |_| true,
+            "restart",
+            "started",
+            &name,
+            state,
+            true,
+        )
+        .await?
+        {
+            return Ok(r);
+        }
+    }
+
+    let processes = ctl.processes(&name, is_group).await?;
+    match state {
+        "absent" => {
+            if processes.is_empty() {
+                return Ok(done(false, &name, state));
             }
-            let processes = ctl.processes(&name, is_group).await?;
-            let to_act: Vec<&String> = processes
-                .iter()
-                .filter(|(_, s)| match state {
-                    "started" => !is_active(s),
-                    "stopped" => is_active(s),
-                    _ => true,
-                })
-                .map(|(p, _)| p)
-                .collect();
-            if to_act.is_empty() {
+            if stop_first
+                && let Some(r) = act(
+                    &ctl, &processes, is_active, "stop", "stopped", &name, state, false,
+                )
+                .await?
+            {
+                return Ok(r);
+            }
+            if ctx.check_mode {
+                return Ok(ModuleResult::changed());
+            }
+            ctl.checked("reread", None).await?;
+            let out = ctl.run("remove", Some(&name)).await?.stdout_str();
+            return Ok(if out.contains(&format!("{name}: removed process group")) {
+                done(true, &name, state)
+            } else {
+                ModuleResult::failed(out)
+                    .with("name", name)
+                    .with("state", state)
+            });
+        }
+        "present" => {
+            if !processes.is_empty() {
                 return Ok(done(false, &name, state));
             }
             if ctx.check_mode {
                 return Ok(ModuleResult::changed());
             }
-            let action = match state {
-                "started" => "start",
-                "stopped" => "stop",
-                _ => "restart",
-            };
-            if let Err(e) = ctl.checked(action, Some("all")).await? {
-                return Ok(e);
-            }
-            return Ok(done(true, &name, state).with("affected", json!(to_act)));
+            ctl.checked("reread", None).await?;
+            let out = ctl.run("add", Some(&name)).await?.stdout_str();
+            return Ok(if out.contains(&format!("{name}: added process group")) {
+                done(true, &name, state)
+            } else {
+                ModuleResult::failed(out)
+                    .with("name", name)
+                    .with("state", state)
+            });
         }
-
-        if state == "restarted" {
-            if let Err(e) = ctl.checked("update", None).await? {
-                return Ok(e);
-            }
-            let processes = ctl.processes(&name, is_group).await?;
-            if processes.is_empty() {
-                return Ok(ModuleResult::failed("ERROR (no such process)").with("name", name));
-            }
-            if let Some(r) = act(
-                &ctl,
-                &processes,
-                |_| true,
-                "restart",
-                "started",
-                &name,
-                state,
-                true,
-            )
-            .await?
-            {
-                return Ok(r);
-            }
-        }
-
-        let processes = ctl.processes(&name, is_group).await?;
-        match state {
-            "absent" => {
-                if processes.is_empty() {
-                    return Ok(done(false, &name, state));
-                }
-                if stop_first
-                    && let Some(r) = act(
-                        &ctl, &processes, is_active, "stop", "stopped", &name, state, false,
-                    )
-                    .await?
-                {
-                    return Ok(r);
-                }
-                if ctx.check_mode {
-                    return Ok(ModuleResult::changed());
-                }
-                if let Err(e) = ctl.checked("reread", None).await? {
-                    return Ok(e);
-                }
-                let out = ctl.run("remove", Some(&name)).await?.stdout_str();
-                return Ok(if out.contains(&format!("{name}: removed process group")) {
-                    done(true, &name, state)
-                } else {
-                    ModuleResult::failed(out)
-                        .with("name", name)
-                        .with("state", state)
-                });
-            }
-            "present" => {
-                if !processes.is_empty() {
-                    return Ok(done(false, &name, state));
-                }
-                if ctx.check_mode {
-                    return Ok(ModuleResult::changed());
-                }
-                if let Err(e) = ctl.checked("reread", None).await? {
-                    return Ok(e);
-                }
-                let out = ctl.run("add", Some(&name)).await?.stdout_str();
-                return Ok(if out.contains(&format!("{name}: added process group")) {
-                    done(true, &name, state)
-                } else {
-                    ModuleResult::failed(out)
-                        .with("name", name)
-                        .with("state", state)
-                });
-            }
-            _ => {}
-        }
-        if processes.is_empty() && name != "all" {
-            return Ok(ModuleResult::failed("ERROR (no such process)").with("name", name));
-        }
-        let signal_action = format!("signal {}", signal.unwrap_or_default());
-        let (filter, action, expected): (fn(&str) -> bool, &str, &str) = match state {
-            "started" => (|s| !is_active(s), "start", "started"),
-            "stopped" => (is_active, "stop", "stopped"),
-            _ => (|s| s == "RUNNING", signal_action.as_str(), "signalled"),
-        };
-        Ok(act(
-            &ctl, &processes, filter, action, expected, &name, state, true,
-        )
-        .await?
-        .unwrap_or_else(|| done(false, &name, state)))
+        _ => {}
     }
+    if processes.is_empty() && name != "all" {
+        return Ok(ModuleResult::failed("ERROR (no such process)").with("name", name));
+    }
+    let signal_action = format!("signal {}", signal.unwrap_or_default());
+    let (filter, action, expected): (fn(&str) -> bool, &str, &str) = match state {
+        "started" => (|s| !is_active(s), "start", "started"),
+        "stopped" => (is_active, "stop", "stopped"),
+        _ => (|s| s == "RUNNING", signal_action.as_str(), "signalled"),
+    };
+    Ok(act(
+        &ctl, &processes, filter, action, expected, &name, state, true,
+    )
+    .await?
+    .unwrap_or_else(|| done(false, &name, state)))
 }
 
 #[cfg(test)]
