@@ -132,29 +132,26 @@ fn done(changed: bool, name: &str, state: &str) -> ModuleResult {
 }
 
 /// The collection's `take_action_on_processes`: `action` on each process `filter`
-/// selects, each confirmed by supervisorctl's `<process>: <expected>`. `None` means
-/// "go on" (only when `exit` is false).
-#[allow(clippy::too_many_arguments)]
+/// selects, each confirmed by supervisorctl's `<process>: <expected>`; unchanged when
+/// none is selected.
 async fn act(
     ctl: &Ctl<'_, '_>,
     processes: &[(String, String)],
     filter: fn(&str) -> bool,
-    action: &str,
-    expected: &str,
+    (action, expected): (&str, &str),
     name: &str,
     state: &str,
-    exit: bool,
-) -> Result<Option<ModuleResult>, Stop> {
+) -> Result<ModuleResult, Stop> {
     let targets: Vec<&String> = processes
         .iter()
         .filter(|(_, s)| filter(s))
         .map(|(p, _)| p)
         .collect();
     if targets.is_empty() {
-        return Ok(exit.then(|| done(false, name, state)));
+        return Ok(done(false, name, state));
     }
     if ctl.ctx.check_mode {
-        return Ok(exit.then(ModuleResult::changed));
+        return Ok(ModuleResult::changed());
     }
     for p in &targets {
         let text = ctl.checked(action, Some(p)).await?.stdout_str();
@@ -162,7 +159,32 @@ async fn act(
             return Err(ModuleResult::failed(text).into());
         }
     }
-    Ok(exit.then(|| done(true, name, state).with("affected", json!(targets))))
+    Ok(done(true, name, state).with("affected", json!(targets)))
+}
+
+/// `reread`, then `add` or `remove` the program, trusted only when supervisorctl answers
+/// `<name>: added process group` (or `removed`), as the collection's module does.
+async fn membership(
+    ctl: &Ctl<'_, '_>,
+    name: &str,
+    state: &str,
+    verb: &str,
+    confirmed: &str,
+) -> Result<ModuleResult, Stop> {
+    if ctl.ctx.check_mode {
+        return Ok(ModuleResult::changed());
+    }
+    ctl.checked("reread", None).await?;
+    let out = ctl.run(verb, Some(name)).await?.stdout_str();
+    Ok(
+        if out.contains(&format!("{name}: {confirmed} process group")) {
+            done(true, name, state)
+        } else {
+            ModuleResult::failed(out)
+                .with("name", name)
+                .with("state", state)
+        },
+    )
 }
 
 #[async_trait]
@@ -273,20 +295,15 @@ async fn control(ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<Modul
         if processes.is_empty() {
             return Ok(ModuleResult::failed("ERROR (no such process)").with("name", name));
         }
-        if let Some(r) = act(
+        return act(
             &ctl,
             &processes,
             |_| true,
-            "restart",
-            "started",
+            ("restart", "started"),
             &name,
             state,
-            true,
         )
-        .await?
-        {
-            return Ok(r);
-        }
+        .await;
     }
 
     let processes = ctl.processes(&name, is_group).await?;
@@ -295,43 +312,25 @@ async fn control(ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<Modul
             if processes.is_empty() {
                 return Ok(done(false, &name, state));
             }
-            if stop_first
-                && let Some(r) = act(
-                    &ctl, &processes, is_active, "stop", "stopped", &name, state, false,
+            if stop_first {
+                // Its result is not the task's: removing is what changes.
+                act(
+                    &ctl,
+                    &processes,
+                    is_active,
+                    ("stop", "stopped"),
+                    &name,
+                    state,
                 )
-                .await?
-            {
-                return Ok(r);
+                .await?;
             }
-            if ctx.check_mode {
-                return Ok(ModuleResult::changed());
-            }
-            ctl.checked("reread", None).await?;
-            let out = ctl.run("remove", Some(&name)).await?.stdout_str();
-            return Ok(if out.contains(&format!("{name}: removed process group")) {
-                done(true, &name, state)
-            } else {
-                ModuleResult::failed(out)
-                    .with("name", name)
-                    .with("state", state)
-            });
+            return membership(&ctl, &name, state, "remove", "removed").await;
         }
         "present" => {
             if !processes.is_empty() {
                 return Ok(done(false, &name, state));
             }
-            if ctx.check_mode {
-                return Ok(ModuleResult::changed());
-            }
-            ctl.checked("reread", None).await?;
-            let out = ctl.run("add", Some(&name)).await?.stdout_str();
-            return Ok(if out.contains(&format!("{name}: added process group")) {
-                done(true, &name, state)
-            } else {
-                ModuleResult::failed(out)
-                    .with("name", name)
-                    .with("state", state)
-            });
+            return membership(&ctl, &name, state, "add", "added").await;
         }
         _ => {}
     }
@@ -344,11 +343,7 @@ async fn control(ctx: &ModuleCtx<'_>, args: &Map<String, Value>) -> Result<Modul
         "stopped" => (is_active, "stop", "stopped"),
         _ => (|s| s == "RUNNING", signal_action.as_str(), "signalled"),
     };
-    Ok(act(
-        &ctl, &processes, filter, action, expected, &name, state, true,
-    )
-    .await?
-    .unwrap_or_else(|| done(false, &name, state)))
+    act(&ctl, &processes, filter, (action, expected), &name, state).await
 }
 
 #[cfg(test)]
