@@ -714,6 +714,44 @@ mod tests {
     }
 
     #[test]
+    fn template_lookup_renders_a_file_with_the_callers_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        std::fs::write(
+            dir.path().join("templates/t.j2"),
+            "{{ v }}-{{ w | default('none') }} {{ template_path }}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("templates/bad.j2"), "a\n{{ nope }}\n").unwrap();
+        let t = Templar::new();
+        let c = ctx(json!({"playbook_dir": dir.path().to_str().unwrap(), "v": 5}));
+        let render = |src: &str| t.render_str(src, &c);
+        assert_eq!(
+            render("{{ lookup('template', 't.j2') }}").unwrap(),
+            "5-none t.j2\n"
+        );
+        assert_eq!(
+            render("{{ lookup('template', 't.j2', template_vars={'w': 1}) }}").unwrap(),
+            "5-1 t.j2\n"
+        );
+        let err = |src: &str| render(src).unwrap_err().msg;
+        assert!(
+            err("{{ lookup('template', 'gone.j2') }}")
+                .contains("the template file gone.j2 could not be found for the lookup")
+        );
+        assert!(
+            err("{{ lookup('template', 't.j2', variable_start_string='[%') }}")
+                .contains("variable_start_string='[%' is not supported")
+        );
+        // An undefined variable in the file is located in it.
+        let e = err("{{ lookup('template', 'bad.j2') }}");
+        assert!(
+            e.contains("bad.j2:2") && e.contains("'nope' is undefined"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn lookups_and_omit() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("files")).unwrap();
