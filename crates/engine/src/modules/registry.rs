@@ -42,6 +42,8 @@ impl Registry {
             Arc::new(system::apt::Apt),
             Arc::new(system::apt_repository::AptRepository),
             Arc::new(system::package::Package),
+            Arc::new(system::dnf::Dnf::DNF),
+            Arc::new(system::dnf::Dnf::YUM),
             Arc::new(system::pip::Pip),
             Arc::new(system::service::Service::SERVICE),
             Arc::new(system::service::Service::SYSTEMD),

@@ -256,12 +256,10 @@ pub fn is_action(registry: &Registry, name: &str) -> bool {
 }
 
 /// Modules of ansible-core (and of the collections roles use most) that this engine does
-/// not implement. A task using one still parses, as in Ansible, so a role whose `yum`
-/// task is for RedHat only runs on Debian, where that task is skipped by its `when:`;
+/// not implement. A task using one still parses, as in Ansible, so a role whose `zypper`
+/// task is for SUSE only runs on Debian, where that task is skipped by its `when:`;
 /// the task fails with a clear message only if it actually runs.
 const NOT_IMPLEMENTED: &[&str] = &[
-    "yum",
-    "dnf",
     "dnf5",
     "apt_key",
     "deb822_repository",

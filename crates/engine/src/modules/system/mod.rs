@@ -1,4 +1,4 @@
-//! Modules that manage the system: packages (`apt`, `apt_repository`, `package`, `pip`), accounts (`user`, `group`,
+//! Modules that manage the system: packages (`apt`, `apt_repository`, `dnf`, `package`, `pip`), accounts (`user`, `group`,
 //! `authorized_key`), services (`service`/`systemd`, `supervisorctl`), kernel and limits settings (`sysctl`,
 //! `pam_limits`), file systems (`mount`) and `setup`.
 
@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod apt;
 pub mod apt_repository;
 pub mod authorized_key;
+pub mod dnf;
 pub mod group;
 pub mod mount;
 pub mod package;

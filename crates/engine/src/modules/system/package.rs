@@ -3,13 +3,14 @@
 //! else a probe on the host) and runs that manager's module with the other arguments, so
 //! a role written with `package:` behaves exactly as one written with `apt:`.
 //!
-//! Only `apt` is implemented; any other manager fails naming it, instead of doing
-//! nothing, because a role that installs nothing fails much later and far away.
+//! `apt` and `dnf` (`yum`) are implemented; any other manager fails naming it, instead
+//! of doing nothing, because a role that installs nothing fails much later and far away.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::apt::Apt;
+use super::dnf::Dnf;
 use crate::modules::args::Args;
 use crate::modules::{ArgSpec, Module, ModuleCtx, ModuleError, ModuleResult};
 
@@ -18,10 +19,15 @@ pub struct Package;
 /// `package`'s own arguments; everything else goes to the backend module, which checks it.
 const OWN: &[&str] = &["name", "state", "use"];
 
-/// What a task may give: ours plus the backend's (apt's, the only one implemented), so a
-/// typo is caught before any host is contacted.
+/// What a task may give: ours plus the backends' (apt's and dnf's), so a typo is caught
+/// before any host is contacted.
 static KNOWN: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
     let mut k: Vec<&'static str> = super::apt::KNOWN.to_vec();
+    for d in super::dnf::KNOWN {
+        if !k.contains(d) {
+            k.push(d);
+        }
+    }
     k.push("use");
     k
 });
@@ -78,13 +84,15 @@ impl Module for Package {
             .collect();
         match manager.as_str() {
             "apt" => Apt.run(ctx, &rest).await,
+            // Ansible's action plugin maps yum to dnf on hosts whose manager it finds.
+            "dnf" | "yum" => Dnf::DNF.run(ctx, &rest).await,
             "unknown" => Ok(ModuleResult::failed(
                 "Could not detect which package manager to use. Try gathering facts or \
                  setting the \"use\" option.",
             )),
             other => Ok(ModuleResult::failed(format!(
                 "package: this host's package manager is '{other}', and this engine \
-                 implements only 'apt'; use the '{other}' tasks of the role with \
+                 implements 'apt' and 'dnf'; use the '{other}' tasks of the role with \
                  ansible-playbook, or an apt-based image"
             ))),
         }
